@@ -1,0 +1,73 @@
+"""Shared fixtures: the real Debian kernel trees and the assembly Kbuild makes from them."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path, PurePosixPath
+from typing import NoReturn
+
+import pytest
+from kernel_trees import VERSIONS, TreeUnavailable, ensure_tree
+
+from verifier import kbuild
+from verifier.errors import UserError
+
+
+def _unavailable(reason: str) -> NoReturn:
+    # CI must run the kernel tests, so a missing prerequisite there is a failure, not a skip.
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(f"kernel test prerequisite missing under CI: {reason}", pytrace=False)
+    pytest.skip(reason)
+
+
+def _check_version(version: str) -> None:
+    if version not in VERSIONS:
+        raise ValueError(f"unknown kernel version {version!r}; known: {', '.join(VERSIONS)}")
+
+
+@pytest.fixture(scope="session")
+def kernel_tree() -> Callable[[str], Path]:
+    """`kernel_tree("6.1")` -> the extracted linux-source-6.1 tree (fetched once, then cached)."""
+    trees: dict[str, Path] = {}
+
+    def get(version: str) -> Path:
+        _check_version(version)
+        if version not in trees:
+            try:
+                trees[version] = ensure_tree(version)
+            except TreeUnavailable as err:
+                _unavailable(str(err))
+        return trees[version]
+
+    return get
+
+
+@pytest.fixture(scope="session")
+def kernel_asm(kernel_tree: Callable[[str], Path]) -> Callable[[str], dict[str, Path]]:
+    """`kernel_asm("6.12")` -> {'entry.S': .s, 'entry-common.c': .s, 'debug-monitors.c': .s},
+    built with defconfig in the cached build dir that `entry-verify kernel-asm` also uses."""
+    built: dict[str, dict[str, Path]] = {}
+
+    def get(version: str) -> dict[str, Path]:
+        if version in built:
+            return built[version]
+        tree = kbuild.check_tree(kernel_tree(version))
+        toolchain = kbuild.toolchain_from(None, llvm=False)
+        try:
+            toolchain.check()
+        except UserError as err:
+            _unavailable(err.message)
+        job = kbuild.KbuildJob(
+            tree=tree,
+            build_dir=kbuild.check_build_dir(tree, kbuild.default_build_dir(tree)),
+            config="defconfig",
+            toolchain=toolchain,
+        )
+        outputs = kbuild.build_asm(job)
+        built[version] = {
+            PurePosixPath(src).name: out for src, out in zip(kbuild.DEFAULT_FILES, outputs, strict=True)
+        }
+        return built[version]
+
+    return get
