@@ -1,0 +1,33 @@
+# Entry points for people and CI. `make demo` and `make test` work on a fresh Debian machine:
+# both run scripts/setup.sh first, which installs only what is missing.
+
+VENV := .venv
+PY := $(VENV)/bin/python
+EV := $(VENV)/bin/entry-verify
+
+# The demo's main job; it becomes `$(EV) prove ...` once the prover lands.
+DEMO_CMD ?= $(EV) lift asm/*.s
+PYTEST_ARGS ?=
+
+.PHONY: setup demo test lint bench
+
+setup:
+	bash scripts/setup.sh
+
+demo: setup
+	$(DEMO_CMD)
+
+lint: setup
+	$(VENV)/bin/ruff check .
+
+# pytest exits 5 when it collected nothing; say so, since a green run without tests proves nothing.
+test: setup
+	$(VENV)/bin/ruff check .
+	@rc=0; $(PY) -m pytest -q $(PYTEST_ARGS) || rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests (exit 5); failing" >&2; fi; \
+	exit $$rc
+
+bench: setup
+	@set -e; found=0; for f in bench/*.py; do \
+		[ -e "$$f" ] || continue; found=1; echo "== $$f" >&2; $(PY) "$$f"; \
+	done; [ $$found -eq 1 ] || echo "make bench: no bench/*.py yet" >&2
