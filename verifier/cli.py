@@ -1,0 +1,63 @@
+"""Command line: `entry-verify SUBCOMMAND ...`. Each subcommand lives in its own module."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+
+from verifier import __version__
+from verifier.errors import UserError
+
+EXIT_USAGE = 2
+
+# name -> (help, add_arguments, run); run returns the exit status
+Subcommand = tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]
+
+
+def _subcommands() -> dict[str, Subcommand]:
+    from verifier import cmd_crosscheck, cmd_kernel_asm, cmd_lift
+
+    return {
+        "lift": cmd_lift.SUBCOMMAND,
+        "crosscheck": cmd_crosscheck.SUBCOMMAND,
+        "kernel-asm": cmd_kernel_asm.SUBCOMMAND,
+    }
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="entry-verify",
+        description=(
+            "Lift arm64 kernel entry assembly (entry.S and the compiler's assembly of entry-common.c and "
+            "debug-monitors.c) into one IR, and check it."
+        ),
+        epilog="Exit status: 0 success, 1 check failed, 2 usage or input error.",
+    )
+    parser.add_argument("--version", action="version", version=f"entry-verify {__version__}")
+    subs = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (help_text, add_arguments, run) in _subcommands().items():
+        sub = subs.add_parser(name, help=help_text, description=help_text)
+        add_arguments(sub)
+        sub.set_defaults(run=run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "run", None):
+        parser.print_help(sys.stderr)
+        return EXIT_USAGE
+    try:
+        return args.run(args)
+    except UserError as err:
+        print(f"{err}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("entry-verify: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
