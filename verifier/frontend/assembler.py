@@ -44,6 +44,8 @@ from verifier.ir import (
 )
 
 NOP = 0xD503201F
+MAX_REPEAT = 100_000
+MAX_SPACE = 1 << 24  # a guard against runaway input, far above what the kernel uses
 _LABEL = re.compile(r"^\s*([A-Za-z_.$][A-Za-z0-9_.$]*|[0-9]+)\s*:(?!:)")
 _HEAD = re.compile(r"^\s*([A-Za-z_.$][A-Za-z0-9_.$]*)")
 _REQ = re.compile(r"^\s*([A-Za-z_.$][A-Za-z0-9_.$]*)\s+\.req\s+([A-Za-z_.$][A-Za-z0-9_.$]*)\s*$", re.IGNORECASE)
@@ -530,6 +532,12 @@ class Assembler(OperandScope):
     def _args(self, text: str) -> list:
         return parse_arguments(text) if text.strip() else []
 
+    def _needed(self, text: str, count: int, stmt: Stmt, what: str) -> list:
+        trees = self._args(text)
+        if len(trees) < count or any(t.data == "empty" for t in trees[:count]):
+            raise stmt.error(f"expected {what}")
+        return trees
+
     def _const_arg(self, tree, stmt: Stmt, what: str) -> int:  # noqa: ANN001
         try:
             return evaluate(tree, self).value()
@@ -635,10 +643,14 @@ class Assembler(OperandScope):
             raise stmt.error("expected an alignment")
         values = [None if t.data == "empty" else self._const_arg(t, stmt, "alignment") for t in trees]
         values += [None] * (3 - len(values))
+        if not 0 <= values[0] <= 1 << 16:  # type: ignore[operator]
+            raise stmt.error(f"alignment {values[0]} out of range")
         return values[0], values[1], values[2]  # type: ignore[return-value]
 
     def _d_align(self, args: str, stmt: Stmt) -> None:
         power, fill, max_skip = self._align_args(args, stmt)
+        if power > 16:
+            raise stmt.error(f"alignment 2**{power} out of range")
         self._align(1 << power, fill, max_skip, stmt)  # on AArch64 `.align n` is 2**n
 
     _d_p2align = _d_align
@@ -648,7 +660,7 @@ class Assembler(OperandScope):
         self._align(nbytes, fill, max_skip, stmt)
 
     def _d_org(self, args: str, stmt: Stmt) -> None:
-        trees = self._args(args)
+        trees = self._needed(args, 1, stmt, "a location")
         target = evaluate(trees[0], self)
         fill = self._const_arg(trees[1], stmt, ".org fill") if len(trees) > 1 else 0
         frag = self.frag
@@ -662,21 +674,23 @@ class Assembler(OperandScope):
         self._emit_bytes(bytes([fill & 0xFF]) * pad, stmt)
 
     def _d_space(self, args: str, stmt: Stmt) -> None:
-        trees = self._args(args)
+        trees = self._needed(args, 1, stmt, "a size")
         count = self._const_arg(trees[0], stmt, "size")
         fill = self._const_arg(trees[1], stmt, "fill") if len(trees) > 1 else 0
-        if count < 0:
-            raise stmt.error("negative size")
+        if count < 0 or count > MAX_SPACE:
+            raise stmt.error(f"size {count} out of range")
         self._emit_bytes(bytes([fill & 0xFF]) * count, stmt)
 
     _d_skip = _d_space
     _d_zero = _d_space
 
     def _d_fill(self, args: str, stmt: Stmt) -> None:
-        trees = self._args(args)
+        trees = self._needed(args, 1, stmt, "a repeat count")
         repeat = self._const_arg(trees[0], stmt, "repeat")
         size = self._const_arg(trees[1], stmt, "size") if len(trees) > 1 else 1
         value = self._const_arg(trees[2], stmt, "value") if len(trees) > 2 else 0
+        if not 0 <= repeat * size <= MAX_SPACE or size < 0:
+            raise stmt.error(f".fill {repeat}, {size} out of range")
         size = min(size, 8)
         word = (value & 0xFFFFFFFF).to_bytes(4, "little") + bytes(4)
         self._emit_bytes(word[:size] * repeat, stmt)
@@ -808,6 +822,8 @@ class Assembler(OperandScope):
 
     def _d_rept(self, args: str, stmt: Stmt) -> None:
         count = self._eval_const(args, stmt)
+        if count > MAX_REPEAT:
+            raise stmt.error(f".rept count {count} is larger than {MAX_REPEAT}")
         self.collect = _Collect("rept", stmt, repeat=[{} for _ in range(max(count, 0))])
 
     def _d_irp(self, args: str, stmt: Stmt) -> None:

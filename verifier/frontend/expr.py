@@ -107,7 +107,10 @@ def parse_number(text: str) -> int:
     if lowered.startswith("0b"):
         return int(lowered[2:], 2)
     if len(lowered) > 1 and lowered.startswith("0"):
-        return int(lowered, 8)  # gas reads a leading 0 as octal
+        try:
+            return int(lowered, 8)  # gas reads a leading 0 as octal
+        except ValueError:
+            raise NotConstant(f"invalid octal number '{text}'") from None
     return int(lowered)
 
 

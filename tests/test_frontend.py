@@ -1,0 +1,491 @@
+"""The Lark front end on small inputs: each directive and operand form, and the error path."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from verifier.errors import UserError
+from verifier.frontend.assembler import lift_file
+from verifier.ir import Addr, Imm, Insn, Loc, Mem, Name, Program, Reg, Reloc, Shifted, SymRef, SysReg
+
+
+def lift(tmp_path: Path, source: str) -> Program:
+    path = tmp_path / "t.s"
+    path.write_text(textwrap.dedent(source))
+    return lift_file(path)
+
+
+def insns(program: Program, section: str = ".text") -> list[Insn]:
+    return [item.insn for item in program.sections[section].items if item.kind == "insn"]
+
+
+def text(program: Program, section: str = ".text") -> list[str]:
+    return [str(i) for i in insns(program, section)]
+
+
+# ------------------------------------------------------------------------------------------ operands
+
+
+def test_register_and_immediate_forms(tmp_path: Path) -> None:
+    prog = lift(tmp_path, """
+        mov x0, sp
+        add w1, wzr, #0x10
+        sub x2, x3, 16
+        and x4, x5, #-2
+    """)
+    ops = insns(prog)
+    assert ops[0] == Insn("mov", (Reg("x0"), Reg("sp")))
+    assert ops[1] == Insn("add", (Reg("w1"), Reg("wzr"), Imm(16)))
+    assert ops[2] == Insn("sub", (Reg("x2"), Reg("x3"), Imm(16)))  # gcc writes immediates without '#'
+    assert ops[3].operands[2] == Imm(-2)
+
+
+def test_shifts_and_extends(tmp_path: Path) -> None:
+    prog = lift(tmp_path, """
+        add x0, x1, x2, lsl #3
+        add x0, sp, w2, uxtw 2
+        movk x0, #0x1234, lsl #16
+        ldr w0, [x1, w2, sxtw #2]
+    """)
+    ops = insns(prog)
+    assert ops[0].operands[2] == Shifted(Reg("x2"), "lsl", 3)
+    assert ops[1].operands[2] == Shifted(Reg("w2"), "uxtw", 2)
+    assert ops[2].operands[1] == Shifted(Imm(0x1234), "lsl", 16)
+    assert ops[3].operands[1] == Mem(Reg("x1"), Shifted(Reg("w2"), "sxtw", 2))
+
+
+def test_addressing_modes(tmp_path: Path) -> None:
+    prog = lift(tmp_path, """
+        ldr x0, [x1]
+        ldr x0, [x1, #8]
+        stp x29, x30, [sp, #-16]!
+        ldp x29, x30, [sp], #16
+        ldr x0, [x1, x2]
+        ldr x0, [x1, x2, lsl #3]
+    """)
+    ops = [i.operands[-1] for i in insns(prog)]
+    assert ops[0] == Mem(Reg("x1"))
+    assert ops[1] == Mem(Reg("x1"), Imm(8))
+    assert ops[2] == Mem(Reg("sp"), Imm(-16), "pre")
+    # post-index: the offset is a separate operand, as written
+    assert insns(prog)[3].operands[2:] == (Mem(Reg("sp")), Imm(16))
+    assert ops[4] == Mem(Reg("x1"), Reg("x2"))
+    assert ops[5] == Mem(Reg("x1"), Shifted(Reg("x2"), "lsl", 3))
+
+
+def test_system_registers_pstate_and_options(tmp_path: Path) -> None:
+    prog = lift(tmp_path, """
+        mrs x0, mdscr_el1
+        msr S2_0_C0_C2_2, x1
+        msr daifset, #0xf
+        dsb ish
+        tlbi vale1is, x0
+        csel x0, x1, x2, ne
+    """)
+    ops = insns(prog)
+    assert ops[0].operands[1] == SysReg(0x8012)
+    assert ops[1].operands[0] == SysReg(0x8012)  # the generic name of the same register
+    assert ops[2].operands == (Name("daifset"), Imm(15))
+    assert ops[3].operands == (Name("ish"),)
+    assert ops[4].operands[0] == Name("vale1is")
+    assert ops[5].operands[3] == Name("ne")
+
+
+def test_unknown_system_register_is_an_error(tmp_path: Path) -> None:
+    with pytest.raises(UserError, match="unknown system register 'foo_el1'"):
+        lift(tmp_path, "mrs x0, foo_el1\n")
+
+
+def test_relocation_operators(tmp_path: Path) -> None:
+    prog = lift(tmp_path, """
+        adrp x0, sym
+        add x0, x0, :lo12:sym
+        ldr x1, [x0, #:lo12:sym+8]
+        movz x2, :abs_g1_s:0x12345678
+        movk x2, :abs_g0_nc:0x12345678
+        movz x3, :abs_g1_s:-2
+    """)
+    ops = insns(prog)
+    assert ops[0].operands[1] == Reloc("page", SymRef("sym"))
+    assert ops[1].operands[2] == Reloc("lo12", SymRef("sym"))
+    assert ops[2].operands[1] == Mem(Reg("x0"), Reloc("lo12", SymRef("sym", 8)))
+    # constants are resolved the way gas does it (and a negative value turns movz into movn)
+    assert ops[3] == Insn("movz", (Reg("x2"), Shifted(Imm(0x1234), "lsl", 16)))
+    assert ops[4] == Insn("movk", (Reg("x2"), Imm(0x5678)))
+    assert ops[5] == Insn("movn", (Reg("x3"), Shifted(Imm(0), "lsl", 16)))
+
+
+def test_labels_named_local_and_numeric(tmp_path: Path) -> None:
+    prog = lift(tmp_path, """
+    start:
+        b .Lnext
+    .Lnext:
+    1:  cbz x0, 1f
+        b 1b
+    1:  tbnz w0, #3, start
+        bl external_fn
+        adr x0, .Lnext
+    """)
+    ops = insns(prog)
+    assert ops[0].operands == (Addr(Loc(".text", 4)),)
+    assert ops[1].operands[1] == Addr(Loc(".text", 12))
+    assert ops[2].operands == (Addr(Loc(".text", 4)),)
+    assert ops[3].operands[2] == Addr(Loc(".text", 0))
+    assert ops[4].operands == (Addr(SymRef("external_fn")),)
+    assert ops[5].operands[1] == Addr(Loc(".text", 4))
+    assert prog.symbols["start"].loc == Loc(".text", 0)
+
+
+def test_expressions_follow_gas_precedence(tmp_path: Path) -> None:
+    prog = lift(tmp_path, """
+        .set a, 1 + 2 | 4        // gas: + binds looser than |, so 1 + (2|4)
+        .set b, (1 << 15) | 3
+        .set c, 2 * 3 + 1
+        .set d, 010              // octal
+        .set e, (3 > 2) + 0
+        .set f, -1 >> 60          // gas shifts the unsigned value
+        mov x0, #a
+        mov x0, #b
+        mov x0, #c
+        mov x0, #d
+        mov x0, #e
+        mov x0, #f
+    """)
+    values = [i.operands[1].value for i in insns(prog)]
+    assert values == [7, (1 << 15) | 3, 7, 8, -1, 15]
+
+
+# ----------------------------------------------------------------------------------------- macros
+
+
+def test_macro_defaults_required_vararg_counter_and_separator(tmp_path: Path) -> None:
+    prog = lift(tmp_path, """
+        .macro op name, reg:req, imm=7, rest:vararg
+    .Lm\\@_\\name\\()_end:
+        add \\reg, \\reg, #\\imm
+        .ifnb \\rest
+        orr \\rest
+        .endif
+        .endm
+        op first, x1
+        op second, x2, 3, x3, x4, x5
+    """)
+    assert text(prog) == ["add x1, x1, #7", "add x2, x2, #3", "orr x3, x4, x5"]
+
+
+def test_macro_missing_required_argument(tmp_path: Path) -> None:
+    with pytest.raises(UserError, match="missing value for required parameter 'reg'"):
+        lift(tmp_path, """
+            .macro op reg:req
+            mov \\reg, xzr
+            .endm
+            op
+        """)
+
+
+def test_macro_keyword_arguments_and_purgem(tmp_path: Path) -> None:
+    prog = lift(tmp_path, """
+        .macro m a, b
+        sub \\a, \\a, \\b
+        .endm
+        m b=x2, a=x1
+        .purgem m
+        .macro m a
+        neg \\a, \\a
+        .endm
+        m x3
+    """)
+    assert text(prog) == ["sub x1, x1, x2", "neg x3, x3"]
+
+
+def test_irp_irpc_rept(tmp_path: Path) -> None:
+    prog = lift(tmp_path, """
+        .irp r, x0, x1
+        mov \\r, xzr
+        .endr
+        .irpc n, 23
+        mov x\\n, xzr
+        .endr
+        .rept 2
+        nop
+        .endr
+    """)
+    assert text(prog) == ["mov x0, xzr", "mov x1, xzr", "mov x2, xzr", "mov x3, xzr", "nop", "nop"]
+
+
+def test_conditionals(tmp_path: Path) -> None:
+    prog = lift(tmp_path, """
+        .set v, 2
+        .if v == 1
+        mov x0, #1
+        .elseif v == 2
+        mov x0, #2
+        .else
+        mov x0, #3
+        .endif
+        .ifeq v - 2
+        mov x1, #1
+        .endif
+        .ifc abc, abc
+        mov x2, #1
+        .endif
+        .ifnc abc, abd
+        mov x3, #1
+        .endif
+        .ifdef v
+        mov x4, #1
+        .endif
+        .ifndef w
+        mov x5, #1
+        .endif
+        .ifb
+        mov x6, #1
+        .endif
+        .if 0
+        .if 1
+        mov x7, #1
+        .endif
+        .else
+        mov x8, #1
+        .endif
+    """)
+    assert [str(i.operands[0]) for i in insns(prog)] == ["x0", "x1", "x2", "x3", "x4", "x5", "x6", "x8"]
+    assert insns(prog)[0].operands[1] == Imm(2)
+
+
+def test_req_and_unreq(tmp_path: Path) -> None:
+    prog = lift(tmp_path, """
+    tsk .req x28
+        ldr x0, [tsk, #8]
+        mov tsk, x1
+        .unreq tsk
+    """)
+    assert insns(prog)[0].operands[1] == Mem(Reg("x28"), Imm(8))
+    assert insns(prog)[1].operands[0] == Reg("x28")
+
+
+def test_set_equ_and_assignment(tmp_path: Path) -> None:
+    prog = lift(tmp_path, """
+        .equ A, 4
+        B = A * 2
+        .set A, A + 1
+        mov x0, #A
+        mov x0, #B
+    """)
+    assert [i.operands[1] for i in insns(prog)] == [Imm(5), Imm(8)]
+
+
+# ------------------------------------------------------------------------------- sections and layout
+
+
+def test_sections_push_pop_previous_subsection(tmp_path: Path) -> None:
+    prog = lift(tmp_path, """
+        .text
+        nop
+        .pushsection .other, "ax"
+        isb
+        .popsection
+        .subsection 1
+        yield
+        .previous
+        wfi
+        .section .rodata, "a"
+        .word 1
+        .previous
+        wfe
+    """)
+    assert text(prog) == ["nop", "wfi", "wfe", "yield"]  # subsection 1 is laid out after subsection 0
+    assert text(prog, ".other") == ["isb"]
+    assert prog.sections[".rodata"].items[0].raw == (1).to_bytes(4, "little")
+
+
+def test_alignment_in_code_is_nop_padding(tmp_path: Path) -> None:
+    prog = lift(tmp_path, """
+        nop
+        .align 4
+    x:  ret
+        .p2align 3
+        .balign 32
+    y:  ret
+        .section .rodata, "a"
+        .byte 1
+        .balign 4
+        .byte 2
+    """)
+    assert prog.symbols["x"].loc == Loc(".text", 16)
+    assert prog.symbols["y"].loc == Loc(".text", 32)
+    assert text(prog).count("nop") == 1 + 3 + 3
+    assert b"".join(i.raw or b"" for i in prog.sections[".rodata"].items) == b"\x01\x00\x00\x00\x02"
+
+
+def test_org_pads_and_checks_backwards(tmp_path: Path) -> None:
+    prog = lift(tmp_path, """
+        .align 7
+    start:
+        nop
+        .org start + 16
+        ret
+    """)
+    assert [item.offset for item in prog.sections[".text"].items if item.kind == "insn"] == [0, 16]
+    with pytest.raises(UserError, match="attempt to move .org backwards"):
+        lift(tmp_path, "s:\n nop\n nop\n .org s + 4\n")
+
+
+def test_data_directives(tmp_path: Path) -> None:
+    prog = lift(tmp_path, """
+        .section .rodata, "a"
+    d:
+        .byte 1, 2
+        .hword 0x304
+        .word 5
+        .quad 6
+        .ascii "ab"
+        .asciz "c\\n"
+        .string "d"
+        .zero 2
+        .space 1, 0xff
+        .fill 2, 2, 0x0708
+        .quad d + 4
+    """)
+    items = prog.sections[".rodata"].items
+    raw = b"".join(i.raw for i in items[:-1])
+    assert raw == bytes([1, 2, 4, 3, 5, 0, 0, 0, 6, 0, 0, 0, 0, 0, 0, 0]) + b"abc\n\0d\0\0\0\xff\x08\x07\x08\x07"
+    assert items[-1].data[0].target == Loc(".rodata", 4)
+
+
+def test_inst_words_are_decoded_as_instructions(tmp_path: Path) -> None:
+    prog = lift(tmp_path, """
+        .inst 0xd503201f
+        .inst 0xd5380000 | (2 << 0)
+    """)
+    kinds = [(i.kind, str(i.insn) if i.insn else None) for i in prog.sections[".text"].items]
+    assert kinds[0] == ("insn", "nop")
+    assert kinds[1][0] == "insn" and kinds[1][1] is not None and kinds[1][1].startswith("mrs x2")
+
+
+def test_jump_table_difference_resolved_after_layout(tmp_path: Path) -> None:
+    prog = lift(tmp_path, """
+        .section .rodata, "a"
+        .align 0
+    .Ltab:
+        .byte (.L2 - .Lbase) / 4
+        .text
+    .Lbase:
+        nop
+        .p2align 3
+    .L2:
+        ret
+    """)
+    assert prog.sections[".rodata"].items[0].data[0].value == 2
+
+
+def test_alternative_records_are_decoded(tmp_path: Path) -> None:
+    prog = lift(tmp_path, """
+        .macro altinstruction_entry orig_offset alt_offset feature orig_len alt_len
+        .word \\orig_offset - .
+        .word \\alt_offset - .
+        .hword (\\feature)
+        .byte \\orig_len
+        .byte \\alt_len
+        .endm
+        nop
+    661:
+        dmb ish
+    662:
+        .pushsection .altinstructions, "a"
+        altinstruction_entry 661b, 663f, 7, 662b-661b, 664f-663f
+        .popsection
+        .subsection 1
+    663:
+        nop
+    664:
+        .previous
+        .pushsection .altinstructions, "a"
+        altinstruction_entry 662b, my_callback, (1 << 15) | 3, 4, 0
+        .popsection
+    """)
+    first, second = prog.alternatives
+    assert (first.orig, first.orig_len, first.repl, first.repl_len, first.cap) == (
+        Loc(".text", 4), 4, Loc(".text", 8), 4, 7)
+    assert first.callback is None
+    assert (second.callback, second.cap, second.repl) == ("my_callback", 3, None)
+
+
+def test_source_locations_through_cpp_markers_and_macros(tmp_path: Path) -> None:
+    prog = lift(tmp_path, """\
+        # 1 "/src/linux/arch/arm64/kernel/entry.S"
+        .macro m
+        isb
+        .endm
+
+        m
+        # 40 "/src/linux/arch/arm64/include/asm/assembler.h"
+        nop
+    """)
+    first, second = prog.sections[".text"].items
+    # paths are shown relative to the kernel tree, as objtool and the compiler do
+    assert (first.src.file, first.src.line) == ("arch/arm64/kernel/entry.S", 2)
+    assert first.src.macros == (("m", "arch/arm64/kernel/entry.S:5"),)
+    assert (second.src.file, second.src.line) == ("arch/arm64/include/asm/assembler.h", 40)
+    assert first.src.asm_line == 3
+
+
+def test_gcc_verbose_asm_comments_and_app_blocks(tmp_path: Path) -> None:
+    prog = lift(tmp_path, """\
+        // /tree/arch/arm64/kernel/entry-common.c:235: 	regs->x = 0;
+        str	xzr, [x0, 320]	//, regs_2(D)->lockdep_hardirqs
+        #APP
+        // 19 "/tree/arch/arm64/include/asm/current.h" 1
+        	mrs x19, sp_el0	// sp_el0
+        // 0 "" 2
+        #NO_APP
+    """)
+    first, second = prog.sections[".text"].items
+    assert first.src.line == 235 and first.src.file.endswith("arch/arm64/kernel/entry-common.c")
+    assert second.src.line == 19 and second.src.file.endswith("arch/arm64/include/asm/current.h")
+
+
+def test_simd_operand_is_recorded_undecoded_not_dropped(tmp_path: Path) -> None:
+    prog = lift(tmp_path, """
+        nop
+        add v0.4s, v1.4s, v2.4s
+        nop
+    """)
+    items = prog.sections[".text"].items
+    assert [i.kind for i in items] == ["insn", "undecoded", "insn"]
+    assert items[1].offset == 4 and "SIMD" in items[1].reason
+
+
+# ------------------------------------------------------------------------------------------ errors
+
+
+@pytest.mark.parametrize(
+    ("source", "message", "line", "col"),
+    [
+        ("nop\n\tmov x0, [x1\n", "unexpected end of line", 2, 13),
+        ("\tadd x0, x1, #)\n", "unexpected ')'", 1, 15),
+        ("\t.bogus 1\n", "unknown pseudo-op '.bogus'", 1, 2),
+        ("\t.if 1\n\tnop\n", "missing .endif", None, None),
+        ("\t.macro m\n\tnop\n", "missing .endm", 1, 2),
+        ("\t.endif\n", ".endif without .if", 1, 2),
+        ("x:\nx:\n", "symbol 'x' is already defined", 2, 1),
+        ('\t.error "stop here"\n', "stop here", 1, 2),
+        ("\tb 1b\n", "no previous definition of local label 1", 1, 2),
+    ],
+)
+def test_errors_have_file_line_col(tmp_path: Path, source: str, message: str, line: int | None,
+                                   col: int | None) -> None:
+    path = tmp_path / "bad.s"
+    path.write_text(source)
+    with pytest.raises(UserError) as info:
+        lift_file(path)
+    err = info.value
+    assert message in err.message
+    assert err.file == str(path)
+    assert err.line == line
+    if col is not None:
+        assert err.col == col
+        assert str(err).startswith(f"{path}:{line}:{col}: error: ")
