@@ -439,7 +439,7 @@ def test_gcc_verbose_asm_comments_and_app_blocks(tmp_path: Path) -> None:
         str	xzr, [x0, 320]	//, regs_2(D)->lockdep_hardirqs
         #APP
         // 19 "/tree/arch/arm64/include/asm/current.h" 1
-        	mrs x19, sp_el0	// sp_el0
+        mrs x19, sp_el0	// sp_el0
         // 0 "" 2
         #NO_APP
     """)

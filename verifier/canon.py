@@ -10,7 +10,7 @@ The table is driven by what the kernel's entry code and gcc's output for it actu
 from __future__ import annotations
 
 from verifier.frontend.expr import Lin
-from verifier.ir import Imm, Insn, Mem, Name, Operand, Reg, Reloc, Shifted
+from verifier.ir import Imm, Insn, Loc, Mem, Name, Operand, Reg, Reloc, Shifted
 
 _MASK = {32: 0xFFFF_FFFF, 64: 0xFFFF_FFFF_FFFF_FFFF}
 
@@ -79,6 +79,8 @@ def _int(value: object) -> int | None:
         return value
     if isinstance(value, Lin) and value.is_const():
         return value.const
+    if isinstance(value, Loc) and value.section == "*ABS*":  # how the assembler side spells a constant target
+        return value.offset
     return None
 
 
