@@ -115,6 +115,9 @@ class SectionState:
     name: str
     flags: str
     subsections: dict[int, list[Frag]] = field(default_factory=dict)
+    # gas's mapping state ($x/$d): what the last emitted thing was; padding from .org and aligned fill
+    # inherits it, so zero words in code become instructions (udf #0) as in the object.
+    mapping: str | None = None
 
     def is_code(self) -> bool:
         return "x" in self.flags
@@ -292,6 +295,7 @@ class Assembler(OperandScope):
         item.offset = frag.size
         frag.items.append(item)
         frag.size += item.size
+        self.cur[0].mapping = "data" if item.kind == "data" else "code"
 
     # ------------------------------------------------------------------------------------ main loop
 
@@ -634,7 +638,7 @@ class Assembler(OperandScope):
         if nbytes & (nbytes - 1):
             raise stmt.error(f"alignment {nbytes} is not a power of 2")
         frag = self.frag
-        frag.tail = ("align", nbytes, fill, max_skip, self._srcloc(stmt))
+        frag.tail = ("align", nbytes, fill, max_skip, self._srcloc(stmt), self.cur[0].mapping)
         self._new_frag()
 
     def _align_args(self, args: str, stmt: Stmt) -> tuple[int, int | None, int | None]:
@@ -671,7 +675,10 @@ class Assembler(OperandScope):
             raise stmt.error(".org to a location outside the current fragment is not supported")
         if pad < 0:
             raise stmt.error("attempt to move .org backwards")
-        self._emit_bytes(bytes([fill & 0xFF]) * pad, stmt)
+        mapping = self.cur[0].mapping
+        for item in _fill_items(pad, fill, mapping == "code", self._srcloc(stmt)):
+            self._emit(item)
+        self.cur[0].mapping = mapping
 
     def _d_space(self, args: str, stmt: Stmt) -> None:
         trees = self._needed(args, 1, stmt, "a size")
@@ -881,9 +888,9 @@ class Assembler(OperandScope):
                         items.append(item)
                     address += frag.size
                     if frag.tail:
-                        padding = self._padding(frag.tail, address, state)
-                        for item in padding:
-                            item.offset += address
+                        start = address
+                        for item in self._padding(frag.tail, start, state):
+                            item.offset += start
                             items.append(item)
                             address += item.size
             if not items and state.name != ".text":
@@ -904,25 +911,15 @@ class Assembler(OperandScope):
 
     @staticmethod
     def _padding(tail: tuple, address: int, state: SectionState) -> list[Item]:
-        _, nbytes, fill, max_skip, src = tail
+        _, nbytes, fill, max_skip, src, mapping = tail
         pad = (-address) % nbytes
         if pad == 0 or (max_skip is not None and pad > max_skip):
             return []
         if fill is None and state.is_code():
-            # gas pads code with NOPs after any odd bytes (tc-aarch64.c, aarch64_handle_align)
-            out: list[Item] = []
-            odd = pad % 4
-            if odd:
-                out.append(Item(0, odd, "data", raw=bytes(odd), src=src))
-            for i in range(pad // 4):
-                out.append(Item(odd + 4 * i, 4, "insn", insn=Insn("nop", ()), raw=NOP.to_bytes(4, "little"),
-                                src=src))
-            offset = 0
-            for item in out:
-                item.offset = offset
-                offset += item.size
-            return out
-        return [Item(0, pad, "data", raw=bytes([(fill or 0) & 0xFF]) * pad, src=src)]
+            # gas pads code with NOPs after any odd bytes, whatever came before (checked against
+            # aarch64-linux-gnu-as 2.40: `.word 1; .balign 16` puts $x right after the word)
+            return _fill_items(pad, None, True, src)
+        return _fill_items(pad, fill or 0, mapping == "code" and state.is_code(), src)
 
     def _term_value(self, key: Hashable) -> Lin | None:
         if isinstance(key, Frag):
@@ -1022,6 +1019,29 @@ class Assembler(OperandScope):
         for name, binding in self.globals.items():
             if name not in program.symbols:
                 program.symbols[name] = Symbol(name, None, binding, self.types.get(name, ""))
+
+
+def _fill_items(pad: int, fill: int | None, code: bool, src: SrcLoc | None) -> list[Item]:
+    """Padding as items with offsets from 0: zero (or `fill`) bytes as data, or, where gas's mapping
+    state says code, the odd bytes as data and then words that decode as instructions (NOPs when
+    `fill` is None, else the fill pattern, e.g. `udf #0`)."""
+    if not code:
+        return [Item(0, pad, "data", raw=bytes([(fill or 0) & 0xFF]) * pad, src=src)]
+    from verifier.decode import decode_word
+
+    out: list[Item] = []
+    odd = pad % 4
+    if odd:
+        out.append(Item(0, odd, "data", raw=bytes(odd), src=src))
+    word = NOP if fill is None else int.from_bytes(bytes([fill & 0xFF]) * 4, "little")
+    insn = decode_word(word, "", 0)
+    for i in range(pad // 4):
+        raw = word.to_bytes(4, "little")
+        if insn is None:
+            out.append(Item(odd + 4 * i, 4, "undecoded", raw=raw, reason=f"fill word {word:#010x}", src=src))
+        else:
+            out.append(Item(odd + 4 * i, 4, "insn", insn=insn, raw=raw, src=src))
+    return out
 
 
 _MOVW = {"abs_g0": 0, "abs_g0_nc": 0, "abs_g0_s": 0, "abs_g1": 16, "abs_g1_nc": 16, "abs_g1_s": 16,
