@@ -329,7 +329,16 @@ def test_org_pads_and_checks_backwards(tmp_path: Path) -> None:
         .org start + 16
         ret
     """)
-    assert [item.offset for item in prog.sections[".text"].items if item.kind == "insn"] == [0, 16]
+    # after code, gas's padding is code too: zero words that decode as `udf #0`, as in the object
+    items = prog.sections[".text"].items
+    assert [(i.offset, str(i.insn)) for i in items] == [
+        (0, "nop"), (4, "udf #0"), (8, "udf #0"), (12, "udf #0"), (16, "ret")]
+    prog = lift(tmp_path, """
+        .section .rodata, "a"
+    d:  .byte 1
+        .org d + 4
+    """)
+    assert [i.kind for i in prog.sections[".rodata"].items] == ["data", "data"]
     with pytest.raises(UserError, match="attempt to move .org backwards"):
         lift(tmp_path, "s:\n nop\n nop\n .org s + 4\n")
 
