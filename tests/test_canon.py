@@ -167,6 +167,8 @@ DIFFERENT = [
     ("bti c", "bti j"),
     ("ldr x0, [x1, #8]", "ldr x0, [x1, #16]"),
     ("ldr x0, [x1, #8]", "ldr x0, [x1, #8]!"),
+    ("ldr x0, [x1], #8", "ldr x0, [x1, #8]!"),
+    ("ldp x0, x1, [sp], #16", "ldp x0, x1, [sp, #16]"),
     ("ldrb w0, [x1, w2, uxtw]", "ldrb w0, [x1, w2, sxtw]"),
     ("ldr x0, [x1, x2, lsl #3]", "ldr x0, [x1, x2]"),
     ("sxtb x0, w1", "uxtb w0, w1"),

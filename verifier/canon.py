@@ -379,11 +379,20 @@ def _operand_width(mnemonic: str, ops: tuple[Operand, ...]) -> int | None:
     return _width_of(ops) if mnemonic in _ADD_SUB else None
 
 
+def _post_index(mnemonic: str, ops: tuple[Operand, ...]) -> tuple[Operand, ...]:
+    """`[x0], #16` may come as two operands (Mem, Imm): one post-index Mem, as the IR defines it."""
+    if len(ops) >= 2 and mnemonic[:2] in ("ld", "st") and isinstance(ops[-1], Imm | Reg):
+        mem = ops[-2]
+        if isinstance(mem, Mem) and mem.offset is None and mem.mode == "offset":
+            return (*ops[:-2], Mem(mem.base, ops[-1], "post"))
+    return ops
+
+
 def canonical(insn: Insn) -> Insn:
     """The base form of `insn`; canonical(canonical(i)) == canonical(i)."""
     mnemonic = insn.mnemonic.lower()
     width = _operand_width(mnemonic, insn.operands)
-    ops = tuple(_clean(op, width) for op in insn.operands)
+    ops = tuple(_clean(op, width) for op in _post_index(mnemonic, insn.operands))
     for _ in range(8):  # each step is one alias expansion; chains are short (cmp #-1 -> subs -> adds)
         step = _alias(mnemonic, ops)
         if step is None or step == Insn(mnemonic, ops):
