@@ -49,7 +49,9 @@ def assemble(path_s: str | Path, out_o: str | Path, as_cmd: str = "aarch64-linux
             f"assembler '{as_cmd}' not found; install binutils-aarch64-linux-gnu or pass --as",
             file=str(path_s),
         )
-    proc = subprocess.run([*argv, str(path_s), "-o", str(out_o)], capture_output=True, text=True)
+    # -I the file's directory: `.include "x"` then finds what the Lark front end finds
+    include = ["-I", str(Path(path_s).resolve().parent)]
+    proc = subprocess.run([*argv, *include, str(path_s), "-o", str(out_o)], capture_output=True, text=True)
     if proc.returncode != 0:
         detail = proc.stderr.strip() or f"exit status {proc.returncode}"
         raise UserError(f"{argv[0]} failed:\n{detail}", file=str(path_s))

@@ -527,7 +527,7 @@ class Assembler(OperandScope):
     def _exitm(self, stmt: Stmt) -> None:
         while self.frames:
             frame = self.frames.pop()
-            if frame.macro is not None:
+            if frame.macro:
                 return
         raise stmt.error(".exitm outside a macro")
 
@@ -778,6 +778,20 @@ class Assembler(OperandScope):
 
     def _d_unreq(self, args: str, stmt: Stmt) -> None:
         self.aliases.pop(args.strip().lower(), None)
+
+    def _d_include(self, args: str, stmt: Stmt) -> None:
+        name = args.strip()
+        if len(name) < 2 or name[0] != '"' or name[-1] != '"':
+            raise stmt.error('expected a quoted file name: .include "file"')
+        # like gas: relative to the including file's directory, then to the current directory
+        candidates = [Path(stmt.asm_file).parent / name[1:-1], Path(name[1:-1])]
+        path = next((c for c in candidates if c.is_file()), None)
+        if path is None:
+            raise stmt.error(f"cannot find include file {name}")
+        if sum(1 for f in self.frames if f.macro == "") > 20:
+            raise stmt.error(".include nested too deeply")
+        parent = self.frames[-1].stack if self.frames else ()
+        self.frames.append(_Frame(read_statements(path, self.root), "", None, parent))
 
     def _d_loc(self, args: str, stmt: Stmt) -> None:
         parts = args.split()
