@@ -7,6 +7,7 @@ different encodings with the same meaning, and pairs that must stay apart, are c
 
 from __future__ import annotations
 
+import random
 import shutil
 from pathlib import Path
 
@@ -350,3 +351,31 @@ def test_canonical_is_a_fixed_point_on_any_decodable_word(word: int) -> None:
     if insn is not None:
         once = canonical(insn)
         assert canonical(once) == once
+
+
+def test_canonical_forms_reassemble_to_an_equivalent_word(tmp_path: Path) -> None:
+    """Random decodable words: gas must read each canonical form back as the same word, or as a word
+    whose decode canonicalises the same (different encodings of one meaning, or ignored field bits)."""
+    rng = random.Random(20240601)
+    samples: list[tuple[int, Insn]] = []
+    while len(samples) < 1500:
+        word = rng.getrandbits(32)
+        insn = decode_word(word, ".text", 0)
+        if insn is None:
+            continue
+        form = canonical(insn)
+        if any(isinstance(op, Addr | Reloc) for op in form.operands):
+            continue  # pc-relative: covered by the pairs above
+        samples.append((word, form))
+    src = tmp_path / "rt.s"
+    src.write_text("\t.arch armv9.3-a+profile+lse+memtag+sve2+sme+crc\n" + "".join(f"\t{f}\n" for _, f in samples))
+    from verifier.objfront import assemble
+
+    with open(assemble(src, tmp_path / "rt.o"), "rb") as fh:
+        data = ELFFile(fh).get_section_by_name(".text").data()
+    assert len(data) == 4 * len(samples)
+    for n, (word, form) in enumerate(samples):
+        again = int.from_bytes(data[4 * n : 4 * n + 4], "little")
+        if again != word:
+            redecoded = decode_word(again, ".text", 0)
+            assert redecoded is not None and canonical(redecoded) == form, (hex(word), str(form), hex(again))
