@@ -515,8 +515,7 @@ def test_include_is_read_relative_to_the_including_file(tmp_path: Path) -> None:
 def test_bundled_subjects_lift_and_differ_only_in_kernel_exit() -> None:
     root = Path(__file__).resolve().parents[1] / "asm"
     ok, bad = lift_file(root / "entry-ok.s"), lift_file(root / "entry-bad.s")
-    ok_text = [str(i.insn) for i in ok.sections[".entry.text"].items]
-    bad_text = [str(i.insn) for i in bad.sections[".entry.text"].items]
-    assert len(ok_text) == len(bad_text)
-    assert ok_text != bad_text
-    assert sorted(ok_text) == sorted(bad_text)  # the same instructions, in another order
+    ok_ops = [i.insn.mnemonic for i in ok.sections[".entry.text"].items]
+    bad_ops = [i.insn.mnemonic for i in bad.sections[".entry.text"].items]
+    assert ok_ops != bad_ops
+    assert sorted(ok_ops) == sorted(bad_ops)  # the same instructions, in another order
