@@ -519,3 +519,20 @@ def test_bundled_subjects_lift_and_differ_only_in_kernel_exit() -> None:
     bad_ops = [i.insn.mnemonic for i in bad.sections[".entry.text"].items]
     assert ok_ops != bad_ops
     assert sorted(ok_ops) == sorted(bad_ops)  # the same instructions, in another order
+
+
+def test_inst_branch_target_is_relative_to_its_final_offset(tmp_path: Path) -> None:
+    prog = lift(tmp_path, """
+        nop
+        nop
+        .inst 0x14000002    // b . + 8
+    """)
+    assert insns(prog)[2].operands == (Addr(Loc(".text", 16)),)
+
+
+def test_gcc_condition_spelling_is_a_branch(tmp_path: Path) -> None:
+    prog = lift(tmp_path, """
+    .L1:
+        beq .L1
+    """)
+    assert insns(prog)[0].operands == (Addr(Loc(".text", 0)),)

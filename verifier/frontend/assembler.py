@@ -733,7 +733,8 @@ class Assembler(OperandScope):
         if insn is None:
             return Item(0, 4, "undecoded", raw=raw, reason=f"cannot decode .inst {word:#010x}",
                         src=self._srcloc(stmt))
-        return Item(0, 4, "insn", insn=insn, raw=raw, src=self._srcloc(stmt))
+        # decoded again in finish() at its final offset, so that a pc-relative target is right
+        return Item(0, 4, "insn", insn=insn, raw=raw, reason=".inst", src=self._srcloc(stmt))
 
     # symbols
     def _names(self, args: str) -> list[str]:
@@ -962,6 +963,12 @@ class Assembler(OperandScope):
         raise NotConstant("expression too complex for a relocation")
 
     def _resolve_item(self, item: Item, section: str) -> None:
+        if item.reason == ".inst" and item.raw is not None:
+            from verifier.decode import decode_word
+
+            item.insn = decode_word(int.from_bytes(item.raw, "little"), section, item.offset)
+            item.reason = ""
+            return
         if item.kind == "insn" and item.insn is not None:
             try:
                 item.insn = _apply_constant_relocs(map_values(item.insn, self._resolve_operand_value))

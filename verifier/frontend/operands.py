@@ -54,6 +54,8 @@ class OperandScope(Scope):
 def address_position(mnemonic: str) -> int | None:
     if mnemonic.startswith(("b.", "bc.")):
         return 0
+    if mnemonic.startswith("b") and mnemonic[1:] in CONDITIONS:  # gcc also writes `beq` for `b.eq`
+        return 0
     return _ADDRESS_POS.get(mnemonic)
 
 
