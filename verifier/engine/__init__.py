@@ -1,0 +1,1 @@
+"""The symbolic engine: machine state, instruction semantics, path exploration, obligations."""
