@@ -78,26 +78,30 @@ def split_address(addr: BV) -> tuple[Region, int] | None:
 
 @dataclass
 class Memory:
-    """Byte cells per region. `initial` names the value of a byte never written."""
+    """Byte cells per region. A byte never written is a byte of its aligned 64-bit word's initial value
+    (`initial(region, word_offset)`), whatever the access size, so that two states that read the same
+    untouched memory with different widths still agree (and can be merged)."""
 
     cells: dict[tuple[Region, int], BV] = field(default_factory=dict)
-    initial: Callable[[Region, int, int], BV] | None = None  # (region, offset, size) -> value
+    initial: Callable[[Region, int], BV] | None = None  # (region, 8-aligned offset) -> 64-bit value
 
     def copy(self) -> Memory:
         return Memory(dict(self.cells), self.initial)
 
+    def initial_byte(self, region: Region, offset: int) -> BV:
+        assert self.initial is not None
+        word = offset & ~7
+        shift = 8 * (offset - word)
+        return z3.Extract(shift + 7, shift, self.initial(region, word))
+
+    def byte(self, region: Region, offset: int) -> BV:
+        cell = self.cells.get((region, offset))
+        return cell if cell is not None else self.initial_byte(region, offset)
+
     def load(self, region: Region, offset: int, size: int) -> BV:
         """A little-endian load of `size` bytes."""
-        missing = [i for i in range(size) if (region, offset + i) not in self.cells]
-        if missing:
-            # the initial value of the whole access, split into its bytes, so that an aligned reload
-            # simplifies back to one constant
-            assert self.initial is not None
-            fresh = self.initial(region, offset, size)
-            for i in missing:
-                self.cells[(region, offset + i)] = z3.Extract(8 * i + 7, 8 * i, fresh)
-        parts = [self.cells[(region, offset + i)] for i in reversed(range(size))]
-        return z3.simplify(z3.Concat(*parts)) if size > 1 else parts[0]
+        parts = [self.byte(region, offset + i) for i in reversed(range(size))]
+        return z3.simplify(z3.Concat(*parts)) if size > 1 else z3.simplify(parts[0])
 
     def store(self, region: Region, offset: int, value: BV, size: int) -> None:
         for i in range(size):
@@ -183,7 +187,7 @@ class State:
 def concrete_state(regs: dict[str, int] | None = None, nzcv: int = 0, daif: int = 0xF) -> State:
     """A fully concrete state (for differential tests and replay): unwritten memory and sysregs read 0."""
     regs = regs or {}
-    memory = Memory(initial=lambda region, offset, size: bv(0, 8 * size))
+    memory = Memory(initial=lambda region, word: bv(0))
     return State(
         x=[bv(regs.get(f"x{i}", 0)) for i in range(31)],
         sp_el1=bv(regs.get("sp", 0)),
