@@ -83,16 +83,28 @@ class Memory:
     untouched memory with different widths still agree (and can be merged)."""
 
     cells: dict[tuple[Region, int], BV] = field(default_factory=dict)
-    initial: Callable[[Region, int], BV] | None = None  # (region, 8-aligned offset) -> 64-bit value
+    # (region, 8-aligned offset, epoch of the region's class) -> 64-bit value
+    initial: Callable[[Region, int, int], BV] | None = None
+    # A call that may write a whole class of memory (the current task, per-CPU data) starts a new epoch
+    # for it: bytes not written since read as new unknowns. `classify` names a region's class.
+    epochs: dict[str, int] = field(default_factory=dict)
+    classify: Callable[[Region], str] = lambda region: "all"
 
     def copy(self) -> Memory:
-        return Memory(dict(self.cells), self.initial)
+        return Memory(dict(self.cells), self.initial, dict(self.epochs), self.classify)
 
     def initial_byte(self, region: Region, offset: int) -> BV:
         assert self.initial is not None
         word = offset & ~7
         shift = 8 * (offset - word)
-        return z3.Extract(shift + 7, shift, self.initial(region, word))
+        epoch = self.epochs.get(self.classify(region), 0)
+        return z3.Extract(shift + 7, shift, self.initial(region, word, epoch))
+
+    def havoc_class(self, cls: str) -> None:
+        """Forget everything in a class of memory: a new epoch, and its written bytes dropped."""
+        self.epochs[cls] = self.epochs.get(cls, 0) + 1
+        for key in [k for k in self.cells if self.classify(k[0]) == cls]:
+            del self.cells[key]
 
     def byte(self, region: Region, offset: int) -> BV:
         cell = self.cells.get((region, offset))
@@ -187,7 +199,7 @@ class State:
 def concrete_state(regs: dict[str, int] | None = None, nzcv: int = 0, daif: int = 0xF) -> State:
     """A fully concrete state (for differential tests and replay): unwritten memory and sysregs read 0."""
     regs = regs or {}
-    memory = Memory(initial=lambda region, word: bv(0))
+    memory = Memory(initial=lambda region, word, epoch: bv(0))
     return State(
         x=[bv(regs.get(f"x{i}", 0)) for i in range(31)],
         sp_el1=bv(regs.get("sp", 0)),

@@ -1,0 +1,159 @@
+"""The lifted files linked into one address space.
+
+Every lifted section gets a concrete, page-aligned base address (as if the kernel image were laid out
+that way), so return addresses, jump-table targets and `adrp`+`add` results are plain numbers the engine
+can follow. A symbol that no lifted file defines has no address here: its address is a Z3 constant
+(`&name`), distinct from every other region.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from verifier.ir import AlternativeSite, DataValue, Item, Loc, Program, SymRef, Target
+
+IMAGE_BASE = 0xFFFF_8000_1000_0000
+SECTION_STRIDE = 0x0100_0000  # 16 MiB apart: every lifted section fits
+
+
+@dataclass(frozen=True)
+class CodeRef:
+    """One instruction of the image."""
+
+    program: int
+    section: str
+    item: Item
+    address: int
+
+
+@dataclass
+class PlacedSection:
+    program: int
+    name: str
+    base: int
+    size: int
+    items: dict[int, Item]  # by offset
+
+
+@dataclass
+class Image:
+    programs: list[Program]
+    sections: list[PlacedSection] = field(default_factory=list)
+    globals: dict[str, int] = field(default_factory=dict)  # symbol -> address (non-local, any file)
+    locals: list[dict[str, int]] = field(default_factory=list)  # per program
+    names: dict[int, str] = field(default_factory=dict)  # address -> the symbol defined there
+    alternatives: dict[int, list[tuple[AlternativeSite, int, int | None]]] = field(default_factory=dict)
+    aliases: list[tuple[int, int, int]] = field(default_factory=list)  # (alias base, real base, size)
+
+    # ---------------------------------------------------------------------------------- building
+
+    @staticmethod
+    def link(programs: list[Program]) -> Image:
+        image = Image(programs)
+        base = IMAGE_BASE
+        for index, program in enumerate(programs):
+            for section in program.sections.values():
+                items = {item.offset: item for item in section.items}
+                image.sections.append(PlacedSection(index, section.name, base, section.size, items))
+                base += SECTION_STRIDE
+        for index, program in enumerate(programs):
+            local: dict[str, int] = {}
+            for symbol in program.symbols.values():
+                if symbol.loc is None:
+                    continue
+                address = image.section_base(index, symbol.loc.section) + symbol.loc.offset
+                local[symbol.name] = address
+                image.names.setdefault(address, symbol.name)
+                if symbol.binding != "local":
+                    image.globals.setdefault(symbol.name, address)
+            image.locals.append(local)
+        for index, program in enumerate(programs):
+            for site in program.alternatives:
+                orig = image.section_base(index, site.orig.section) + site.orig.offset
+                repl = None
+                if site.repl is not None:
+                    repl = image.section_base(index, site.repl.section) + site.repl.offset
+                image.alternatives.setdefault(orig, []).append((site, index, repl))
+        return image
+
+    def add_alias(self, section: str, alias_base: int) -> None:
+        """Code of `section` is also reachable at `alias_base` (the KPTI trampoline's fixmap alias)."""
+        for placed in self.sections:
+            if placed.name == section:
+                self.aliases.append((alias_base & ((1 << 64) - 1), placed.base, placed.size))
+
+    # ----------------------------------------------------------------------------------- queries
+
+    def section_base(self, program: int, section: str) -> int:
+        for placed in self.sections:
+            if placed.program == program and placed.name == section:
+                return placed.base
+        raise KeyError(f"no section {section} in program {program}")
+
+    def address(self, target: Target, program: int) -> int | None:
+        """The address of a target as seen from `program`; None for a symbol no lifted file defines."""
+        if isinstance(target, Loc):
+            if target.section == "*ABS*":
+                return target.offset
+            return self.section_base(program, target.section) + target.offset
+        assert isinstance(target, SymRef)
+        address = self.locals[program].get(target.symbol)
+        if address is None:
+            address = self.globals.get(target.symbol)
+        return None if address is None else address + target.addend
+
+    def unalias(self, address: int) -> int:
+        for alias, real, size in self.aliases:
+            if alias <= address < alias + size:
+                return real + (address - alias)
+        return address
+
+    def placed(self, address: int) -> PlacedSection | None:
+        address = self.unalias(address)
+        for placed in self.sections:
+            if placed.base <= address < placed.base + max(placed.size, 1):
+                return placed
+        return None
+
+    def code(self, address: int) -> CodeRef | None:
+        address = self.unalias(address)
+        placed = self.placed(address)
+        if placed is None:
+            return None
+        item = placed.items.get(address - placed.base)
+        if item is None or item.kind == "data":
+            return None
+        return CodeRef(placed.program, placed.name, item, address)
+
+    def symbol_for(self, address: int) -> str | None:
+        """The function (nearest symbol at or before) an address belongs to."""
+        address = self.unalias(address)
+        placed = self.placed(address)
+        if placed is None:
+            return None
+        best, best_addr = None, -1
+        for program_syms in (self.locals[placed.program],):
+            for name, addr in program_syms.items():
+                if placed.base <= addr <= address and addr > best_addr and not name.startswith((".L", "$")):
+                    best, best_addr = name, addr
+        return best
+
+    def data_value(self, address: int, size: int) -> DataValue | bytes | None:
+        """Initial contents of lifted data at a concrete address: bytes, or a relocated field."""
+        placed = self.placed(address)
+        if placed is None:
+            return None
+        offset = address - placed.base
+        for item in placed.items.values():
+            if item.offset <= offset < item.offset + item.size:
+                if item.data:
+                    field_offset = item.offset
+                    for value in item.data:
+                        if field_offset == offset and value.size == size:
+                            return value
+                        field_offset += value.size
+                if item.raw is not None and offset + size <= item.offset + len(item.raw):
+                    start = offset - item.offset
+                    return item.raw[start : start + size]
+                return None
+        return None
