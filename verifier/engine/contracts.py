@@ -84,8 +84,9 @@ def _contract(name: str, table: dict, base: Contract, where: str, default: bool 
     known = {"returns", "clobbers", "daif", "mdscr", "unmasks", "writes", "pstate_bits", "note"}
     unknown = set(table) - known
     if unknown:
-        raise UserError(f"contract {name}: unknown key(s) {', '.join(sorted(unknown))} (known: {', '.join(sorted(known))})",
-                        where)
+        raise UserError(
+            f"contract {name}: unknown key(s) {', '.join(sorted(unknown))} (known: {', '.join(sorted(known))})", where
+        )
     clobbers = table.get("clobbers", base.clobbers)
     if clobbers == "aapcs64":
         clobbers = AAPCS_CLOBBERS
@@ -149,7 +150,8 @@ def load_contracts(path: str | Path) -> Contracts:
         patches = table.get("patches")
         if patches not in ("nops", "registers"):
             raise UserError(f"callback {name}: patches must be 'nops' or 'registers'", where)
-        contracts.callbacks[name] = Callback(name, patches, tuple(table.get("registers", ())), str(table.get("note", "")))
+        registers = tuple(table.get("registers", ()))
+        contracts.callbacks[name] = Callback(name, patches, registers, str(table.get("note", "")))
     for key in ("TSK_TI_FLAGS", "S_PC", "S_PSTATE", "S_FRAME_SIZE"):
         if key not in contracts.layout:
             raise UserError(f"[layout] needs {key}", where)
