@@ -16,9 +16,10 @@ Subcommand = tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[arg
 
 
 def _subcommands() -> dict[str, Subcommand]:
-    from verifier import cmd_crosscheck, cmd_kernel_asm, cmd_lift
+    from verifier import cmd_crosscheck, cmd_kernel_asm, cmd_lift, cmd_prove
 
     return {
+        "prove": cmd_prove.SUBCOMMAND,
         "lift": cmd_lift.SUBCOMMAND,
         "crosscheck": cmd_crosscheck.SUBCOMMAND,
         "kernel-asm": cmd_kernel_asm.SUBCOMMAND,

@@ -70,6 +70,7 @@ class Contracts:
     callbacks: dict[str, Callback] = field(default_factory=dict)
     firmware: Contract | None = None
     noreturn_patterns: tuple[str, ...] = ()
+    percpu_current: str | None = None  # the per-CPU variable that holds the current task at EL0 entry
 
     def for_function(self, name: str) -> Contract:
         if name in self.functions:
@@ -139,6 +140,7 @@ def load_contracts(path: str | Path) -> Contracts:
         aliases={k: int(v) for k, v in data.get("aliases", {}).items()},
         default=default,
         noreturn_patterns=tuple(data.get("noreturn_patterns", [])),
+        percpu_current=data.get("current", {}).get("percpu"),
     )
     for name, table in data.get("function", {}).items():
         contracts.functions[name] = _contract(name, table, default, where)

@@ -8,6 +8,7 @@ can follow. A symbol that no lifted file defines has no address here: its addres
 
 from __future__ import annotations
 
+import bisect
 from dataclasses import dataclass, field
 
 from verifier.ir import AlternativeSite, DataValue, Item, Loc, Program, SymRef, Target
@@ -125,18 +126,22 @@ class Image:
             return None
         return CodeRef(placed.program, placed.name, item, address)
 
-    def symbol_for(self, address: int) -> str | None:
-        """The function (nearest symbol at or before) an address belongs to."""
+    def function_at(self, address: int) -> str | None:
+        """The function an address belongs to: the nearest non-local symbol at or before it."""
+        if not hasattr(self, "_starts"):
+            starts = sorted((addr, name) for local in self.locals for name, addr in local.items()
+                            if not name.startswith((".L", "$")))
+            self._starts = starts
+            self._keys = [a for a, _ in starts]
         address = self.unalias(address)
-        placed = self.placed(address)
-        if placed is None:
+        i = bisect.bisect_right(self._keys, address) - 1
+        if i < 0:
             return None
-        best, best_addr = None, -1
-        for program_syms in (self.locals[placed.program],):
-            for name, addr in program_syms.items():
-                if placed.base <= addr <= address and addr > best_addr and not name.startswith((".L", "$")):
-                    best, best_addr = name, addr
-        return best
+        start, name = self._starts[i]
+        placed = self.placed(address)
+        if placed is None or not placed.base <= start:
+            return None
+        return name
 
     def data_value(self, address: int, size: int) -> DataValue | bytes | None:
         """Initial contents of lifted data at a concrete address: bytes, or a relocated field."""

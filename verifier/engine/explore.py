@@ -1,0 +1,876 @@
+"""Symbolic exploration of every path from one vector slot, with state merging.
+
+A worklist of paths ordered by (call context, address): all predecessors of a join point are usually
+executed before it, and the paths that meet there are merged (values become `If(guard, a, b)`), so
+diamonds in the C code do not multiply paths. A call into lifted code is followed with the call site
+pushed on the context; a call elsewhere applies a contract. Alternatives fork on a symbolic capability
+and, since their replacement code is ordered as if it stood at the original site, merge again after it.
+
+Nothing is dropped: an instruction without semantics, an undecodable word, an indirect branch that
+cannot be resolved, a loop that reaches its bound or a store to an address the memory model cannot place
+ends the path as an *unknown event* with its reason and guard; verdicts over it are UNKNOWN, never PROVED.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import z3
+
+from verifier.canon import canonical
+from verifier.engine import semantics as sem
+from verifier.engine.contracts import PSTATE_BITS, Contract, Contracts
+from verifier.engine.image import CodeRef, Image
+from verifier.engine.state import (
+    BV,
+    DAIF_REG,
+    ELR_EL1,
+    MDSCR,
+    SPSR_EL1,
+    Memory,
+    Region,
+    State,
+    bv,
+    split_address,
+)
+from verifier.ir import Addr, Insn, Loc, Reloc, SymRef, Target
+
+NOP = Insn("hint", ())
+
+# What every result also rests on, printed with it.
+ENGINE_ASSUMPTIONS = (
+    "memory regions built from distinct symbolic bases (the stack, the current task, per-CPU data, each "
+    "symbol, each loaded pointer) do not overlap",
+    "an external symbol's address comes whole from adrp and :lo12: adds 0 (exact for the adrp+add and "
+    "adrp+ldr pairs compilers and the kernel's macros emit)",
+    "no synchronous exception (a fault) is taken by the entry code's own instructions",
+    "a call into code that is not lifted behaves as its contract says",
+    "each alternative's capability is a free boolean, the same at every site (unless pinned); "
+    "alternative_cb callbacks patch as their contracts say",
+)
+
+
+# ---------------------------------------------------------------------------------------- records
+
+
+@dataclass(frozen=True)
+class Event:
+    """Something an obligation needs to know happened at an instruction, under a condition."""
+
+    address: int
+    cond: z3.BoolRef
+    what: str
+
+
+@dataclass
+class Track:
+    """Per-path bookkeeping of the obligations, merged with the state."""
+
+    elr_events: list[Event] = field(default_factory=list)  # exceptions possible since the last ELR write
+    spsr_events: list[Event] = field(default_factory=list)
+    order_events: list[Event] = field(default_factory=list)  # I unmasked while D masked
+    sync_events: list[Event] = field(default_factory=list)  # MDSCR write not synchronised when it mattered
+    mdscr_old: BV | None = None  # MDSCR_EL1 before a write no context synchronisation event has followed
+    flags_read: BV | None = None  # the current task's thread flags as the code last read them
+    decided: dict[int, bool] = field(default_factory=dict)
+    calls: dict[tuple, int] = field(default_factory=dict)
+    contracts: set[str] = field(default_factory=set)
+    visited: dict[str, z3.BoolRef] = field(default_factory=dict)  # watched function -> "the path ran it"
+
+    def copy(self) -> Track:
+        return Track(list(self.elr_events), list(self.spsr_events), list(self.order_events),
+                     list(self.sync_events), self.mdscr_old, self.flags_read, dict(self.decided), dict(self.calls),
+                     set(self.contracts), dict(self.visited))
+
+
+@dataclass(frozen=True)
+class Frame:
+    call: int  # address of the call instruction
+    ret: int  # where it returns
+
+
+@dataclass
+class Path:
+    state: State
+    guard: z3.BoolRef
+    track: Track
+    ctx: tuple[Frame, ...]
+    pc: int
+    # while running an alternative's replacement: (replacement start, replacement end, original start,
+    # original end); the path is ordered as if it stood at the original start
+    alt: tuple[int, int, int, int] | None = None
+    skip_alt: int | None = None  # the alternative site at this pc was already decided for this path
+
+    def copy(self) -> Path:
+        return Path(self.state.copy(), self.guard, self.track.copy(), self.ctx, self.pc, self.alt, self.skip_alt)
+
+
+@dataclass(frozen=True)
+class Unknown:
+    address: int
+    cond: z3.BoolRef
+    reason: str
+
+
+@dataclass(frozen=True)
+class EretCheck:
+    """One eret reached: the obligation formulas there (each already includes the path guard)."""
+
+    address: int
+    guard: z3.BoolRef
+    violations: dict[str, z3.BoolRef]
+    events: dict[str, list[Event]]
+    contracts: frozenset[str]
+    visited: dict[str, z3.BoolRef]
+    values: dict[str, z3.ExprRef]  # what the obligations compared, for the counterexample
+
+
+@dataclass
+class Fatal:
+    address: int
+    cond: z3.BoolRef
+    reason: str
+
+
+@dataclass
+class SlotRun:
+    erets: list[EretCheck] = field(default_factory=list)
+    unknowns: list[Unknown] = field(default_factory=list)
+    fatals: list[Fatal] = field(default_factory=list)
+    contracts: set[str] = field(default_factory=set)
+    steps: int = 0
+    merges: int = 0
+    solver_calls: int = 0
+
+
+@dataclass
+class Initial:
+    """The named initial values of one slot (what assumptions and counterexamples talk about)."""
+
+    spsr: BV
+    mdscr: BV
+    esr: BV
+    elr: BV
+    task: BV
+    flags: BV
+    from_el0: bool
+    caps: dict[int, z3.BoolRef]
+
+
+# ------------------------------------------------------------------------------------- helpers
+
+
+def _daif_bits(state: State) -> tuple[z3.BitVecRef, z3.BitVecRef, z3.BitVecRef, z3.BitVecRef]:
+    d = z3.Extract(3, 3, state.daif)
+    a = z3.Extract(2, 2, state.daif)
+    i = z3.Extract(1, 1, state.daif)
+    f = z3.Extract(0, 0, state.daif)
+    return d, a, i, f
+
+
+def can_take_exception(state: State) -> z3.BoolRef:
+    """An exception that would overwrite ELR/SPSR could be taken: I, F or A unmasked, or D unmasked while
+    MDSCR_EL1.KDE allows kernel debug exceptions."""
+    d, a, i, f = _daif_bits(state)
+    kde = z3.Extract(13, 13, state.read_sysreg(MDSCR))
+    zero = bv(0, 1)
+    return z3.simplify(z3.Or(i == zero, f == zero, a == zero, z3.And(d == zero, kde == bv(1, 1))))
+
+
+def _merge_value(g1: z3.BoolRef, a: z3.ExprRef, b: z3.ExprRef) -> z3.ExprRef:
+    if a.eq(b):
+        return a
+    return z3.simplify(z3.If(g1, a, b))
+
+
+def _events_under(events: list[Event], guard: z3.BoolRef) -> list[Event]:
+    return [Event(e.address, z3.And(e.cond, guard), e.what) for e in events]
+
+
+# ------------------------------------------------------------------------------------- explorer
+
+
+@dataclass
+class Options:
+    loop_bound: int = 8
+    max_steps: int = 400_000
+    solver_timeout_ms: int = 20_000
+    enumerate_limit: int = 64  # values tried for a symbolic indirect branch or table load
+
+
+class Explorer:
+    def __init__(self, image: Image, contracts: Contracts, assumptions: list[z3.BoolRef], initial: Initial,
+                 start: Path, options: Options | None = None, guide: z3.ModelRef | None = None,
+                 on_step: Callable[[Path, CodeRef, Insn], None] | None = None,
+                 watch: tuple[str, ...] = ()) -> None:
+        self.image = image
+        self.contracts = contracts
+        self.options = options or Options()
+        self.initial = initial
+        self.run = SlotRun()
+        self.solver = z3.Solver()
+        self.solver.set("timeout", self.options.solver_timeout_ms)
+        for fact in assumptions:
+            self.solver.add(fact)
+        self.visits: dict[tuple, int] = {}
+        self.heap: list = []
+        self.seq = itertools.count()
+        self.guide = guide  # replay: follow the one path this model takes, no solver
+        self.on_step = on_step
+        self.watch = watch  # function names whose visits are tracked (waivers name them)
+        self._push(start)
+
+    # ------------------------------------------------------------------------------ worklist
+
+    def _order(self, path: Path) -> tuple:
+        virtual = path.alt[2] if path.alt else path.pc
+        return tuple(f.call for f in path.ctx) + (virtual, 0 if path.alt is None else 1)
+
+    def _merge_key(self, path: Path) -> tuple:
+        return (path.ctx, path.pc, path.alt, path.skip_alt, path.state.el, path.state.spsel,
+                tuple(sorted(path.state.memory.epochs.items())))
+
+    def _push(self, path: Path) -> None:
+        heapq.heappush(self.heap, (self._order(path), next(self.seq), path))
+
+    def _pop(self) -> Path:
+        _, _, path = heapq.heappop(self.heap)
+        if self.guide is not None:
+            return path
+        key = self._merge_key(path)
+        order = self._order(path)
+        held = []
+        while self.heap and self.heap[0][0] == order:
+            _, seq, other = heapq.heappop(self.heap)
+            if self._merge_key(other) == key:
+                path = self._merge(path, other)
+                self.run.merges += 1
+            else:
+                held.append((order, seq, other))
+        for entry in held:
+            heapq.heappush(self.heap, entry)
+        return path
+
+    def _merge(self, p1: Path, p2: Path) -> Path:
+        g1, g2 = p1.guard, p2.guard
+        s1, s2 = p1.state, p2.state
+        x = [_merge_value(g1, a, b) for a, b in zip(s1.x, s2.x, strict=True)]
+        sysregs = {}
+        for enc in set(s1.sysregs) | set(s2.sysregs):
+            sysregs[enc] = _merge_value(g1, s1.read_sysreg(enc), s2.read_sysreg(enc))
+        cells = {}
+        m1, m2 = s1.memory, s2.memory
+        for key in set(m1.cells) | set(m2.cells):
+            cells[key] = _merge_value(g1, m1.byte(*key), m2.byte(*key))
+        memory = Memory(cells, m1.initial, dict(m1.epochs), m1.classify)
+        state = State(x, _merge_value(g1, s1.sp_el1, s2.sp_el1), _merge_value(g1, s1.sp_el0, s2.sp_el0),
+                      _merge_value(g1, s1.nzcv, s2.nzcv), _merge_value(g1, s1.daif, s2.daif),
+                      _merge_value(g1, s1.pstate_ss, s2.pstate_ss), sysregs, memory, s1.fresh_sysreg, s1.el, s1.spsel)
+        t1, t2 = p1.track, p2.track
+        track = Track(
+            elr_events=_events_under(t1.elr_events, g1) + _events_under(t2.elr_events, g2),
+            spsr_events=_events_under(t1.spsr_events, g1) + _events_under(t2.spsr_events, g2),
+            order_events=_events_under(t1.order_events, g1) + _events_under(t2.order_events, g2),
+            sync_events=_events_under(t1.sync_events, g1) + _events_under(t2.sync_events, g2),
+            decided={k: v for k, v in t1.decided.items() if t2.decided.get(k) == v},
+            calls={k: max(t1.calls.get(k, 0), t2.calls.get(k, 0)) for k in set(t1.calls) | set(t2.calls)},
+            contracts=t1.contracts | t2.contracts,
+            visited={k: z3.simplify(z3.Or(z3.And(t1.visited.get(k, z3.BoolVal(False)), g1),
+                                          z3.And(t2.visited.get(k, z3.BoolVal(False)), g2)))
+                     for k in set(t1.visited) | set(t2.visited)},
+        )
+        for name in ("mdscr_old", "flags_read"):
+            a, b = getattr(t1, name), getattr(t2, name)
+            if a is None and b is None:
+                continue
+            if a is None:
+                a = s1.read_sysreg(MDSCR) if name == "mdscr_old" else self.initial.flags
+            if b is None:
+                b = s2.read_sysreg(MDSCR) if name == "mdscr_old" else self.initial.flags
+            setattr(track, name, _merge_value(g1, a, b))
+        guard = z3.simplify(z3.Or(g1, g2))
+        return Path(state, guard, track, p1.ctx, p1.pc, p1.alt, p1.skip_alt)
+
+    # -------------------------------------------------------------------------------- solver
+
+    def feasible(self, formula: z3.BoolRef) -> bool | None:
+        """SAT under the assumptions? None on timeout."""
+        formula = z3.simplify(formula)
+        if z3.is_false(formula):
+            return False
+        if self.guide is not None:
+            return z3.is_true(self.guide.eval(formula, model_completion=True))
+        self.run.solver_calls += 1
+        self.solver.push()
+        self.solver.add(formula)
+        result = self.solver.check()
+        self.solver.pop()
+        if result == z3.unknown:
+            return None
+        return result == z3.sat
+
+    def _split(self, path: Path, cond: z3.BoolRef) -> tuple[z3.BoolRef | None, z3.BoolRef | None, bool]:
+        """Guards for cond true / false that are feasible (None if not); third: a solver timeout."""
+        cond = z3.simplify(cond)
+        if z3.is_true(cond):
+            return path.guard, None, False
+        if z3.is_false(cond):
+            return None, path.guard, False
+        timeout = False
+        out = []
+        for branch in (cond, z3.Not(cond)):
+            ok = self.feasible(z3.And(path.guard, branch))
+            if ok is None:
+                timeout = True
+            out.append(z3.simplify(z3.And(path.guard, branch)) if ok else None)
+        return out[0], out[1], timeout
+
+    def _values(self, path: Path, value: BV) -> list[int] | None:
+        """The concrete values a symbolic value can take on this path (None: too many / timeout)."""
+        value = z3.simplify(value)
+        if z3.is_bv_value(value):
+            return [value.as_long()]
+        if self.guide is not None:
+            return [self.guide.eval(value, model_completion=True).as_long()]
+        found: list[int] = []
+        self.solver.push()
+        self.solver.add(path.guard)
+        try:
+            while len(found) <= self.options.enumerate_limit:
+                self.run.solver_calls += 1
+                result = self.solver.check()
+                if result != z3.sat:
+                    return found if result == z3.unsat else None
+                number = self.solver.model().eval(value, model_completion=True).as_long()
+                found.append(number)
+                self.solver.add(value != number)
+            return None
+        finally:
+            self.solver.pop()
+
+    # --------------------------------------------------------------------------------- events
+
+    def unknown(self, path: Path, reason: str) -> None:
+        self.run.unknowns.append(Unknown(path.pc, path.guard, reason))
+
+    def fatal(self, path: Path, reason: str) -> None:
+        self.run.fatals.append(Fatal(path.pc, path.guard, reason))
+
+    # ---------------------------------------------------------------------------------- main
+
+    def explore(self) -> SlotRun:
+        while self.heap:
+            path = self._pop()
+            self.run.steps += 1
+            if self.run.steps > self.options.max_steps:
+                self.unknown(path, f"step budget of {self.options.max_steps} instructions exhausted")
+                for _, _, rest in self.heap:
+                    self.unknown(rest, f"step budget of {self.options.max_steps} instructions exhausted")
+                self.heap.clear()
+                break
+            self._step(path)
+        return self.run
+
+    def _step(self, path: Path) -> None:
+        key = (path.ctx, path.pc, path.alt)
+        count = self.visits.get(key, 0) + 1
+        self.visits[key] = count
+        if count > self.options.loop_bound and self.guide is None:
+            self.unknown(path, f"loop bound {self.options.loop_bound} reached")
+            return
+        if path.alt is None and path.skip_alt != path.pc and path.pc in self.image.alternatives:
+            self._fork_alternatives(path)
+            return
+        code = self.image.code(path.pc)
+        if code is None:
+            self.unknown(path, f"no lifted instruction at {path.pc:#x}")
+            return
+        if code.item.kind == "undecoded" or code.item.insn is None:
+            self.unknown(path, f"undecoded instruction: {code.item.reason or 'unknown encoding'}")
+            return
+        insn = canonical(code.item.insn)
+        if self.watch:
+            function = self.image.function_at(path.pc)
+            if function in self.watch:
+                seen = path.track.visited.get(function, z3.BoolVal(False))
+                path.track.visited[function] = z3.simplify(z3.Or(seen, path.guard))
+        if self.on_step is not None:
+            self.on_step(path, code, insn)
+        self._execute(path, code, insn)
+
+    # --------------------------------------------------------------------------- alternatives
+
+    def _fork_alternatives(self, path: Path) -> None:
+        sites = self.image.alternatives[path.pc]
+        site, program, repl = sites[0]  # nested sites at one address are decided one at a time
+        cap = self.initial.caps.setdefault(site.cap, z3.Bool(f"cap{site.cap}"))
+        orig_end = path.pc + site.orig_len
+        decided = path.track.decided.get(site.cap)
+        options: list[tuple[bool, z3.BoolRef]] = []
+        for value in (False, True):
+            if decided is not None and decided != value:
+                continue
+            guard = z3.simplify(z3.And(path.guard, cap if value else z3.Not(cap)))
+            if decided is None and not self.feasible(guard):
+                continue
+            options.append((value, guard))
+        for value, guard in options:
+            branch = path.copy()
+            branch.guard = guard
+            branch.track.decided[site.cap] = value
+            if not value:
+                branch.skip_alt = path.pc  # run the original instructions
+                self._push(branch)
+                continue
+            if site.callback:
+                self._apply_callback(branch, site.callback, orig_end)
+                continue
+            if repl is None or site.repl_len == 0:
+                branch.pc = orig_end
+                self._push(branch)
+                continue
+            branch.alt = (repl, repl + site.repl_len, path.pc, orig_end)
+            branch.pc = repl
+            self._push(branch)
+
+    def _apply_callback(self, path: Path, name: str, orig_end: int) -> None:
+        callback = self.contracts.callbacks.get(name)
+        if callback is None:
+            self.unknown(path, f"alternative callback {name} has no contract")
+            return
+        path.track.contracts.add(f"callback {name}: patches {callback.patches}")
+        if callback.patches == "registers":
+            for reg in callback.registers:
+                path.state.write_reg(reg, self._fresh(path, f"{name}.{reg}"))
+        path.pc = orig_end
+        self._push(path)
+
+    # ------------------------------------------------------------------------------- execution
+
+    def _fresh(self, path: Path, what: str, bits: int = 64) -> BV:
+        site = (path.ctx, path.pc, what)
+        n = path.track.calls.get(site, 0)
+        path.track.calls[site] = n + 1
+        ctx = "/".join(f"{f.call:x}" for f in path.ctx)
+        return z3.BitVec(f"{what}@{ctx}:{path.pc:x}#{n}", bits)
+
+    def _execute(self, path: Path, code: CodeRef, insn: Insn) -> None:
+        state = path.state
+        before_daif = state.daif
+        before_mdscr = state.read_sysreg(MDSCR)
+        ctx = _Context(self, path, code)
+        try:
+            effect = sem.execute(insn, state, ctx)
+        except _Unresolved as err:
+            self.unknown(path, str(err))
+            return
+        if isinstance(effect, sem.Unsupported):
+            self.unknown(path, f"no semantics for `{insn}`: {effect.reason}")
+            return
+        self._after_write(path, insn, before_daif, before_mdscr)
+        if path.alt is not None and path.pc + 4 == path.alt[1] and isinstance(effect, sem.Next | sem.Barrier):
+            # the last replacement instruction: continue after the original range
+            if isinstance(effect, sem.Barrier) and effect.kind == "isb":
+                path.track.mdscr_old = None
+            path.pc = path.alt[3]
+            path.alt = None
+            self._push(path)
+            return
+        self._control(path, code, insn, effect)
+
+    def _after_write(self, path: Path, insn: Insn, before_daif: BV, before_mdscr: BV) -> None:
+        """Obligation bookkeeping after an instruction: DAIF, MDSCR_EL1, ELR/SPSR writes."""
+        state, track = path.state, path.track
+        if insn.mnemonic == "msr" and insn.operands:
+            target = insn.operands[0]
+            encoding = getattr(target, "encoding", None)
+            if encoding == ELR_EL1:
+                track.elr_events = self._window_start(path)
+            elif encoding == SPSR_EL1:
+                track.spsr_events = self._window_start(path)
+        mdscr = state.read_sysreg(MDSCR)
+        mdscr_changed = not mdscr.eq(before_mdscr)
+        if mdscr_changed and track.mdscr_old is None:
+            track.mdscr_old = before_mdscr
+        if not state.daif.eq(before_daif) or mdscr_changed:
+            self._exceptions_changed(path)
+
+    def _window_start(self, path: Path) -> list[Event]:
+        cond = can_take_exception(path.state)
+        if z3.is_false(cond):
+            return []
+        return [Event(path.pc, z3.And(path.guard, cond), "exception unmasked after the write")]
+
+    def _exceptions_changed(self, path: Path) -> None:
+        state, track = path.state, path.track
+        cond = can_take_exception(state)
+        if not z3.is_false(cond):
+            event = Event(path.pc, z3.And(path.guard, cond), "exception unmasked")
+            track.elr_events.append(event)
+            track.spsr_events.append(event)
+        d, _, i, _ = _daif_bits(state)
+        order = z3.simplify(z3.And(i == bv(0, 1), d == bv(1, 1)))
+        if not z3.is_false(order):
+            track.order_events.append(Event(path.pc, z3.And(path.guard, order), "I unmasked while D masked"))
+        if track.mdscr_old is not None:
+            new = state.read_sysreg(MDSCR)
+            old = track.mdscr_old
+            differs = z3.Or(z3.Extract(0, 0, old) != z3.Extract(0, 0, new),
+                            z3.Extract(13, 13, old) != z3.Extract(13, 13, new))
+            cond = z3.simplify(z3.And(d == bv(0, 1), differs))
+            if not z3.is_false(cond):
+                track.sync_events.append(
+                    Event(path.pc, z3.And(path.guard, cond), "D unmasked before the MDSCR_EL1 write is synchronised"))
+
+    def _control(self, path: Path, code: CodeRef, insn: Insn, effect: object) -> None:
+        next_pc = path.pc + 4
+        if isinstance(effect, sem.Next):
+            path.pc = next_pc
+            self._push(path)
+        elif isinstance(effect, sem.Barrier):
+            if effect.kind == "isb":
+                path.track.mdscr_old = None
+            path.pc = next_pc
+            self._push(path)
+        elif isinstance(effect, sem.CondJump):
+            taken, fallthrough, timeout = self._split(path, effect.cond)
+            if timeout:
+                self.unknown(path, "solver timeout on a branch condition")
+                return
+            if fallthrough is not None:
+                other = path.copy() if taken is not None else path
+                other.guard = fallthrough
+                other.pc = next_pc
+                self._leave_alt(other)
+                self._push(other)
+            if taken is not None:
+                path.guard = taken
+                self._jump(path, code, effect.target)
+        elif isinstance(effect, sem.Jump):
+            self._jump(path, code, effect.target)
+        elif isinstance(effect, sem.Call):
+            self._call(path, code, effect.target, next_pc)
+        elif isinstance(effect, sem.Return):
+            self._return(path, effect.target)
+        elif isinstance(effect, sem.Eret):
+            self._eret(path)
+        elif isinstance(effect, sem.Trap):
+            if effect.kind in ("hvc", "smc"):
+                self._firmware(path, next_pc)
+            else:
+                self.fatal(path, f"{effect.kind} #{effect.imm:#x} (BUG()/trap)")
+        else:
+            self.unknown(path, f"unexpected effect {effect!r}")
+
+    def _leave_alt(self, path: Path) -> None:
+        """A branch out of the replacement code (the kernel's patching fixed it up) ends alt mode; a
+        fall-through past its end continues after the original range."""
+        if path.alt is None:
+            return
+        start, end, _, orig_end = path.alt
+        if path.pc == end:
+            path.pc = orig_end
+        if not start <= path.pc < end:
+            path.alt = None
+
+    # ------------------------------------------------------------------------------ branches
+
+    def _target_address(self, path: Path, code: CodeRef, target: Target | BV) -> list[int] | str:
+        if isinstance(target, Loc | SymRef):
+            address = self.image.address(target, code.program)
+            if address is None:
+                return f"external:{target.symbol if isinstance(target, SymRef) else target}"
+            return [address]
+        values = self._values(path, target)
+        if values is None:
+            return "unresolved"
+        return values
+
+    def _jump(self, path: Path, code: CodeRef, target: Target | BV) -> None:
+        if isinstance(target, SymRef) and self.image.address(target, code.program) is None:
+            # a tail call out of the lifted code: the callee returns to our caller
+            contract = self.contracts.for_function(target.symbol)
+            if not self._apply_contract(path, contract, target.symbol):
+                return
+            self._return(path, path.state.read_reg("x30"))
+            return
+        addresses = self._target_address(path, code, target)
+        if isinstance(addresses, str):
+            self.unknown(path, f"indirect branch to a value the engine cannot resolve ({addresses})")
+            return
+        for n, address in enumerate(addresses):
+            branch = path if n == len(addresses) - 1 else path.copy()
+            if len(addresses) > 1:
+                branch.guard = z3.simplify(z3.And(path.guard, target == address))  # type: ignore[operator]
+            if address == path.pc and not isinstance(target, z3.ExprRef):
+                self.fatal(branch, "deliberate hang (branch to itself)")
+                continue
+            branch.pc = address
+            self._leave_alt(branch)
+            self._push(branch)
+
+    def _call(self, path: Path, code: CodeRef, target: Target | BV, ret: int) -> None:
+        if isinstance(target, SymRef) and self.image.address(target, code.program) is None:
+            contract = self.contracts.for_function(target.symbol)
+            if self._apply_contract(path, contract, target.symbol):
+                path.pc = ret
+                self._push(path)
+            return
+        if isinstance(target, z3.ExprRef) and not z3.is_bv_value(z3.simplify(target)):
+            origin = self._pointer_origin(target)
+            if origin is not None and origin in self.contracts.indirect:
+                if self._apply_contract(path, self.contracts.indirect[origin], f"*{origin}"):
+                    path.pc = ret
+                    self._push(path)
+                return
+        addresses = self._target_address(path, code, target)
+        if isinstance(addresses, str):
+            self.unknown(path, f"indirect call through a value the engine cannot resolve ({addresses})")
+            return
+        for n, address in enumerate(addresses):
+            branch = path if n == len(addresses) - 1 else path.copy()
+            if len(addresses) > 1:
+                branch.guard = z3.simplify(z3.And(path.guard, target == address))  # type: ignore[operator]
+            if self.image.code(address) is None:
+                self.unknown(branch, f"call to {address:#x}, which holds no lifted code")
+                continue
+            if len(branch.ctx) > 64:
+                self.unknown(branch, "call depth above 64 (recursion?)")
+                continue
+            branch.ctx = branch.ctx + (Frame(path.pc, ret),)
+            branch.pc = address
+            branch.alt = None
+            self._push(branch)
+
+    def _pointer_origin(self, value: BV) -> str | None:
+        """For a function pointer loaded from memory: the symbol it was loaded from."""
+        name = str(z3.simplify(value))
+        if name.startswith("mem[&"):
+            return name[5:].split("+")[0].split("]")[0]
+        return None
+
+    def _return(self, path: Path, target: BV) -> None:
+        target = z3.simplify(target)
+        if not path.ctx:
+            self.unknown(path, "return from the exception vector's own code (no caller)")
+            return
+        frame = path.ctx[-1]
+        if not (z3.is_bv_value(target) and target.as_long() == frame.ret):
+            same = self.feasible(z3.And(path.guard, target == frame.ret))
+            if not same:
+                self.unknown(path, "return to an address other than the caller's")
+                return
+        path.ctx = path.ctx[:-1]
+        path.pc = frame.ret
+        path.alt = None
+        self._push(path)
+
+    # ----------------------------------------------------------------------------- contracts
+
+    def _apply_contract(self, path: Path, contract: Contract, name: str) -> bool:
+        """Summarise a call: returns False when the path ends there (the function does not return)."""
+        path.track.contracts.add(contract.describe() if not contract.is_default else f"{name}: default contract")
+        self.run.contracts.add(name)
+        if not contract.returns:
+            self.fatal(path, f"call to {name}, which does not return")
+            return False
+        state = path.state
+        before_daif, before_mdscr = state.daif, state.read_sysreg(MDSCR)
+        # exceptions the callee may take while it runs
+        if contract.unmasks == "all":
+            event = Event(path.pc, path.guard, f"{name} may unmask exceptions while it runs")
+            path.track.elr_events.append(event)
+            path.track.spsr_events.append(event)
+        regs_base = state.read_reg("x0")
+        for reg in contract.clobbers:
+            state.write_reg(reg, self._fresh(path, f"{name}.{reg}"))
+        state.nzcv = self._fresh(path, f"{name}.nzcv", 4)
+        if contract.daif == "masked":
+            state.daif = bv(0xF, 4)
+        elif contract.daif == "any":
+            state.daif = self._fresh(path, f"{name}.daif", 4)
+        elif contract.daif.startswith("0b"):
+            state.daif = bv(int(contract.daif, 2), 4)
+        if contract.mdscr == "any":
+            state.write_sysreg(MDSCR, self._fresh(path, f"{name}.mdscr"))
+        self._havoc_memory(path, contract, name, regs_base)
+        self._after_contract(path, before_daif, before_mdscr)
+        return True
+
+    def _after_contract(self, path: Path, before_daif: BV, before_mdscr: BV) -> None:
+        mdscr = path.state.read_sysreg(MDSCR)
+        if not mdscr.eq(before_mdscr):
+            path.track.mdscr_old = None  # the callee's own isb/eret synchronised it (part of its contract)
+        if not path.state.daif.eq(before_daif) or not mdscr.eq(before_mdscr):
+            self._exceptions_changed(path)
+
+    def _havoc_memory(self, path: Path, contract: Contract, name: str, regs_arg: BV) -> None:
+        memory = path.state.memory
+        layout = self.contracts.layout
+        frame = self._regs_frame(path)
+        for cls in ("task", "percpu", "global"):
+            if cls in contract.writes:
+                memory.havoc_class(cls)
+        if frame is None:
+            return
+        region, base = frame
+        pstate = layout["S_PSTATE"]
+        size = layout["S_FRAME_SIZE"]
+        spans = {"regs.gprs": (0, 31 * 8), "regs.sp": (31 * 8, 32 * 8), "regs.pc": (layout["S_PC"], layout["S_PC"] + 8),
+                 "regs.rest": (pstate + 8, size)}
+        for cls, (lo, hi) in spans.items():
+            if cls in contract.writes:
+                for offset in range(lo, hi, 8):
+                    value = self._fresh(path, f"{name}.regs+{offset:#x}")
+                    memory.store(region, base + offset, value, 8)
+        if "regs.pstate" in contract.writes:
+            old = memory.load(region, base + pstate, 8)
+            fresh = self._fresh(path, f"{name}.pstate")
+            mask = sum(1 << PSTATE_BITS[bit] for bit in contract.pstate_bits)
+            memory.store(region, base + pstate, (old & ~bv(mask)) | (fresh & bv(mask)), 8)
+
+    def _regs_frame(self, path: Path) -> tuple[Region, int] | None:
+        """The pt_regs frame kernel_entry built: at the initial SP_EL1 minus its size."""
+        where = split_address(self.initial_sp - self.contracts.layout["S_FRAME_SIZE"])
+        return where
+
+    initial_sp: BV = z3.BitVec("sp0", 64)
+
+    def _firmware(self, path: Path, ret: int) -> None:
+        contract = self.contracts.firmware or Contract("firmware call (hvc/smc)", clobbers=tuple(
+            f"x{i}" for i in range(18)), writes=())
+        if self._apply_contract(path, contract, contract.name):
+            path.pc = ret
+            self._push(path)
+
+    # ---------------------------------------------------------------------------------- eret
+
+    def _eret(self, path: Path) -> None:
+        state, track, init = path.state, path.track, self.initial
+        spsr = state.read_sysreg(SPSR_EL1)
+        mdscr = state.read_sysreg(MDSCR)
+        guard = path.guard
+        to_el0 = z3.Extract(3, 2, spsr) == bv(0, 2)
+        flags = track.flags_read if track.flags_read is not None else init.flags
+        tif = self.contracts.tif["TIF_SINGLESTEP"]
+        ss_now = z3.Extract(0, 0, mdscr)
+        ss_bad = z3.If(to_el0, ss_now != z3.Extract(tif, tif, flags), ss_now != z3.Extract(0, 0, init.mdscr))
+        violations = {
+            "eret-integrity": z3.Or([e.cond for e in track.elr_events + track.spsr_events] or [z3.BoolVal(False)]),
+            "d-restored": z3.And(guard, z3.Extract(9, 9, spsr) != z3.Extract(9, 9, init.spsr)),
+            "ss-restored": z3.And(guard, ss_bad),
+            "daif-order": z3.Or([e.cond for e in track.order_events] or [z3.BoolVal(False)]),
+            "mdscr-sync": z3.Or([e.cond for e in track.sync_events] or [z3.BoolVal(False)]),
+        }
+        violations = {k: z3.simplify(z3.And(guard, v)) for k, v in violations.items()}
+        events = {"eret-integrity": track.elr_events + track.spsr_events, "daif-order": track.order_events,
+                  "mdscr-sync": track.sync_events}
+        self.run.erets.append(
+            EretCheck(path.pc, guard, violations, events, frozenset(track.contracts), dict(track.visited),
+                      {"SPSR_EL1 at eret": spsr, "MDSCR_EL1 at eret": mdscr, "thread flags read": flags,
+                       "DAIF at eret": state.daif}))
+
+
+class _Unresolved(Exception):
+    pass
+
+
+class _Context:
+    """What the semantics table sees of the engine: addresses and memory."""
+
+    def __init__(self, explorer: Explorer, path: Path, code: CodeRef) -> None:
+        self.explorer = explorer
+        self.path = path
+        self.code = code
+        self.pc = bv(path.pc)
+        self.next_pc = bv(path.pc + 4)
+
+    def address(self, target: Target) -> BV:
+        address = self.explorer.image.address(target, self.code.program)
+        if address is not None:
+            return bv(address)
+        assert isinstance(target, SymRef)
+        return z3.simplify(z3.BitVec(f"&{target.symbol}", 64) + target.addend)
+
+    def reloc(self, reloc: Reloc) -> BV:
+        target = reloc.target
+        address = self.explorer.image.address(target, self.code.program)
+        kind = reloc.kind
+        if address is None:
+            # An external symbol: adrp gives its whole address and :lo12: adds nothing, so that
+            # adrp+add / adrp+ldr [x, :lo12:] compute exactly &sym (+ addend) for the region model.
+            full = self.address(target)
+            if kind == "page":
+                return full
+            if kind.startswith("lo12") or kind in ("lo12_nc",):
+                return bv(0)
+            raise _Unresolved(f"relocation :{kind}: against external {target}")
+        if kind == "page":
+            return bv(address & ~0xFFF)
+        if kind.startswith("lo12"):
+            return bv(address & 0xFFF)
+        if kind.startswith("abs_g"):
+            shift = 16 * int(kind[5])
+            return bv((address >> shift) & 0xFFFF)
+        raise _Unresolved(f"relocation :{kind}:")
+
+    def load(self, state: State, addr: BV, size: int) -> BV:
+        where = split_address(addr)
+        if where is None:
+            return self._table_load(state, addr, size)
+        region, offset = where
+        value = state.memory.load(region, offset, size)
+        self._note_flags(state, region, offset, size, value)
+        return value
+
+    def _note_flags(self, state: State, region: Region, offset: int, size: int, value: BV) -> None:
+        layout = self.explorer.contracts.layout
+        current = split_address(state.sp_el0 + layout["TSK_TI_FLAGS"])
+        if current == (region, offset) and size in (4, 8):
+            self.path.track.flags_read = z3.ZeroExt(64 - value.size(), value) if value.size() < 64 else value
+
+    def _table_load(self, state: State, addr: BV, size: int) -> BV:
+        """A load from an address with a symbolic part (a jump table indexed by the exception class):
+        enumerate the addresses it can have on this path and select among their contents."""
+        values = self.explorer._values(self.path, addr)
+        if not values:
+            raise _Unresolved("load from an address the engine cannot resolve")
+        result: BV | None = None
+        for value in values:
+            where = split_address(bv(value))
+            assert where is not None
+            loaded = state.memory.load(where[0], where[1], size)
+            result = loaded if result is None else z3.If(addr == value, loaded, result)
+        assert result is not None
+        return z3.simplify(result)
+
+    def store(self, state: State, addr: BV, value: BV, size: int) -> None:
+        where = split_address(addr)
+        if where is None:
+            raise _Unresolved("store to an address the engine cannot resolve")
+        state.memory.store(where[0], where[1], value, size)
+
+
+def classify_region(initial: Initial) -> Callable[[Region], str]:
+    """The memory class a region belongs to, for contracts' `writes`."""
+    task = str(initial.task)
+
+    def classify(region: Region) -> str:
+        names = region.bases
+        if not names:
+            return "image"
+        if "sp0" in names:
+            return "stack"
+        if task in names:
+            return "task"
+        if any(name.startswith("tpidr") for name in names):
+            return "percpu"
+        return "global"
+
+    return classify
+
+
+__all__ = ["Addr", "Explorer", "Initial", "Options", "Path", "SlotRun", "Track", "NOP", "DAIF_REG"]

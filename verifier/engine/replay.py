@@ -1,0 +1,142 @@
+"""Concrete replay of a counterexample: the same IR interpreter, following the one path a model takes.
+
+No solver runs here: every branch, alternative and indirect target is decided by evaluating it under the
+model. The replay records the trace a counterexample prints (source lines, functions, DAIF, MDSCR_EL1)
+and confirms the failure at its end.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Protocol
+
+import z3
+
+from verifier.engine.explore import Explorer, Initial, Options, Path
+from verifier.engine.image import CodeRef, Image
+from verifier.engine.state import MDSCR
+from verifier.ir import Insn
+
+
+class ModelLike(Protocol):
+    def eval(self, expr: z3.ExprRef, model_completion: bool = ...) -> z3.ExprRef: ...
+
+
+class DictModel:
+    """A model given as name -> value (from a counterexample file): evaluates by substitution, unknown
+    names are 0/false (model completion)."""
+
+    def __init__(self, values: dict[str, int | bool]) -> None:
+        self.values = values
+        self._cache: dict[int, z3.ExprRef] = {}
+
+    def _leaves(self, expr: z3.ExprRef) -> list[z3.ExprRef]:
+        seen: set[int] = set()
+        out: list[z3.ExprRef] = []
+        stack = [expr]
+        while stack:
+            node = stack.pop()
+            key = node.get_id()
+            if key in seen:
+                continue
+            seen.add(key)
+            if z3.is_const(node) and node.decl().kind() == z3.Z3_OP_UNINTERPRETED:
+                out.append(node)
+            else:
+                stack.extend(node.children())
+        return out
+
+    def eval(self, expr: z3.ExprRef, model_completion: bool = True) -> z3.ExprRef:
+        pairs = []
+        for leaf in self._leaves(expr):
+            value = self.values.get(str(leaf), 0)
+            if z3.is_bool(leaf):
+                pairs.append((leaf, z3.BoolVal(bool(value))))
+            else:
+                pairs.append((leaf, z3.BitVecVal(int(value), leaf.size())))
+        return z3.simplify(z3.substitute(expr, *pairs)) if pairs else z3.simplify(expr)
+
+
+def model_values(model: z3.ModelRef) -> dict[str, int | bool]:
+    """Every constant of a Z3 model, for the counterexample file."""
+    out: dict[str, int | bool] = {}
+    for decl in model.decls():
+        value = model[decl]
+        if z3.is_bv_value(value):
+            out[decl.name()] = value.as_long()
+        elif z3.is_true(value) or z3.is_false(value):
+            out[decl.name()] = z3.is_true(value)
+    return out
+
+
+def _num(model: ModelLike, expr: z3.ExprRef) -> int:
+    value = model.eval(expr, model_completion=True)
+    return value.as_long() if z3.is_bv_value(value) else 0
+
+
+def _daif_text(value: int) -> str:
+    return "".join(flag if value & bit else flag.lower() for flag, bit in (("D", 8), ("A", 4), ("I", 2), ("F", 1)))
+
+
+def replay(image: Image, make_explorer: Callable[..., Explorer], initial: Initial, start: Path,
+           model: ModelLike, prop: str, cap_names: dict[int, str], options: Options | None = None
+           ) -> dict[str, Any] | None:
+    """Re-execute the path `model` describes. Returns the counterexample, or None if the path does not
+    end in an eret that violates `prop` (the explorer and the replay disagree: an engine limit)."""
+    trace: list[dict[str, Any]] = []
+    addresses: list[int] = []
+
+    def on_step(path: Path, code: CodeRef, insn: Insn) -> None:
+        src = code.item.src
+        step: dict[str, Any] = {
+            "file": (src.file or src.asm_file) if src else "?",
+            "line": (src.line or src.asm_line) if src else 0,
+            "function": image.function_at(path.pc) or "?",
+            "daif": _daif_text(_num(model, path.state.daif)),
+            "mdscr": f"{_num(model, path.state.read_sysreg(MDSCR)):#x}",
+            "insn": str(insn),
+        }
+        if src is not None:
+            step["asm"] = f"{src.asm_file}:{src.asm_line}"
+            if src.macros:
+                step["macros"] = [name for name, _ in src.macros]
+        trace.append(step)
+        addresses.append(path.pc)
+
+    explorer = make_explorer(guide=model, on_step=on_step, options=options)
+    run = explorer.explore()
+    if not run.erets:
+        return None
+    eret = run.erets[-1]
+    if not z3.is_true(model.eval(eret.violations[prop], model_completion=True)):
+        return None
+    failing_at = eret.address
+    what = f"{prop} fails at eret"
+    for event in eret.events.get(prop, []):
+        if z3.is_true(model.eval(event.cond, model_completion=True)):
+            failing_at, what = event.address, event.what
+            break
+    index = max((i for i, a in enumerate(addresses) if a == failing_at), default=len(trace) - 1)
+    failing = dict(trace[index]) if trace else {}
+    failing["what"] = what
+    failing["address"] = failing_at
+    failing["values"] = {name: f"{_num(model, expr):#x}" for name, expr in eret.values.items()}
+    failing["values"]["interrupted SPSR_EL1"] = f"{_num(model, initial.spsr):#x}"
+    caps = {cap_names.get(number, f"cap{number}"): z3.is_true(model.eval(var, model_completion=True))
+            for number, var in sorted(initial.caps.items())}
+    esr = _num(model, initial.esr)
+    return {
+        "initial": {
+            "SPSR_EL1": f"{_num(model, initial.spsr):#x}",
+            "MDSCR_EL1": f"{_num(model, initial.mdscr):#x}",
+            "ESR_EL1": f"{esr:#x}",
+            "EC": f"{(esr >> 26) & 0x3F:#04x}",
+            "thread_flags": f"{_num(model, initial.flags):#x}",
+            "capabilities": caps,
+        },
+        "trace": trace,
+        "failing": failing,
+        "functions": sorted({step["function"] for step in trace}),
+    }
+
+

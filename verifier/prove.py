@@ -1,0 +1,178 @@
+"""The proof of the built-in obligations over lifted files: link, explore every vector slot, judge."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import z3
+
+from verifier.engine import semantics
+from verifier.engine.contracts import Contracts, load_contracts
+from verifier.engine.explore import ENGINE_ASSUMPTIONS, Explorer, Options
+from verifier.engine.image import Image
+from verifier.engine.replay import replay
+from verifier.engine.slots import ALL_SLOTS, Assumption, Slot, build, load_assumptions
+from verifier.engine.verdicts import Judge, Result, Waiver, load_waivers, watched_functions
+from verifier.errors import UserError
+from verifier.frontend.assembler import lift_file
+from verifier.ir import Program
+
+ROOT = Path(__file__).resolve().parents[1]
+PROOFS = ROOT / "proofs"
+DEFAULT_ASSUMPTIONS = PROOFS / "assumptions.toml"
+DEFAULT_WAIVERS = PROOFS / "waivers.toml"
+BUNDLED_CONTRACTS = PROOFS / "contracts" / "bundled.toml"
+BUNDLED_SUBJECTS = sorted((ROOT / "asm").glob("*.s"))
+
+
+@dataclass
+class ProveConfig:
+    files: list[Path]
+    contracts: Path = BUNDLED_CONTRACTS
+    assumptions: Path = DEFAULT_ASSUMPTIONS
+    waivers: Path | None = DEFAULT_WAIVERS
+    caps: dict[int, bool] = field(default_factory=dict)  # pinned capabilities
+    cap_names: dict[int, str] = field(default_factory=dict)
+    slots: tuple[Slot, ...] = ALL_SLOTS
+    options: Options = field(default_factory=Options)
+    layout: dict[str, int] = field(default_factory=dict)  # overrides from the build (asm-offsets.h)
+    root: str | None = None  # kernel tree, for source paths
+
+
+@dataclass
+class Report:
+    results: list[Result]
+    assumptions: list[str]
+    inputs: list[dict[str, Any]]
+    stats: dict[str, Any] = field(default_factory=dict)
+
+    def exit_status(self) -> int:
+        verdicts = {r.verdict for r in self.results}
+        if "VIOLATED" in verdicts:
+            return 1
+        if "UNKNOWN" in verdicts:
+            return 3
+        return 0
+
+    def json(self) -> dict[str, Any]:
+        return {"results": [r.json() for r in self.results], "assumptions": self.assumptions,
+                "inputs": self.inputs, "stats": self.stats}
+
+
+Progress = Callable[[str], None]
+
+
+def lift_all(files: list[Path], root: str | None) -> list[Program]:
+    return [lift_file(path, root) for path in files]
+
+
+def _image(programs: list[Program], contracts: Contracts) -> tuple[Image, int]:
+    image = Image.link(programs)
+    for section, base in contracts.aliases.items():
+        image.add_alias(section, base)
+    vectors = image.globals.get("vectors")
+    if vectors is None:
+        for local in image.locals:
+            vectors = vectors or local.get("vectors")
+    if vectors is None:
+        raise UserError("no `vectors` symbol in the inputs: which file holds the exception vector table?")
+    return image, vectors
+
+
+def prove(config: ProveConfig, progress: Progress | None = None) -> Report:
+    contracts = load_contracts(config.contracts)
+    contracts.layout.update(config.layout)
+    assumptions = load_assumptions(config.assumptions)
+    waivers: list[Waiver] = load_waivers(config.waivers) if config.waivers else []
+    programs = lift_all(config.files, config.root)
+    image, vectors = _image(programs, contracts)
+    functions = sorted({name for local in image.locals for name in local})
+    watch = watched_functions(waivers, functions)
+    results: list[Result] = []
+    printed_assumptions: list[str] = []
+    stats: dict[str, Any] = {"slots": {}}
+    started = time.perf_counter()
+    for slot in config.slots:
+        slot_started = time.perf_counter()
+        if progress:
+            progress(f"{slot.name}: exploring")
+        slot_results, printed, slot_stats = prove_slot(slot, image, vectors, contracts, assumptions, waivers, watch,
+                                                       config)
+        results.extend(slot_results)
+        for line in printed:
+            if line not in printed_assumptions:
+                printed_assumptions.append(line)
+        slot_stats["seconds"] = round(time.perf_counter() - slot_started, 3)
+        stats["slots"][slot.name] = slot_stats
+        if progress:
+            counts = _count(slot_results)
+            progress(f"{slot.name}: {counts} ({slot_stats['seconds']}s)")
+    stats["seconds"] = round(time.perf_counter() - started, 3)
+    printed_assumptions += [f"engine: {text}" for text in ENGINE_ASSUMPTIONS]
+    printed_assumptions += [f"semantics: {text}" for text in _bullets(semantics.ASSUMPTIONS)]
+    pinned = [f"pinned: {config.cap_names.get(n, f'cap{n}')}={'on' if v else 'off'}" for n, v in config.caps.items()]
+    printed_assumptions += pinned
+    printed_assumptions.append(f"bounds: loop bound {config.options.loop_bound} visits per instruction and call "
+                               f"context; {config.options.max_steps} steps per slot")
+    printed_assumptions.append(f"contracts: {contracts.path} ({contracts.family}); {contracts.default.describe()}")
+    inputs = [{"path": str(p), "sections": {s.name: s.size for s in prog.sections.values()}}
+              for p, prog in zip(config.files, programs, strict=True)]
+    return Report(results, printed_assumptions, inputs, stats)
+
+
+def _bullets(text: str | tuple[str, ...] | list[str]) -> list[str]:
+    """The semantics' assumptions: a tuple of sentences, or a text with `- ` bullets."""
+    if not isinstance(text, str):
+        return list(text)
+    items: list[str] = []
+    for line in text.splitlines():
+        if line.startswith("- "):
+            items.append(line[2:].strip())
+        elif line.startswith("  ") and items:
+            items[-1] += " " + line.strip()
+    return items
+
+
+def _count(results: list[Result]) -> str:
+    counts: dict[str, int] = {}
+    for result in results:
+        counts[result.verdict] = counts.get(result.verdict, 0) + 1
+    return ", ".join(f"{n} {v}" for v, n in sorted(counts.items()))
+
+
+def prove_slot(slot: Slot, image: Image, vectors: int, contracts: Contracts, assumptions: list[Assumption],
+               waivers: list[Waiver], watch: tuple[str, ...], config: ProveConfig
+               ) -> tuple[list[Result], list[str], dict[str, Any]]:
+    initial, start, facts, printed = build(slot, image, contracts, assumptions, vectors)
+    for number, value in config.caps.items():
+        cap = initial.caps.setdefault(number, z3.Bool(f"cap{number}"))
+        facts.append(cap if value else z3.Not(cap))
+    explorer = Explorer(image, contracts, facts, initial, start, config.options, watch=watch)
+    run = explorer.explore()
+
+    def replay_model(model: z3.ModelRef, prop: str) -> dict[str, Any] | None:
+        initial2, start2, facts2, _ = build(slot, image, contracts, assumptions, vectors)
+        initial2.caps.update(initial.caps)
+
+        def make(guide: Any, on_step: Any, options: Options | None) -> Explorer:
+            return Explorer(image, contracts, facts2, initial2, start2, options or config.options, guide=guide,
+                            on_step=on_step)
+
+        cex = replay(image, make, initial2, start2, model, prop, config.cap_names)
+        if cex is not None:
+            from verifier.engine.replay import model_values
+
+            cex["model"] = model_values(model)
+            cex["vector"] = slot.name
+            cex["property"] = prop
+        return cex
+
+    judge = Judge(slot, run, facts, initial, waivers, replay_model, config.options.solver_timeout_ms)
+    results = judge.judge()
+    stats = {"steps": run.steps, "merges": run.merges, "solver_calls": run.solver_calls, "erets": len(run.erets),
+             "fatal": len(run.fatals), "unknown": len(run.unknowns), "contracts": sorted(run.contracts)}
+    return results, printed, stats
