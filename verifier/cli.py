@@ -16,10 +16,12 @@ Subcommand = tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[arg
 
 
 def _subcommands() -> dict[str, Subcommand]:
-    from verifier import cmd_crosscheck, cmd_kernel_asm, cmd_lift, cmd_prove
+    from verifier import cmd_crosscheck, cmd_kernel, cmd_kernel_asm, cmd_lift, cmd_prove, cmd_replay
 
     return {
         "prove": cmd_prove.SUBCOMMAND,
+        "kernel": cmd_kernel.SUBCOMMAND,
+        "replay": cmd_replay.SUBCOMMAND,
         "lift": cmd_lift.SUBCOMMAND,
         "crosscheck": cmd_crosscheck.SUBCOMMAND,
         "kernel-asm": cmd_kernel_asm.SUBCOMMAND,

@@ -98,8 +98,6 @@ def prove(config: ProveConfig, progress: Progress | None = None) -> Report:
     started = time.perf_counter()
     for slot in config.slots:
         slot_started = time.perf_counter()
-        if progress:
-            progress(f"{slot.name}: exploring")
         slot_results, printed, slot_stats = prove_slot(slot, image, vectors, contracts, assumptions, waivers, watch,
                                                        config)
         results.extend(slot_results)
@@ -169,6 +167,9 @@ def prove_slot(slot: Slot, image: Image, vectors: int, contracts: Contracts, ass
             cex["model"] = model_values(model)
             cex["vector"] = slot.name
             cex["property"] = prop
+            cex["replay"] = {"files": [str(f) for f in config.files], "contracts": str(config.contracts),
+                             "assumptions": str(config.assumptions), "layout": config.layout,
+                             "caps": {str(n): v for n, v in config.caps.items()}, "root": config.root}
         return cex
 
     judge = Judge(slot, run, facts, initial, waivers, replay_model, config.options.solver_timeout_ms)
@@ -176,3 +177,31 @@ def prove_slot(slot: Slot, image: Image, vectors: int, contracts: Contracts, ass
     stats = {"steps": run.steps, "merges": run.merges, "solver_calls": run.solver_calls, "erets": len(run.erets),
              "fatal": len(run.fatals), "unknown": len(run.unknowns), "contracts": sorted(run.contracts)}
     return results, printed, stats
+
+
+def replay_counterexample(cex: dict[str, Any]) -> dict[str, Any] | None:
+    """Re-execute a recorded counterexample concretely (no solver); the replayed counterexample, or None
+    when the recorded path does not end in the recorded violation."""
+    from verifier.engine.replay import DictModel
+    from verifier.engine.slots import slot_by_name
+
+    info = cex["replay"]
+    contracts = load_contracts(info["contracts"])
+    contracts.layout.update(info.get("layout") or {})
+    assumptions = load_assumptions(info["assumptions"])
+    programs = lift_all([Path(f) for f in info["files"]], info.get("root"))
+    image, vectors = _image(programs, contracts)
+    slot = slot_by_name(cex["vector"])
+    initial, start, facts, _ = build(slot, image, contracts, assumptions, vectors)
+    for number in info.get("caps", {}):
+        initial.caps.setdefault(int(number), z3.Bool(f"cap{number}"))
+    for name in cex.get("model", {}):
+        m = name.startswith("cap") and name[3:].isdigit()
+        if m:
+            initial.caps.setdefault(int(name[3:]), z3.Bool(name))
+    model = DictModel(cex.get("model", {}))
+
+    def make(guide: Any, on_step: Any, options: Options | None) -> Explorer:
+        return Explorer(image, contracts, facts, initial, start, options or Options(), guide=guide, on_step=on_step)
+
+    return replay(image, make, initial, start, model, cex["property"], {})

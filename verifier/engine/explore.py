@@ -353,8 +353,18 @@ class Explorer:
 
     # --------------------------------------------------------------------------------- events
 
+    def where(self, address: int) -> str:
+        """`file:line (function)` of an address, for messages."""
+        code = self.image.code(address)
+        function = self.image.function_at(address) or f"{address:#x}"
+        if code is None or code.item.src is None:
+            return f"{address:#x} ({function})"
+        src = code.item.src
+        line = f"{src.file}:{src.line}" if src.file else f"{src.asm_file}:{src.asm_line}"
+        return f"{line} ({function})"
+
     def unknown(self, path: Path, reason: str) -> None:
-        self.run.unknowns.append(Unknown(path.pc, path.guard, reason))
+        self.run.unknowns.append(Unknown(path.pc, path.guard, f"{reason} at {self.where(path.pc)}"))
 
     def fatal(self, path: Path, reason: str) -> None:
         self.run.fatals.append(Fatal(path.pc, path.guard, reason))

@@ -183,13 +183,12 @@ class Judge:
             if ecs:
                 found, _ = self._classes(event.cond, set(ecs) - violating - unknown_ecs)
                 if found:
-                    results.append(Result(prop, vector, sorted(found), "UNKNOWN",
-                                          f"{event.reason} at {event.address:#x}"))
+                    results.append(Result(prop, vector, sorted(found), "UNKNOWN", event.reason))
                     unknown_ecs |= found
             else:
                 status, _ = self._check(event.cond)
                 if status != z3.unsat:
-                    results.append(Result(prop, vector, [], "UNKNOWN", f"{event.reason} at {event.address:#x}"))
+                    results.append(Result(prop, vector, [], "UNKNOWN", event.reason))
                     return results
         if not ecs and violating:
             return results
