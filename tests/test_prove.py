@@ -1,0 +1,129 @@
+"""The prover on the bundled subjects and on seeded defects of them: every obligation can fail, and
+behaviour-preserving edits change no verdict."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from verifier.cli import main
+from verifier.engine.slots import slot_by_name
+from verifier.prove import BUNDLED_CONTRACTS, ProveConfig, Report, prove, replay_counterexample
+
+ASM = Path(__file__).resolve().parents[1] / "asm"
+
+
+def run(path: Path, *vectors: str, waivers: Path | None = None) -> Report:
+    slots = tuple(slot_by_name(v) for v in vectors) if vectors else ProveConfig([]).slots
+    config = ProveConfig(files=[path], contracts=BUNDLED_CONTRACTS, slots=slots)
+    if waivers is not None:
+        config.waivers = waivers
+    return prove(config)
+
+
+def verdicts(report: Report) -> dict[tuple[str, str], set[str]]:
+    out: dict[tuple[str, str], set[str]] = {}
+    for r in report.results:
+        out.setdefault((r.property, r.vector), set()).add(r.verdict)
+    return out
+
+
+def violated(report: Report) -> set[tuple[str, str]]:
+    return {(r.property, r.vector) for r in report.results if r.verdict == "VIOLATED"}
+
+
+def variant(tmp_path: Path, old: str, new: str, base: str = "entry-ok.s", count: int = 1) -> Path:
+    """A copy of a bundled subject with one edit (in the subject or its shared include)."""
+    for name in ("entry-ok.s", "entry-bad.s", "entry-common.inc"):
+        shutil.copy(ASM / name, tmp_path / name)
+    for name in (base, "entry-common.inc"):
+        text = (tmp_path / name).read_text()
+        if old in text:
+            assert text.count(old) >= count, f"edit target appears {text.count(old)} times"
+            (tmp_path / name).write_text(text.replace(old, new, count))
+            return tmp_path / base
+    raise AssertionError(f"edit target not found: {old!r}")
+
+
+@pytest.fixture(scope="module")
+def ok_report() -> Report:
+    return run(ASM / "entry-ok.s")
+
+
+def test_correct_subject_is_proved_everywhere(ok_report: Report) -> None:
+    assert {r.verdict for r in ok_report.results} == {"PROVED"}
+    assert len({r.vector for r in ok_report.results}) == 16
+    assert ok_report.exit_status() == 0
+    # every synchronous result covers all 64 exception classes, asynchronous ones none
+    for r in ok_report.results:
+        assert r.ec == (list(range(64)) if r.vector.endswith("sync") else [])
+
+
+def test_classic_mistake_is_found_with_a_counterexample_that_replays() -> None:
+    report = run(ASM / "entry-bad.s")
+    assert violated(report) == {("eret-integrity", "el0_64_sync"), ("eret-integrity", "el0_64_irq")}
+    assert report.exit_status() == 1
+    result = next(r for r in report.results if r.verdict == "VIOLATED" and r.vector == "el0_64_sync")
+    cex = result.counterexample
+    assert cex is not None
+    assert cex["failing"]["insn"] == "msr elr_el1, x21"
+    assert cex["failing"]["file"].endswith("entry-bad.s")
+    assert any(step["daif"] != "DAIF" for step in cex["trace"])  # the path ran with something unmasked
+    assert replay_counterexample(cex) is not None
+    assert sorted(result.ec) == list(range(64))
+
+
+def test_json_report_has_the_documented_shape(tmp_path: Path) -> None:
+    out = tmp_path / "report.json"
+    status = main(["prove", str(ASM / "entry-bad.s"), "--vector", "el0_64_irq", "--format", "json", "-o", str(out)])
+    assert status == 1
+    data = json.loads(out.read_text())
+    assert set(data) >= {"results", "assumptions", "inputs"}
+    result = next(r for r in data["results"] if r["verdict"] == "VIOLATED")
+    assert set(result) >= {"property", "vector", "ec", "verdict", "reason", "counterexample"}
+    assert result["vector"] == "el0_64_irq" and result["ec"] == []
+    cex = result["counterexample"]
+    assert set(cex) >= {"initial", "trace", "failing"}
+    assert set(cex["initial"]) >= {"SPSR_EL1", "MDSCR_EL1", "ESR_EL1", "thread_flags", "capabilities"}
+    assert set(cex["trace"][0]) >= {"file", "line", "function", "daif", "mdscr"}
+    assert any("masking order" in a for a in data["assumptions"])
+    assert main(["replay", str(out)]) == 0
+
+
+# ------------------------------------------------------------------------------------ seeded defects
+
+SEEDED = [
+    # the return path no longer re-arms MDSCR_EL1.SS for a stepped task
+    ("ss-restored", "el0_64_sync", "\tenable_step_tsk x19, x20\t\t// x19: the thread flags ret_to_user read\n", "\n"),
+    # ELR and SPSR swapped
+    ("d-restored", "el1h_sync", "\tmsr\telr_el1, x21\n\tmsr\tspsr_el1, x22\n", "\tmsr\telr_el1, x22\n\tmsr\tspsr_el1, x21\n"),
+    # interrupts unmasked without debug: against the masking order
+    ("daif-order", "el0_64_sync", "1:\tenable_daif\n", "1:\tmsr\tdaifclr, #2\n"),
+    # the step is switched off, but D is unmasked before the write is synchronised
+    ("mdscr-sync", "el0_64_sync", "\tisb\t\t\t\t\t// the step must be off before D is unmasked\n", "\n"),
+]
+
+
+@pytest.mark.parametrize(("prop", "vector", "old", "new"), SEEDED, ids=[s[0] for s in SEEDED])
+def test_seeded_defect_is_caught(tmp_path: Path, prop: str, vector: str, old: str, new: str) -> None:
+    report = run(variant(tmp_path, old, new), vector)
+    assert (prop, vector) in violated(report), verdicts(report)
+    result = next(r for r in report.results if r.verdict == "VIOLATED" and r.property == prop)
+    assert replay_counterexample(result.counterexample) is not None
+
+
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [
+        ("\tmsr\tdaifset, #0xf\n\t.endm", "\tmsr\tdaifset, #0xf\n\tmsr\tdaifset, #0xf\n\t.endm"),  # a duplicated mask
+        ("\tmsr\tspsr_el1, x22\n", "\tmsr\tspsr_el1, x22\n\tisb\n"),  # an extra isb
+        ("\tmov\tx0, sp\n\tbl\thandle_irq", "\tmov\tx0, sp\n\tnop\n\tbl\thandle_irq"),  # a nop
+    ],
+    ids=["duplicated-mask", "extra-isb", "extra-nop"],
+)
+def test_behaviour_preserving_edit_changes_no_verdict(tmp_path: Path, ok_report: Report, old: str, new: str) -> None:
+    report = run(variant(tmp_path, old, new))
+    assert verdicts(report) == verdicts(ok_report)
