@@ -99,7 +99,8 @@ SEEDED = [
     # the return path no longer re-arms MDSCR_EL1.SS for a stepped task
     ("ss-restored", "el0_64_sync", "\tenable_step_tsk x19, x20\t\t// x19: the thread flags ret_to_user read\n", "\n"),
     # ELR and SPSR swapped
-    ("d-restored", "el1h_sync", "\tmsr\telr_el1, x21\n\tmsr\tspsr_el1, x22\n", "\tmsr\telr_el1, x22\n\tmsr\tspsr_el1, x21\n"),
+    ("d-restored", "el1h_sync", "\tmsr\telr_el1, x21\n\tmsr\tspsr_el1, x22\n",
+     "\tmsr\telr_el1, x22\n\tmsr\tspsr_el1, x21\n"),
     # interrupts unmasked without debug: against the masking order
     ("daif-order", "el0_64_sync", "1:\tenable_daif\n", "1:\tmsr\tdaifclr, #2\n"),
     # the step is switched off, but D is unmasked before the write is synchronised
