@@ -79,11 +79,12 @@ class Track:
     calls: dict[tuple, int] = field(default_factory=dict)
     contracts: set[str] = field(default_factory=set)
     visited: dict[str, z3.BoolRef] = field(default_factory=dict)  # watched function -> "the path ran it"
+    loops: dict[tuple, int] = field(default_factory=dict)  # backward jumps taken, per (context, target)
 
     def copy(self) -> Track:
         return Track(list(self.elr_events), list(self.spsr_events), list(self.order_events),
                      list(self.sync_events), self.mdscr_old, self.flags_read, dict(self.decided), dict(self.calls),
-                     set(self.contracts), dict(self.visited))
+                     set(self.contracts), dict(self.visited), dict(self.loops))
 
 
 @dataclass(frozen=True)
@@ -195,7 +196,8 @@ def _events_under(events: list[Event], guard: z3.BoolRef) -> list[Event]:
 
 @dataclass
 class Options:
-    loop_bound: int = 8
+    loop_bound: int = 8  # backward jumps to one target per path and call context
+    max_visits: int = 2_000  # executions of one instruction in one context, over all paths: explosion guard
     max_steps: int = 400_000
     solver_timeout_ms: int = 20_000
     enumerate_limit: int = 64  # values tried for a symbolic indirect branch or table load
@@ -264,7 +266,11 @@ class Explorer:
         cells = {}
         m1, m2 = s1.memory, s2.memory
         for key in set(m1.cells) | set(m2.cells):
-            cells[key] = _merge_value(g1, m1.byte(*key), m2.byte(*key))
+            (v1, i1), (v2, i2) = m1.cell(*key), m2.cell(*key)
+            if i1 == i2 and v1.size() == v2.size():
+                cells[key] = (_merge_value(g1, v1, v2), i1)  # whole values merge, bytes stay bytes of them
+            else:
+                cells[key] = (_merge_value(g1, m1.byte(*key), m2.byte(*key)), 0)
         memory = Memory(cells, m1.initial, dict(m1.epochs), m1.classify)
         state = State(x, _merge_value(g1, s1.sp_el1, s2.sp_el1), _merge_value(g1, s1.sp_el0, s2.sp_el0),
                       _merge_value(g1, s1.nzcv, s2.nzcv), _merge_value(g1, s1.daif, s2.daif),
@@ -281,6 +287,7 @@ class Explorer:
             visited={k: z3.simplify(z3.Or(z3.And(t1.visited.get(k, z3.BoolVal(False)), g1),
                                           z3.And(t2.visited.get(k, z3.BoolVal(False)), g2)))
                      for k in set(t1.visited) | set(t2.visited)},
+            loops={k: max(t1.loops.get(k, 0), t2.loops.get(k, 0)) for k in set(t1.loops) | set(t2.loops)},
         )
         for name in ("mdscr_old", "flags_read"):
             a, b = getattr(t1, name), getattr(t2, name)
@@ -388,8 +395,8 @@ class Explorer:
         key = (path.ctx, path.pc, path.alt)
         count = self.visits.get(key, 0) + 1
         self.visits[key] = count
-        if count > self.options.loop_bound and self.guide is None:
-            self.unknown(path, f"loop bound {self.options.loop_bound} reached")
+        if count > self.options.max_visits and self.guide is None:
+            self.unknown(path, f"more than {self.options.max_visits} paths through one instruction (path explosion)")
             return
         if path.alt is None and path.skip_alt != path.pc and path.pc in self.image.alternatives:
             self._fork_alternatives(path)
@@ -618,6 +625,12 @@ class Explorer:
             if address == path.pc and not isinstance(target, z3.ExprRef):
                 self.fatal(branch, "deliberate hang (branch to itself)")
                 continue
+            if address <= path.pc:
+                loop = (path.ctx, address)
+                branch.track.loops[loop] = branch.track.loops.get(loop, 0) + 1
+                if branch.track.loops[loop] > self.options.loop_bound and self.guide is None:
+                    self.unknown(branch, f"loop bound {self.options.loop_bound} reached (backward jump)")
+                    continue
             branch.pc = address
             self._leave_alt(branch)
             self._push(branch)
@@ -847,7 +860,7 @@ class _Context:
         enumerate the addresses it can have on this path and select among their contents."""
         values = self.explorer._values(self.path, addr)
         if not values:
-            raise _Unresolved("load from an address the engine cannot resolve")
+            raise _Unresolved(f"load from an address the engine cannot resolve ({_short(addr)})")
         result: BV | None = None
         for value in values:
             where = split_address(bv(value))
@@ -860,8 +873,13 @@ class _Context:
     def store(self, state: State, addr: BV, value: BV, size: int) -> None:
         where = split_address(addr)
         if where is None:
-            raise _Unresolved("store to an address the engine cannot resolve")
+            raise _Unresolved(f"store to an address the engine cannot resolve ({_short(addr)})")
         state.memory.store(where[0], where[1], value, size)
+
+
+def _short(term: z3.ExprRef, limit: int = 160) -> str:
+    text = " ".join(str(z3.simplify(term)).split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def classify_region(initial: Initial) -> Callable[[Region], str]:

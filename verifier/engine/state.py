@@ -76,13 +76,18 @@ def split_address(addr: BV) -> tuple[Region, int] | None:
     return Region(tuple(sorted(bases))), const & ((1 << 64) - 1)
 
 
+Cell = tuple[BV, int]  # (a value, which byte of it)
+
+
 @dataclass
 class Memory:
-    """Byte cells per region. A byte never written is a byte of its aligned 64-bit word's initial value
-    (`initial(region, word_offset)`), whatever the access size, so that two states that read the same
-    untouched memory with different widths still agree (and can be merged)."""
+    """Byte cells per region. A cell remembers the value it is a byte of (and which byte), so a load of
+    the bytes of one stored value gives that value back as it was, not a concatenation of pieces.
+    A byte never written is a byte of its aligned 64-bit word's initial value (`initial(region,
+    word_offset, epoch)`), whatever the access size, so that two states reading the same untouched
+    memory with different widths agree and can be merged."""
 
-    cells: dict[tuple[Region, int], BV] = field(default_factory=dict)
+    cells: dict[tuple[Region, int], Cell] = field(default_factory=dict)
     # (region, 8-aligned offset, epoch of the region's class) -> 64-bit value
     initial: Callable[[Region, int, int], BV] | None = None
     # A call that may write a whole class of memory (the current task, per-CPU data) starts a new epoch
@@ -93,31 +98,42 @@ class Memory:
     def copy(self) -> Memory:
         return Memory(dict(self.cells), self.initial, dict(self.epochs), self.classify)
 
-    def initial_byte(self, region: Region, offset: int) -> BV:
+    def cell(self, region: Region, offset: int) -> Cell:
+        cell = self.cells.get((region, offset))
+        if cell is not None:
+            return cell
         assert self.initial is not None
         word = offset & ~7
-        shift = 8 * (offset - word)
         epoch = self.epochs.get(self.classify(region), 0)
-        return z3.Extract(shift + 7, shift, self.initial(region, word, epoch))
+        return self.initial(region, word, epoch), offset - word
+
+    def byte(self, region: Region, offset: int) -> BV:
+        value, index = self.cell(region, offset)
+        return z3.Extract(8 * index + 7, 8 * index, value)
+
+    def load(self, region: Region, offset: int, size: int) -> BV:
+        """A little-endian load of `size` bytes."""
+        cells = [self.cell(region, offset + i) for i in range(size)]
+        first_value, first_index = cells[0]
+        if all(v.eq(first_value) and index == first_index + i for i, (v, index) in enumerate(cells)):
+            if first_index == 0 and first_value.size() == 8 * size:
+                return first_value
+            return z3.simplify(z3.Extract(8 * (first_index + size) - 1, 8 * first_index, first_value))
+        parts = [z3.Extract(8 * index + 7, 8 * index, v) for v, index in reversed(cells)]
+        return z3.simplify(z3.Concat(*parts)) if size > 1 else z3.simplify(parts[0])
+
+    def store(self, region: Region, offset: int, value: BV, size: int) -> None:
+        value = z3.simplify(value)
+        if value.size() != 8 * size:
+            value = z3.simplify(z3.Extract(8 * size - 1, 0, value))
+        for i in range(size):
+            self.cells[(region, offset + i)] = (value, i)
 
     def havoc_class(self, cls: str) -> None:
         """Forget everything in a class of memory: a new epoch, and its written bytes dropped."""
         self.epochs[cls] = self.epochs.get(cls, 0) + 1
         for key in [k for k in self.cells if self.classify(k[0]) == cls]:
             del self.cells[key]
-
-    def byte(self, region: Region, offset: int) -> BV:
-        cell = self.cells.get((region, offset))
-        return cell if cell is not None else self.initial_byte(region, offset)
-
-    def load(self, region: Region, offset: int, size: int) -> BV:
-        """A little-endian load of `size` bytes."""
-        parts = [self.byte(region, offset + i) for i in reversed(range(size))]
-        return z3.simplify(z3.Concat(*parts)) if size > 1 else z3.simplify(parts[0])
-
-    def store(self, region: Region, offset: int, value: BV, size: int) -> None:
-        for i in range(size):
-            self.cells[(region, offset + i)] = z3.simplify(z3.Extract(8 * i + 7, 8 * i, value))
 
 
 @dataclass
