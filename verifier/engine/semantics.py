@@ -367,6 +367,10 @@ def _addsub(insn: Insn, state: State, ctx: ExecContext, *, sub: bool, flags: boo
         y = _operand2(state, ctx, op2, width, _ADDSUB_SHIFTS)
         carry_in = bv(1 if sub else 0, 1)
     result, nzcv = add_with_carry(x, ~y if sub else y, carry_in)
+    # The same value in +/- form: Z3's simplifier cancels `a - a` but not `a + ~a + 1`, and the engine
+    # needs pointer arithmetic like the stack-overflow check in kernel_ventry to simplify back.
+    extra = _zero_ext(carry_in, width)
+    result = x - y - (bv(1, width) - extra) if sub else x + y + extra
     state.write_reg(_gpr(rd).name, result)
     if flags:
         state.nzcv = z3.simplify(nzcv)
