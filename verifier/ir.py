@@ -238,6 +238,7 @@ class Program:
     sections: dict[str, Section] = field(default_factory=dict)
     symbols: dict[str, Symbol] = field(default_factory=dict)
     alternatives: list[AlternativeSite] = field(default_factory=list)
+    source_root: str | None = None  # the tree the original sources are relative to, when known
 
     def code_sections(self) -> list[Section]:
         return [s for s in self.sections.values() if any(it.kind != "data" for it in s.items)]

@@ -16,7 +16,7 @@ from verifier.engine.explore import ENGINE_ASSUMPTIONS, Explorer, Options
 from verifier.engine.image import Image
 from verifier.engine.replay import replay
 from verifier.engine.slots import ALL_SLOTS, Assumption, Slot, build, load_assumptions
-from verifier.engine.verdicts import Judge, Result, Waiver, load_waivers, watched_functions
+from verifier.engine.verdicts import Judge, Result, Waiver, load_waivers, watched_patterns
 from verifier.errors import UserError
 from verifier.frontend.assembler import lift_file
 from verifier.ir import Program
@@ -90,8 +90,7 @@ def prove(config: ProveConfig, progress: Progress | None = None) -> Report:
     waivers: list[Waiver] = load_waivers(config.waivers) if config.waivers else []
     programs = lift_all(config.files, config.root)
     image, vectors = _image(programs, contracts)
-    functions = sorted({name for local in image.locals for name in local})
-    watch = watched_functions(waivers, functions)
+    watch = watched_patterns(waivers)
     results: list[Result] = []
     printed_assumptions: list[str] = []
     stats: dict[str, Any] = {"slots": {}}

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -37,6 +38,7 @@ from verifier.engine.state import (
     split_address,
 )
 from verifier.ir import Addr, Insn, Loc, Reloc, SymRef, Target
+from verifier.srcfunc import function_at
 
 NOP = Insn("hint", ())
 
@@ -222,7 +224,8 @@ class Explorer:
         self.seq = itertools.count()
         self.guide = guide  # replay: follow the one path this model takes, no solver
         self.on_step = on_step
-        self.watch = watch  # function names whose visits are tracked (waivers name them)
+        self.watch = watch  # function-name patterns whose visits are tracked (waivers name them)
+        self._watch_cache: dict[int, list[str]] = {}
         self._push(start)
 
     # ------------------------------------------------------------------------------ worklist
@@ -410,13 +413,25 @@ class Explorer:
             return
         insn = canonical(code.item.insn)
         if self.watch:
-            function = self.image.function_at(path.pc)
-            if function in self.watch:
-                seen = path.track.visited.get(function, z3.BoolVal(False))
-                path.track.visited[function] = z3.simplify(z3.Or(seen, path.guard))
+            for pattern in self._watched(path.pc, code):
+                seen = path.track.visited.get(pattern, z3.BoolVal(False))
+                path.track.visited[pattern] = z3.simplify(z3.Or(seen, path.guard))
         if self.on_step is not None:
             self.on_step(path, code, insn)
         self._execute(path, code, insn)
+
+    def _watched(self, address: int, code: CodeRef) -> list[str]:
+        """The watched patterns (waivers') that the function at `address` matches: by its symbol, or by
+        the C function its source line is in (which may have been inlined)."""
+        cached = self._watch_cache.get(address)
+        if cached is None:
+            names = [self.image.function_at(address)]
+            src = code.item.src
+            if src is not None:
+                names.append(function_at(self.image.programs[code.program].source_root, src.file, src.line))
+            cached = [p for p in self.watch if any(n and re.fullmatch(p, n) for n in names)]
+            self._watch_cache[address] = cached
+        return cached
 
     # --------------------------------------------------------------------------- alternatives
 

@@ -16,6 +16,7 @@ from verifier.engine.explore import Explorer, Initial, Options, Path
 from verifier.engine.image import CodeRef, Image
 from verifier.engine.state import MDSCR
 from verifier.ir import Insn
+from verifier.srcfunc import function_at
 
 
 class ModelLike(Protocol):
@@ -98,6 +99,9 @@ def replay(image: Image, make_explorer: Callable[..., Explorer], initial: Initia
         }
         if src is not None:
             step["asm"] = f"{src.asm_file}:{src.asm_line}"
+            inlined = function_at(image.programs[code.program].source_root, src.file, src.line)
+            if inlined and inlined != step["function"]:
+                step["source_function"] = inlined  # an inlined C function
             if src.macros:
                 step["macros"] = [name for name, _ in src.macros]
         trace.append(step)
@@ -136,7 +140,8 @@ def replay(image: Image, make_explorer: Callable[..., Explorer], initial: Initia
         },
         "trace": trace,
         "failing": failing,
-        "functions": sorted({step["function"] for step in trace}),
+        "functions": sorted({step["function"] for step in trace} |
+                            {step["source_function"] for step in trace if "source_function" in step}),
     }
 
 

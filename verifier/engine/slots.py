@@ -175,12 +175,5 @@ def _image_word(image: Image, address: int) -> z3.BitVecRef | None:
         if target is None:
             return z3.simplify(z3.BitVec(f"&{value.target.symbol}", 64) + value.target.addend)  # type: ignore[union-attr]
         return bv(target)
-    if isinstance(value, bytes | bytearray) and len(value) == 8:
-        return bv(int.from_bytes(value, "little"))
-    byte_values = []
-    for i in range(8):
-        one = image.data_value(address + i, 1)
-        if not isinstance(one, bytes | bytearray):
-            return None
-        byte_values.append(one[0])
-    return bv(int.from_bytes(bytes(byte_values), "little"))
+    raw = image.data_bytes(address, 8)
+    return None if raw is None else bv(int.from_bytes(raw, "little"))

@@ -25,7 +25,7 @@ from verifier.frontend.operands import (
     lower_operands,
     map_values,
 )
-from verifier.frontend.reader import Stmt, read_statements, split_statements
+from verifier.frontend.reader import PathNamer, Stmt, read_statements, split_statements
 from verifier.frontend.syntax import ParseError, parse_arguments, parse_expr, parse_operands
 from verifier.ir import (
     Addr,
@@ -203,6 +203,7 @@ class Assembler(OperandScope):
     def __init__(self, path: Path, root: str | None = None) -> None:
         self.path = path
         self.root = root
+        self.namer = PathNamer(path, root)
         self.sections: dict[str, SectionState] = {}
         self.cur: tuple[SectionState, int] = (self._section(".text", None), 0)
         self.prev: tuple[SectionState, int] = self.cur
@@ -300,7 +301,7 @@ class Assembler(OperandScope):
     # ------------------------------------------------------------------------------------ main loop
 
     def run(self) -> Program:
-        self.frames.append(_Frame(read_statements(self.path, self.root)))
+        self.frames.append(_Frame(read_statements(self.path, self.root, self.namer)))
         while self.frames:
             frame = self.frames[-1]
             stmt = next(frame.stmts, None)
@@ -792,7 +793,7 @@ class Assembler(OperandScope):
         if sum(1 for f in self.frames if f.macro == "") > 20:
             raise stmt.error(".include nested too deeply")
         parent = self.frames[-1].stack if self.frames else ()
-        self.frames.append(_Frame(read_statements(path, self.root), "", None, parent))
+        self.frames.append(_Frame(read_statements(path, self.root, self.namer), "", None, parent))
 
     def _d_loc(self, args: str, stmt: Stmt) -> None:
         parts = args.split()
@@ -891,7 +892,7 @@ class Assembler(OperandScope):
     # ------------------------------------------------------------------------------------- layout
 
     def finish(self) -> Program:
-        program = Program(str(self.path))
+        program = Program(str(self.path), source_root=self.namer.root)
         for state in self.sections.values():
             address = 0
             items: list[Item] = []

@@ -36,7 +36,7 @@ class Stmt:
         return UserError(message, self.asm_file, self.asm_line, col or self.col, self.line_text)
 
 
-class _PathNamer:
+class PathNamer:
     """Shows original sources relative to the kernel tree they come from (`arch/arm64/kernel/entry.S`)."""
 
     def __init__(self, asm_path: Path, root: str | None) -> None:
@@ -130,12 +130,12 @@ def strip_comments(line: str, in_block: bool) -> tuple[str, bool]:
     return "".join(out), in_block
 
 
-def read_statements(path: Path, root: str | None = None) -> Iterator[Stmt]:
+def read_statements(path: Path, root: str | None = None, namer: PathNamer | None = None) -> Iterator[Stmt]:
     try:
         raw = path.read_text(errors="replace")
     except OSError as err:
         raise UserError(f"cannot read: {err.strerror}", str(path)) from None
-    namer = _PathNamer(path, root)
+    namer = namer or PathNamer(path, root)
     asm_name = str(path)
     src_file: str | None = None
     src_line: int | None = None
