@@ -35,6 +35,8 @@ class Contract:
     pstate_bits: tuple[str, ...] = ("N", "Z", "C", "V")  # bits of regs.pstate it may change
     note: str = ""
     is_default: bool = False
+    lift: bool = True  # False: summarise by this contract even where the code is lifted (a loop the engine
+    #                    would only unroll to its bound)
 
     def describe(self) -> str:
         parts = [f"contract {self.name}" + (" (default)" if self.is_default else "") + ":"]
@@ -42,6 +44,8 @@ class Contract:
         if self.returns:
             parts.append(f"DAIF on return {self.daif}; MDSCR_EL1 {self.mdscr}; may unmask {self.unmasks}")
             parts.append("writes " + ", ".join(self.writes) + f"; pt_regs.pstate bits {''.join(self.pstate_bits)}")
+        if not self.lift:
+            parts.append("(used instead of the lifted code)")
         if self.note:
             parts.append(self.note)
         return " ".join(parts)
@@ -82,7 +86,7 @@ class Contracts:
 
 
 def _contract(name: str, table: dict, base: Contract, where: str, default: bool = False) -> Contract:
-    known = {"returns", "clobbers", "daif", "mdscr", "unmasks", "writes", "pstate_bits", "note"}
+    known = {"returns", "clobbers", "daif", "mdscr", "unmasks", "writes", "pstate_bits", "note", "lift"}
     unknown = set(table) - known
     if unknown:
         raise UserError(
@@ -117,6 +121,7 @@ def _contract(name: str, table: dict, base: Contract, where: str, default: bool 
         pstate_bits=bits,
         note=str(table.get("note", "")),
         is_default=default,
+        lift=bool(table.get("lift", True)),
     )
 
 

@@ -71,10 +71,14 @@ class Event:
 class Track:
     """Per-path bookkeeping of the obligations, merged with the state."""
 
+    # The events, where they happened (exact on one path; after a merge, for locating only) ...
     elr_events: list[Event] = field(default_factory=list)  # exceptions possible since the last ELR write
     spsr_events: list[Event] = field(default_factory=list)
     order_events: list[Event] = field(default_factory=list)  # I unmasked while D masked
     sync_events: list[Event] = field(default_factory=list)  # MDSCR write not synchronised when it mattered
+    # ... and, per kind ("elr", "spsr", "order", "sync"), the exact condition that one happened on the
+    # path, which merging keeps exact
+    bad: dict[str, z3.BoolRef] = field(default_factory=dict)
     mdscr_old: BV | None = None  # MDSCR_EL1 before a write no context synchronisation event has followed
     flags_read: BV | None = None  # the current task's thread flags as the code last read them
     decided: dict[int, bool] = field(default_factory=dict)
@@ -85,8 +89,17 @@ class Track:
 
     def copy(self) -> Track:
         return Track(list(self.elr_events), list(self.spsr_events), list(self.order_events),
-                     list(self.sync_events), self.mdscr_old, self.flags_read, dict(self.decided), dict(self.calls),
-                     set(self.contracts), dict(self.visited), dict(self.loops))
+                     list(self.sync_events), dict(self.bad), self.mdscr_old, self.flags_read, dict(self.decided),
+                     dict(self.calls), set(self.contracts), dict(self.visited), dict(self.loops))
+
+    def note(self, kind: str, event: Event) -> None:
+        getattr(self, f"{kind}_events").append(event)
+        old = self.bad.get(kind)
+        self.bad[kind] = event.cond if old is None else z3.Or(old, event.cond)
+
+    def reset(self, kind: str, events: list[Event]) -> None:
+        setattr(self, f"{kind}_events", list(events))
+        self.bad[kind] = z3.Or([e.cond for e in events]) if events else z3.BoolVal(False)
 
 
 @dataclass(frozen=True)
@@ -184,13 +197,18 @@ def can_take_exception(state: State) -> z3.BoolRef:
 
 
 def _merge_value(g1: z3.BoolRef, a: z3.ExprRef, b: z3.ExprRef) -> z3.ExprRef:
-    if a.eq(b):
+    if a is b or a.eq(b):
         return a
-    return z3.simplify(z3.If(g1, a, b))
+    return z3.If(g1, a, b)
 
 
-def _events_under(events: list[Event], guard: z3.BoolRef) -> list[Event]:
-    return [Event(e.address, z3.And(e.cond, guard), e.what) for e in events]
+def _merge_bad(t1: Track, g1: z3.BoolRef, t2: Track, g2: z3.BoolRef) -> dict[str, z3.BoolRef]:
+    out = {}
+    for kind in set(t1.bad) | set(t2.bad):
+        b1, b2 = t1.bad.get(kind), t2.bad.get(kind)
+        parts = [z3.And(b, g) for b, g in ((b1, g1), (b2, g2)) if b is not None and not z3.is_false(b)]
+        out[kind] = z3.Or(parts) if parts else z3.BoolVal(False)
+    return out
 
 
 # ------------------------------------------------------------------------------------- explorer
@@ -235,8 +253,7 @@ class Explorer:
         return tuple(f.call for f in path.ctx) + (virtual, 0 if path.alt is None else 1)
 
     def _merge_key(self, path: Path) -> tuple:
-        return (path.ctx, path.pc, path.alt, path.skip_alt, path.state.el, path.state.spsel,
-                tuple(sorted(path.state.memory.epochs.items())))
+        return (path.ctx, path.pc, path.alt, path.skip_alt, path.state.el, path.state.spsel)
 
     def _push(self, path: Path) -> None:
         heapq.heappush(self.heap, (self._order(path), next(self.seq), path))
@@ -268,22 +285,36 @@ class Explorer:
             sysregs[enc] = _merge_value(g1, s1.read_sysreg(enc), s2.read_sysreg(enc))
         cells = {}
         m1, m2 = s1.memory, s2.memory
-        for key in set(m1.cells) | set(m2.cells):
+        if m1.base is m2.base:
+            base, keys = m1.base, set(m1.cells) | set(m2.cells)  # siblings: only their own writes differ
+        else:
+            base, keys = {}, set(m1.written()) | set(m2.written())
+        for key in keys:
             (v1, i1), (v2, i2) = m1.cell(*key), m2.cell(*key)
-            if i1 == i2 and v1.size() == v2.size():
+            if v1 is v2 and i1 == i2:
+                cells[key] = (v1, i1)
+            elif i1 == i2 and v1.size() == v2.size():
                 cells[key] = (_merge_value(g1, v1, v2), i1)  # whole values merge, bytes stay bytes of them
             else:
                 cells[key] = (_merge_value(g1, m1.byte(*key), m2.byte(*key)), 0)
-        memory = Memory(cells, m1.initial, dict(m1.epochs), m1.classify)
+        epochs = dict(m1.epochs)
+        for cls in set(m1.epochs) | set(m2.epochs):
+            e1, e2 = m1.epochs.get(cls, 0), m2.epochs.get(cls, 0)
+            if e1 != e2:
+                # one side called something that may have written this class: what neither side wrote
+                # becomes unknown (a new epoch), which covers both
+                epochs[cls] = max(e1, e2) + 1
+        memory = Memory(cells, m1.initial, epochs, m1.classify, base)
         state = State(x, _merge_value(g1, s1.sp_el1, s2.sp_el1), _merge_value(g1, s1.sp_el0, s2.sp_el0),
                       _merge_value(g1, s1.nzcv, s2.nzcv), _merge_value(g1, s1.daif, s2.daif),
                       _merge_value(g1, s1.pstate_ss, s2.pstate_ss), sysregs, memory, s1.fresh_sysreg, s1.el, s1.spsel)
         t1, t2 = p1.track, p2.track
         track = Track(
-            elr_events=_events_under(t1.elr_events, g1) + _events_under(t2.elr_events, g2),
-            spsr_events=_events_under(t1.spsr_events, g1) + _events_under(t2.spsr_events, g2),
-            order_events=_events_under(t1.order_events, g1) + _events_under(t2.order_events, g2),
-            sync_events=_events_under(t1.sync_events, g1) + _events_under(t2.sync_events, g2),
+            elr_events=t1.elr_events + t2.elr_events,
+            spsr_events=t1.spsr_events + t2.spsr_events,
+            order_events=t1.order_events + t2.order_events,
+            sync_events=t1.sync_events + t2.sync_events,
+            bad=_merge_bad(t1, g1, t2, g2),
             decided={k: v for k, v in t1.decided.items() if t2.decided.get(k) == v},
             calls={k: max(t1.calls.get(k, 0), t2.calls.get(k, 0)) for k in set(t1.calls) | set(t2.calls)},
             contracts=t1.contracts | t2.contracts,
@@ -520,9 +551,9 @@ class Explorer:
             target = insn.operands[0]
             encoding = getattr(target, "encoding", None)
             if encoding == ELR_EL1:
-                track.elr_events = self._window_start(path)
+                track.reset("elr", self._window_start(path))
             elif encoding == SPSR_EL1:
-                track.spsr_events = self._window_start(path)
+                track.reset("spsr", self._window_start(path))
         mdscr = state.read_sysreg(MDSCR)
         mdscr_changed = not mdscr.eq(before_mdscr)
         if mdscr_changed and track.mdscr_old is None:
@@ -541,12 +572,12 @@ class Explorer:
         cond = can_take_exception(state)
         if not z3.is_false(cond):
             event = Event(path.pc, z3.And(path.guard, cond), "exception unmasked")
-            track.elr_events.append(event)
-            track.spsr_events.append(event)
+            track.note("elr", event)
+            track.note("spsr", event)
         d, _, i, _ = _daif_bits(state)
         order = z3.simplify(z3.And(i == bv(0, 1), d == bv(1, 1)))
         if not z3.is_false(order):
-            track.order_events.append(Event(path.pc, z3.And(path.guard, order), "I unmasked while D masked"))
+            track.note("order", Event(path.pc, z3.And(path.guard, order), "I unmasked while D masked"))
         if track.mdscr_old is not None:
             new = state.read_sysreg(MDSCR)
             old = track.mdscr_old
@@ -554,8 +585,8 @@ class Explorer:
                             z3.Extract(13, 13, old) != z3.Extract(13, 13, new))
             cond = z3.simplify(z3.And(d == bv(0, 1), differs))
             if not z3.is_false(cond):
-                track.sync_events.append(
-                    Event(path.pc, z3.And(path.guard, cond), "D unmasked before the MDSCR_EL1 write is synchronised"))
+                track.note("sync", Event(path.pc, z3.And(path.guard, cond),
+                                         "D unmasked before the MDSCR_EL1 write is synchronised"))
 
     def _control(self, path: Path, code: CodeRef, insn: Insn, effect: object) -> None:
         next_pc = path.pc + 4
@@ -672,6 +703,13 @@ class Explorer:
             branch = path if n == len(addresses) - 1 else path.copy()
             if len(addresses) > 1:
                 branch.guard = z3.simplify(z3.And(path.guard, target == address))  # type: ignore[operator]
+            name = self.image.names.get(address)
+            summary = self.contracts.functions.get(name) if name else None
+            if summary is not None and not summary.lift:
+                if self._apply_contract(branch, summary, name):  # type: ignore[arg-type]
+                    branch.pc = ret
+                    self._push(branch)
+                continue
             if self.image.code(address) is None:
                 self.unknown(branch, f"call to {address:#x}, which holds no lifted code")
                 continue
@@ -720,8 +758,8 @@ class Explorer:
         # exceptions the callee may take while it runs
         if contract.unmasks == "all":
             event = Event(path.pc, path.guard, f"{name} may unmask exceptions while it runs")
-            path.track.elr_events.append(event)
-            path.track.spsr_events.append(event)
+            path.track.note("elr", event)
+            path.track.note("spsr", event)
         regs_base = state.read_reg("x0")
         for reg in contract.clobbers:
             state.write_reg(reg, self._fresh(path, f"{name}.{reg}"))
@@ -797,11 +835,11 @@ class Explorer:
         ss_now = z3.Extract(0, 0, mdscr)
         ss_bad = z3.If(to_el0, ss_now != z3.Extract(tif, tif, flags), ss_now != z3.Extract(0, 0, init.mdscr))
         violations = {
-            "eret-integrity": z3.Or([e.cond for e in track.elr_events + track.spsr_events] or [z3.BoolVal(False)]),
+            "eret-integrity": z3.Or(track.bad.get("elr", z3.BoolVal(False)), track.bad.get("spsr", z3.BoolVal(False))),
             "d-restored": z3.And(guard, z3.Extract(9, 9, spsr) != z3.Extract(9, 9, init.spsr)),
             "ss-restored": z3.And(guard, ss_bad),
-            "daif-order": z3.Or([e.cond for e in track.order_events] or [z3.BoolVal(False)]),
-            "mdscr-sync": z3.Or([e.cond for e in track.sync_events] or [z3.BoolVal(False)]),
+            "daif-order": track.bad.get("order", z3.BoolVal(False)),
+            "mdscr-sync": track.bad.get("sync", z3.BoolVal(False)),
         }
         violations = {k: z3.simplify(z3.And(guard, v)) for k, v in violations.items()}
         events = {"eret-integrity": track.elr_events + track.spsr_events, "daif-order": track.order_events,
@@ -858,7 +896,16 @@ class _Context:
     def load(self, state: State, addr: BV, size: int) -> BV:
         where = split_address(addr)
         if where is None:
-            return self._table_load(state, addr, size)
+            cases = _address_cases(addr)
+            if cases is None:
+                return self._table_load(state, addr, size)
+            # an address merged from several paths: the load is the merge of the loads
+            result: BV | None = None
+            for cond, (region, offset) in reversed(cases):
+                loaded = state.memory.load(region, offset, size)
+                result = loaded if result is None else z3.If(cond, loaded, result)
+            assert result is not None
+            return z3.simplify(result)
         region, offset = where
         value = state.memory.load(region, offset, size)
         self._note_flags(state, region, offset, size, value)
@@ -887,9 +934,53 @@ class _Context:
 
     def store(self, state: State, addr: BV, value: BV, size: int) -> None:
         where = split_address(addr)
-        if where is None:
+        if where is not None:
+            state.memory.store(where[0], where[1], value, size)
+            return
+        cases = _address_cases(addr)
+        if cases is None:
             raise _Unresolved(f"store to an address the engine cannot resolve ({_short(addr)})")
-        state.memory.store(where[0], where[1], value, size)
+        # a merged address: each place keeps its old value unless its case holds
+        for cond, (region, offset) in cases:
+            old = state.memory.load(region, offset, size)
+            state.memory.store(region, offset, z3.If(cond, value, old), size)
+
+
+def _address_cases(addr: BV, limit: int = 16) -> list[tuple[z3.BoolRef, tuple[Region, int]]] | None:
+    """An address built by merging paths, `If(c, a, b)` (also below an added offset), as the places it
+    can be: [(condition, (region, offset))], the conditions exclusive and complete. None if any leaf is
+    not a region + offset, or there are too many."""
+    addr = z3.simplify(addr)
+
+    def leaves(term: z3.ExprRef, cond: z3.BoolRef) -> list[tuple[z3.BoolRef, z3.ExprRef]] | None:
+        if z3.is_app_of(term, z3.Z3_OP_ITE):
+            c, a, b = term.children()
+            left = leaves(a, z3.And(cond, c))
+            right = leaves(b, z3.And(cond, z3.Not(c)))
+            if left is None or right is None:
+                return None
+            return left + right
+        if z3.is_app_of(term, z3.Z3_OP_BADD):
+            # push an offset into an If: (If(c, a, b) + k) -> If(c, a + k, b + k)
+            children = term.children()
+            for i, child in enumerate(children):
+                if z3.is_app_of(child, z3.Z3_OP_ITE):
+                    rest = [ch for j, ch in enumerate(children) if j != i]
+                    c, a, b = child.children()
+                    pushed = z3.If(c, z3.Sum(a, *rest), z3.Sum(b, *rest))
+                    return leaves(pushed, cond)
+        return [(cond, term)]
+
+    found = leaves(addr, z3.BoolVal(True))
+    if found is None or len(found) > limit or len(found) < 2:
+        return None
+    out = []
+    for cond, term in found:
+        where = split_address(term)
+        if where is None:
+            return None
+        out.append((z3.simplify(cond), where))
+    return out
 
 
 def _short(term: z3.ExprRef, limit: int = 160) -> str:

@@ -87,6 +87,8 @@ class Memory:
     word_offset, epoch)`), whatever the access size, so that two states reading the same untouched
     memory with different widths agree and can be merged."""
 
+    # Written cells: `base` is shared with sibling paths and never modified; `cells` holds this path's
+    # own writes on top of it, so that merging two siblings only has to look at what each wrote.
     cells: dict[tuple[Region, int], Cell] = field(default_factory=dict)
     # (region, 8-aligned offset, epoch of the region's class) -> 64-bit value
     initial: Callable[[Region, int, int], BV] | None = None
@@ -94,12 +96,22 @@ class Memory:
     # for it: bytes not written since read as new unknowns. `classify` names a region's class.
     epochs: dict[str, int] = field(default_factory=dict)
     classify: Callable[[Region], str] = lambda region: "all"
+    base: dict[tuple[Region, int], Cell] = field(default_factory=dict)
 
     def copy(self) -> Memory:
-        return Memory(dict(self.cells), self.initial, dict(self.epochs), self.classify)
+        if self.cells:
+            self.base = {**self.base, **self.cells}  # freeze: from now on shared with the copy
+            self.cells = {}
+        return Memory({}, self.initial, dict(self.epochs), self.classify, self.base)
+
+    def written(self) -> dict[tuple[Region, int], Cell]:
+        return {**self.base, **self.cells}
 
     def cell(self, region: Region, offset: int) -> Cell:
-        cell = self.cells.get((region, offset))
+        key = (region, offset)
+        cell = self.cells.get(key)
+        if cell is None:
+            cell = self.base.get(key)
         if cell is not None:
             return cell
         assert self.initial is not None
@@ -115,7 +127,8 @@ class Memory:
         """A little-endian load of `size` bytes."""
         cells = [self.cell(region, offset + i) for i in range(size)]
         first_value, first_index = cells[0]
-        if all(v.eq(first_value) and index == first_index + i for i, (v, index) in enumerate(cells)):
+        if all((v is first_value or v.eq(first_value)) and index == first_index + i
+               for i, (v, index) in enumerate(cells)):
             if first_index == 0 and first_value.size() == 8 * size:
                 return first_value
             return z3.simplify(z3.Extract(8 * (first_index + size) - 1, 8 * first_index, first_value))
@@ -132,6 +145,8 @@ class Memory:
     def havoc_class(self, cls: str) -> None:
         """Forget everything in a class of memory: a new epoch, and its written bytes dropped."""
         self.epochs[cls] = self.epochs.get(cls, 0) + 1
+        if any(self.classify(k[0]) == cls for k in self.base):
+            self.base = {k: v for k, v in self.base.items() if self.classify(k[0]) != cls}
         for key in [k for k in self.cells if self.classify(k[0]) == cls]:
             del self.cells[key]
 
