@@ -52,6 +52,8 @@ ENGINE_ASSUMPTIONS = (
     "a call into code that is not lifted behaves as its contract says",
     "each alternative's capability is a free boolean, the same at every site (unless pinned); "
     "alternative_cb callbacks patch as their contracts say",
+    "TPIDR_EL1 and TPIDR_EL2 both hold this CPU's per-CPU offset at entry (the kernel reads the one "
+    "its VHE alternative selects)",
 )
 
 
@@ -1000,7 +1002,7 @@ def classify_region(initial: Initial) -> Callable[[Region], str]:
             return "stack"
         if task in names:
             return "task"
-        if any(name.startswith("tpidr") for name in names):
+        if any(name.startswith(("tpidr", "percpu_offset")) for name in names):
             return "percpu"
         return "global"
 

@@ -143,25 +143,22 @@ class Image:
             return None
         return name
 
-    def data_bytes(self, address: int, size: int) -> bytes | None:
-        """Constant contents of lifted data, across items; None where a byte is relocated or unknown."""
-        placed = self.placed(address)
-        if placed is None:
-            return None
-        out = bytearray()
-        offset = address - placed.base
-        items = sorted(placed.items.values(), key=lambda it: it.offset)
-        for want in range(offset, offset + size):
+    def data_bytes(self, address: int, size: int) -> list[int | None]:
+        """Constant contents of lifted data, byte by byte, across items; None for a byte that is
+        relocated, or outside lifted data."""
+        out: list[int | None] = []
+        for want in range(address, address + size):
+            placed = self.placed(want)
             byte = None
-            for item in items:
-                if item.offset <= want < item.offset + item.size:
-                    if item.raw is not None and want - item.offset < len(item.raw):
-                        byte = item.raw[want - item.offset]
-                    break
-            if byte is None:
-                return None
+            if placed is not None:
+                offset = want - placed.base
+                for item in placed.items.values():
+                    if item.offset <= offset < item.offset + item.size:
+                        if item.raw is not None and offset - item.offset < len(item.raw):
+                            byte = item.raw[offset - item.offset]
+                        break
             out.append(byte)
-        return bytes(out)
+        return out
 
     def data_value(self, address: int, size: int) -> DataValue | bytes | None:
         """Initial contents of lifted data at a concrete address: bytes, or a relocated field."""

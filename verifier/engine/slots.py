@@ -21,6 +21,7 @@ from verifier.errors import UserError
 from verifier.ir import DataValue
 
 SOURCES = ("el1t", "el1h", "el0_64", "el0_32")
+PERCPU_OFFSET = "percpu_offset"
 KINDS = ("sync", "irq", "fiq", "serror")
 
 
@@ -127,7 +128,7 @@ def build(slot: Slot, image: Image, contracts: Contracts, assumptions: list[Assu
             if contents is not None:
                 return contents
         if (epoch == 0 and slot.from_el0 and percpu_task and word == 0
-                and region.bases == tuple(sorted((f"&{percpu_task}", "tpidr_el1@entry")))):
+                and region.bases == tuple(sorted((f"&{percpu_task}", PERCPU_OFFSET)))):
             return task  # this CPU's entry task is the current task
         suffix = f"@{epoch}" if epoch else ""
         return z3.BitVec(f"mem[{region}+{word:#x}]{suffix}", 64)
@@ -145,7 +146,11 @@ def build(slot: Slot, image: Image, contracts: Contracts, assumptions: list[Assu
         nzcv=z3.BitVec("nzcv@entry", 4),
         daif=bv(0xF, 4),  # exception entry masks D, A, I and F
         pstate_ss=bv(0, 1),
-        sysregs={SPSR_EL1: spsr, ELR_EL1: elr, ESR_EL1: esr, MDSCR: mdscr},
+        # this CPU's per-CPU offset: in TPIDR_EL1, or with VHE in TPIDR_EL2 (the kernel's alternatives
+        # pick the register; whichever is read holds the offset)
+        sysregs={SPSR_EL1: spsr, ELR_EL1: elr, ESR_EL1: esr, MDSCR: mdscr,
+                 sysregs.encode("tpidr_el1"): z3.BitVec(PERCPU_OFFSET, 64),
+                 sysregs.encode("tpidr_el2"): z3.BitVec(PERCPU_OFFSET, 64)},
         memory=memory,
         fresh_sysreg=fresh_sysreg,
     )
@@ -176,4 +181,11 @@ def _image_word(image: Image, address: int) -> z3.BitVecRef | None:
             return z3.simplify(z3.BitVec(f"&{value.target.symbol}", 64) + value.target.addend)  # type: ignore[union-attr]
         return bv(target)
     raw = image.data_bytes(address, 8)
-    return None if raw is None else bv(int.from_bytes(raw, "little"))
+    if all(b is None for b in raw):
+        return None
+    if all(b is not None for b in raw):
+        return bv(int.from_bytes(bytes(raw), "little"))  # type: ignore[arg-type]
+    # a word only partly inside lifted data (a table's last bytes): known bytes, the rest unknown
+    unknown = z3.BitVec(f"mem[abs+{address:#x}]", 64)
+    parts = [bv(b, 8) if b is not None else z3.Extract(8 * i + 7, 8 * i, unknown) for i, b in enumerate(raw)]
+    return z3.simplify(z3.Concat(*reversed(parts)))
