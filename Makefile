@@ -5,8 +5,8 @@ VENV := .venv
 PY := $(VENV)/bin/python
 EV := $(VENV)/bin/entry-verify
 
-# The demo's main job; it becomes `$(EV) prove ...` once the prover lands.
-DEMO_CMD ?= $(EV) lift asm/*.s
+# The demo: prove the bundled subjects in asm/ (one keeps every obligation, one has a classic mistake).
+DEMO_CMD ?= $(EV) prove
 PYTEST_ARGS ?=
 
 .PHONY: setup demo test lint bench
@@ -14,8 +14,9 @@ PYTEST_ARGS ?=
 setup:
 	bash scripts/setup.sh
 
+# Exit status 1 means a violation was found: expected here, since asm/entry-bad.s carries its mistake.
 demo: setup
-	$(DEMO_CMD)
+	@$(DEMO_CMD) || [ $$? -eq 1 ]
 
 lint: setup
 	$(VENV)/bin/ruff check .
