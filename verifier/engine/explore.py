@@ -204,6 +204,28 @@ def _merge_value(g1: z3.BoolRef, a: z3.ExprRef, b: z3.ExprRef) -> z3.ExprRef:
     return z3.If(g1, a, b)
 
 
+def _conjuncts(guard: z3.BoolRef) -> list[z3.BoolRef]:
+    return list(guard.children()) if z3.is_and(guard) else [guard]
+
+
+def _join_guards(g1: z3.BoolRef, g2: z3.BoolRef) -> z3.BoolRef:
+    """g1 or g2, factored: the conjuncts both share stay a conjunction, and a diamond's complementary
+    branch conditions cancel (P and c) or (P and not c) = P. Keeps guards small for the solver."""
+    c1, c2 = _conjuncts(g1), _conjuncts(g2)
+    ids2 = {c.get_id() for c in c2}
+    common = [c for c in c1 if c.get_id() in ids2]
+    ids = {c.get_id() for c in common}
+    rest1 = [c for c in c1 if c.get_id() not in ids]
+    rest2 = [c for c in c2 if c.get_id() not in ids]
+    if not rest1 or not rest2:
+        either = z3.BoolVal(True)  # one side implies the other
+    elif len(rest1) == 1 and len(rest2) == 1 and z3.simplify(z3.Not(rest1[0])).eq(rest2[0]):
+        either = z3.BoolVal(True)
+    else:
+        either = z3.Or(z3.And(rest1), z3.And(rest2))
+    return z3.simplify(z3.And(*common, either)) if common else z3.simplify(either)
+
+
 def _merge_bad(t1: Track, g1: z3.BoolRef, t2: Track, g2: z3.BoolRef) -> dict[str, z3.BoolRef]:
     out = {}
     for kind in set(t1.bad) | set(t2.bad):
@@ -291,12 +313,18 @@ class Explorer:
             base, keys = m1.base, set(m1.cells) | set(m2.cells)  # siblings: only their own writes differ
         else:
             base, keys = {}, set(m1.written()) | set(m2.written())
+        merged: dict[tuple[int, int], z3.ExprRef] = {}  # the bytes of one word share one If
         for key in keys:
-            (v1, i1), (v2, i2) = m1.cell(*key), m2.cell(*key)
-            if v1 is v2 and i1 == i2:
-                cells[key] = (v1, i1)
-            elif i1 == i2 and v1.size() == v2.size():
-                cells[key] = (_merge_value(g1, v1, v2), i1)  # whole values merge, bytes stay bytes of them
+            cell1, cell2 = m1.cell(*key), m2.cell(*key)
+            (v1, i1), (v2, i2) = cell1, cell2
+            if cell1 is cell2 or (v1 is v2 and i1 == i2):
+                cells[key] = cell1
+                continue
+            pair = (v1.get_id(), v2.get_id())
+            if i1 == i2 and (pair in merged or v1.size() == v2.size()):
+                if pair not in merged:
+                    merged[pair] = _merge_value(g1, v1, v2)
+                cells[key] = (merged[pair], i1)  # whole values merge, bytes stay bytes of them
             else:
                 cells[key] = (_merge_value(g1, m1.byte(*key), m2.byte(*key)), 0)
         epochs = dict(m1.epochs)
@@ -334,7 +362,7 @@ class Explorer:
             if b is None:
                 b = s2.read_sysreg(MDSCR) if name == "mdscr_old" else self.initial.flags
             setattr(track, name, _merge_value(g1, a, b))
-        guard = z3.simplify(z3.Or(g1, g2))
+        guard = _join_guards(g1, g2)
         return Path(state, guard, track, p1.ctx, p1.pc, p1.alt, p1.skip_alt)
 
     # -------------------------------------------------------------------------------- solver

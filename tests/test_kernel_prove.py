@@ -1,0 +1,145 @@
+"""The prover on the real Debian 6.1 and 6.12 trees: a verdict for every obligation on every vector slot,
+the Cortex-A76 erratum waiver, and seeded defects in a copy of a real tree."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from verifier.cli import main
+from verifier.engine.slots import ALL_SLOTS
+from verifier.engine.verdicts import OBLIGATIONS
+from verifier.prove import replay_counterexample
+
+pytestmark = pytest.mark.kernel
+
+
+def prove_kernel(tree: Path, tmp: Path, *extra: str, build_dir: Path | None = None) -> dict:
+    out = tmp / f"report-{len(list(tmp.iterdir()))}.json"
+    args = ["kernel", "--tree", str(tree), "--format", "json", "-o", str(out), *extra]
+    if build_dir is not None:
+        args += ["--build-dir", str(build_dir)]
+    status = main(args)
+    data = json.loads(out.read_text())
+    data["status"] = status
+    return data
+
+
+def table(data: dict) -> dict[tuple[str, str], set[str]]:
+    out: dict[tuple[str, str], set[str]] = {}
+    for r in data["results"]:
+        out.setdefault((r["property"], r["vector"]), set()).add(r["verdict"])
+    return out
+
+
+@pytest.fixture(scope="module")
+def reports(kernel_tree: Callable[[str], Path], tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict]:
+    tmp = tmp_path_factory.mktemp("kernel-prove")
+    return {v: prove_kernel(kernel_tree(v), tmp) for v in ("6.1", "6.12")}
+
+
+@pytest.mark.parametrize("version", ["6.1", "6.12"])
+def test_every_obligation_on_every_slot_has_a_verdict(reports: dict[str, dict], version: str) -> None:
+    data = reports[version]
+    verdicts = table(data)
+    assert set(verdicts) == {(p, s.name) for p in OBLIGATIONS for s in ALL_SLOTS}
+    for result in data["results"]:
+        # no path left unexplored for want of an instruction's semantics
+        assert "no semantics" not in result["reason"], result
+        assert "undecoded" not in result["reason"], result
+    # every synchronous slot's results cover each of the 64 exception classes exactly once per obligation
+    for prop in OBLIGATIONS:
+        for slot in ALL_SLOTS:
+            covered = [ec for r in data["results"] if r["property"] == prop and r["vector"] == slot.name
+                       for ec in r["ec"]]
+            assert sorted(covered) == (list(range(64)) if slot.synchronous else [])
+    assert data["assumptions"] and any("contracts:" in a for a in data["assumptions"])
+
+
+@pytest.mark.parametrize("version", ["6.1", "6.12"])
+def test_counterexamples_replay(reports: dict[str, dict], version: str) -> None:
+    for result in reports[version]["results"]:
+        if result.get("counterexample"):
+            assert replay_counterexample(result["counterexample"]) is not None, result["reason"]
+
+
+def test_cortex_a76_erratum_is_waived_with_the_waiver_and_violated_without(
+        kernel_tree: Callable[[str], Path], reports: dict[str, dict], tmp_path: Path) -> None:
+    waived = [r for r in reports["6.12"]["results"] if r["verdict"] == "WAIVED"]
+    assert any(r["property"] == "d-restored" and r["vector"] == "el1h_sync" and 0x33 in r["ec"] for r in waived)
+    assert all("1463225" in r["reason"] for r in waived)
+    data = prove_kernel(kernel_tree("6.12"), tmp_path, "--waivers", "none", "--vector", "el1h_sync")
+    violated = [r for r in data["results"] if r["verdict"] == "VIOLATED"]
+    assert [(r["property"], r["ec"]) for r in violated] == [("d-restored", [0x33])]
+    functions = violated[0]["counterexample"]["functions"]
+    assert "cortex_a76_erratum_1463225_debug_handler" in functions
+    assert data["status"] == 1
+
+
+# ------------------------------------------------------------------------- seeded defects in a copy
+
+
+@pytest.fixture(scope="module")
+def tree_copy(kernel_tree: Callable[[str], Path], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A copy of the 6.1 tree (symbolic links, except entry.S, which the tests rewrite)."""
+    base = tmp_path_factory.mktemp("tree")
+    copy = base / "linux"
+    shutil.copytree(kernel_tree("6.1"), copy, symlinks=True, copy_function=os.symlink)
+    yield copy
+    shutil.rmtree(base, ignore_errors=True)
+
+
+ENTRY = "arch/arm64/kernel/entry.S"
+
+
+def with_edit(tree: Path, original: Path, old: str, new: str) -> None:
+    text = (original / ENTRY).read_text()
+    assert old in text, old
+    target = tree / ENTRY
+    target.unlink()
+    target.write_text(text.replace(old, new, 1))
+
+
+SEEDED = [
+    # the return to the kernel no longer masks exceptions before writing SPSR/ELR
+    ("eret-integrity", "el1h_irq", "\t.if\t\\el != 0\n\tdisable_daif\n\t.endif\n", "\n"),
+    # the return to user no longer re-arms MDSCR_EL1.SS for a stepped task
+    ("ss-restored", "el0_64_irq", "\tenable_step_tsk x19, x2\n", "\n"),
+    # ELR and SPSR swapped
+    ("d-restored", "el1h_irq", "\tmsr\telr_el1, x21\t\t\t// set up the return data\n\tmsr\tspsr_el1, x22\n",
+     "\tmsr\telr_el1, x22\t\t\t// set up the return data\n\tmsr\tspsr_el1, x21\n"),
+]
+
+PRESERVING = [
+    ("duplicated-mask", "\t.if\t\\el != 0\n\tdisable_daif\n\t.endif\n", "\t.if\t\\el != 0\n\tdisable_daif\n\tdisable_daif\n\t.endif\n"),
+    ("extra-isb", "\tmsr\tspsr_el1, x22\n", "\tmsr\tspsr_el1, x22\n\tisb\n"),
+]
+
+
+def test_seeded_defects_in_a_copy_of_a_real_tree(kernel_tree: Callable[[str], Path], tree_copy: Path,
+                                                 reports: dict[str, dict], tmp_path: Path) -> None:
+    original = kernel_tree("6.1")
+    build = tmp_path / "build"
+    baseline = table(reports["6.1"])
+    for prop, vector, old, new in SEEDED:
+        with_edit(tree_copy, original, old, new)
+        data = prove_kernel(tree_copy, tmp_path, "--vector", vector, build_dir=build)
+        verdicts = table(data)
+        assert "VIOLATED" in verdicts[(prop, vector)], (prop, vector, verdicts)
+        assert "VIOLATED" not in baseline[(prop, vector)]
+        cex = next(r["counterexample"] for r in data["results"]
+                   if r["verdict"] == "VIOLATED" and r["property"] == prop)
+        assert cex["failing"]["file"] == ENTRY or cex["failing"]["file"].endswith(".S")
+    for _name, old, new in PRESERVING:
+        with_edit(tree_copy, original, old, new)
+        for vector in ("el1h_irq", "el0_64_irq"):
+            data = prove_kernel(tree_copy, tmp_path, "--vector", vector, build_dir=build)
+            got = {k: v for k, v in table(data).items() if k[1] == vector}
+            assert got == {k: v for k, v in baseline.items() if k[1] == vector}
+    # the tree the tests edited is a copy: the real one is untouched
+    assert not (original / ENTRY).is_symlink() and "disable_daif" in (original / ENTRY).read_text()
