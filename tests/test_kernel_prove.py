@@ -116,7 +116,8 @@ SEEDED = [
 ]
 
 PRESERVING = [
-    ("duplicated-mask", "\t.if\t\\el != 0\n\tdisable_daif\n\t.endif\n", "\t.if\t\\el != 0\n\tdisable_daif\n\tdisable_daif\n\t.endif\n"),
+    ("duplicated-mask", "\t.if\t\\el != 0\n\tdisable_daif\n\t.endif\n",
+     "\t.if\t\\el != 0\n\tdisable_daif\n\tdisable_daif\n\t.endif\n"),
     ("extra-isb", "\tmsr\tspsr_el1, x22\n", "\tmsr\tspsr_el1, x22\n\tisb\n"),
 ]
 
