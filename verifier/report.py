@@ -66,28 +66,29 @@ def diagnostic(result: Result) -> list[str]:
 
 
 def table(results: list[Result]) -> list[str]:
+    """Vector slots down, obligations across; `ok` = PROVED for every exception class, otherwise the
+    counts of classes per verdict (VIOL, waiv, unkn)."""
     props: list[str] = []
     for r in results:
         if r.property not in props:
             props.append(r.property)
     vectors = [s.name for s in ALL_SLOTS if any(r.vector == s.name for r in results)]
-    width = max([len(p) for p in props] + [10])
-    lines = ["verdicts (ok = PROVED for every class; for synchronous slots the counts are exception classes):"]
-    header = " " * width + " " + " ".join(f"{v:>14}" for v in vectors)
-    lines.append(header)
-    for prop in props:
+    width = max([len(p) for p in props] + [14])
+    lines = ["verdicts (ok = PROVED for all; otherwise exception classes per verdict):",
+             f"{'vector':<14} " + " ".join(f"{p:>{width}}" for p in props)]
+    for vector in vectors:
         cells = []
-        for vector in vectors:
-            mine = [r for r in results if r.property == prop and r.vector == vector]
+        for prop in props:
             counts: dict[str, int] = {}
-            for r in mine:
-                counts[r.verdict] = counts.get(r.verdict, 0) + max(len(r.ec), 1)
+            for r in results:
+                if r.property == prop and r.vector == vector:
+                    counts[r.verdict] = counts.get(r.verdict, 0) + max(len(r.ec), 1)
             if set(counts) == {"PROVED"}:
                 cell = "ok"
             else:
                 cell = " ".join(f"{SHORT[v]}:{n}" for v, n in sorted(counts.items()) if v != "PROVED")
-            cells.append(f"{cell:>14}")
-        lines.append(f"{prop:<{width}} " + " ".join(cells))
+            cells.append(f"{cell:>{width}}")
+        lines.append(f"{vector:<14} " + " ".join(cells))
     return lines
 
 
