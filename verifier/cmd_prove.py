@@ -42,6 +42,10 @@ def add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--loop-bound", type=int, default=Options.loop_bound, metavar="N",
                         help="visits of one instruction per call context before UNKNOWN "
                         f"(default {Options.loop_bound})")
+    parser.add_argument("--policy", metavar="F",
+                        help="also check a policy's rules (e.g. proofs/policies/proposed-2020.policy)")
+    parser.add_argument("--reading", action="append", default=[], metavar="RULE",
+                        help="use this non-default reading of an open point of the policy (a rule id)")
     parser.add_argument("--format", choices=("text", "json"), default="text")
     parser.add_argument("--output", "-o", metavar="F", help="write the report to F (default: stdout)")
 
@@ -77,7 +81,8 @@ def config_from(args: argparse.Namespace, files: list[Path], contracts: Path, ca
     waivers = None if args.waivers == "none" else Path(args.waivers)
     return ProveConfig(files=files, contracts=contracts, assumptions=Path(args.assumptions), waivers=waivers,
                        caps=parse_caps(args.cap, cap_names), cap_names=cap_names, slots=slots,
-                       options=Options(loop_bound=args.loop_bound), layout=layout or {}, root=root)
+                       options=Options(loop_bound=args.loop_bound), layout=layout or {}, root=root,
+                       policy=Path(args.policy) if args.policy else None, readings=tuple(args.reading))
 
 
 def emit(report: Report, args: argparse.Namespace) -> int:

@@ -11,6 +11,7 @@ from typing import Any
 import z3
 
 from verifier.engine import semantics
+from verifier.engine.constraints import Context
 from verifier.engine.contracts import Contracts, load_contracts
 from verifier.engine.explore import ENGINE_ASSUMPTIONS, Explorer, Options
 from verifier.engine.image import Image
@@ -19,7 +20,8 @@ from verifier.engine.slots import ALL_SLOTS, Assumption, Slot, build, load_assum
 from verifier.engine.verdicts import Judge, Result, Waiver, load_waivers, watched_patterns
 from verifier.errors import UserError
 from verifier.frontend.assembler import lift_file
-from verifier.ir import Program
+from verifier.ir import Addr, Program, SymRef
+from verifier.policy import bind_roles, compile_rules, family_of, parse_policy, select_rules
 
 ROOT = Path(__file__).resolve().parents[1]
 PROOFS = ROOT / "proofs"
@@ -41,6 +43,8 @@ class ProveConfig:
     options: Options = field(default_factory=Options)
     layout: dict[str, int] = field(default_factory=dict)  # overrides from the build (asm-offsets.h)
     root: str | None = None  # kernel tree, for source paths
+    policy: Path | None = None  # a policy whose rules are checked besides the obligations
+    readings: tuple[str, ...] = ()  # non-default readings of the policy's open points, by rule id
 
 
 @dataclass
@@ -91,6 +95,7 @@ def prove(config: ProveConfig, progress: Progress | None = None) -> Report:
     programs = lift_all(config.files, config.root)
     image, vectors = _image(programs, contracts)
     watch = watched_patterns(waivers)
+    policy_rules = _policy(config, contracts, image, assumptions)
     results: list[Result] = []
     printed_assumptions: list[str] = []
     stats: dict[str, Any] = {"slots": {}}
@@ -98,7 +103,7 @@ def prove(config: ProveConfig, progress: Progress | None = None) -> Report:
     for slot in config.slots:
         slot_started = time.perf_counter()
         slot_results, printed, slot_stats = prove_slot(slot, image, vectors, contracts, assumptions, waivers, watch,
-                                                       config)
+                                                       config, policy_rules)
         results.extend(slot_results)
         for line in printed:
             if line not in printed_assumptions:
@@ -134,6 +139,12 @@ def _bullets(text: str | tuple[str, ...] | list[str]) -> list[str]:
     return items
 
 
+def _in_scope(rule: Any, ec: int) -> bool:
+    if rule.ecs is None:
+        return True
+    return (ec in rule.ecs) != rule.ec_negated
+
+
 def _count(results: list[Result]) -> str:
     counts: dict[str, int] = {}
     for result in results:
@@ -141,14 +152,46 @@ def _count(results: list[Result]) -> str:
     return ", ".join(f"{n} {v}" for v, n in sorted(counts.items()))
 
 
+def _policy(config: ProveConfig, contracts: Contracts, image: Image, assumptions: list[Assumption]) -> Any:
+    """The policy's rules in force and its role bindings for this kernel family (None: no policy). Its
+    assumptions join the others."""
+    if config.policy is None:
+        return None
+    policy = parse_policy(config.policy)
+    functions = {name for local in image.locals for name in local} | set(image.globals)
+    functions |= {symbol for program in image.programs for section in program.sections.values()
+                  for item in section.items if item.insn is not None
+                  for op in item.insn.operands if isinstance(op, Addr) and isinstance(op.target, SymRef)
+                  for symbol in (op.target.symbol,)}
+    functions |= set(contracts.functions) | set(contracts.indirect)
+    roles = bind_roles(policy, contracts.family, functions)
+    for assume in policy.assumptions:
+        assumptions.append(Assumption(assume.id, assume.text, assume.constraint,
+                                      f"{assume.where.file}:{assume.where.line}"))
+    return policy, select_rules(policy, config.readings), roles
+
+
 def prove_slot(slot: Slot, image: Image, vectors: int, contracts: Contracts, assumptions: list[Assumption],
-               waivers: list[Waiver], watch: tuple[str, ...], config: ProveConfig
+               waivers: list[Waiver], watch: tuple[str, ...], config: ProveConfig, policy_rules: Any = None
                ) -> tuple[list[Result], list[str], dict[str, Any]]:
     initial, start, facts, printed = build(slot, image, contracts, assumptions, vectors)
     for number, value in config.caps.items():
         cap = initial.caps.setdefault(number, z3.Bool(f"cap{number}"))
         facts.append(cap if value else z3.Not(cap))
-    explorer = Explorer(image, contracts, facts, initial, start, config.options, watch=watch)
+    rules: tuple = ()
+    labels: dict[str, tuple[tuple[int, ...], str]] = {}
+    policy_name = None
+    if policy_rules is not None:
+        policy, selected, roles = policy_rules
+        policy_name = policy.name
+        context = Context({"spsr": initial.spsr, "mdscr": initial.mdscr, "esr": initial.esr, "elr": initial.elr,
+                           "flags": initial.flags}, contracts.tif, z3.BoolVal(slot.from_el0), initial.caps)
+        rules = tuple(compile_rules(policy, selected, roles, slot.source, slot.kind, context, contracts.tif))
+        for rule in selected:
+            if policy.applies(rule, slot.source, slot.kind):
+                ecs = tuple(e for e in range(64) if _in_scope(rule, e))
+                labels[f"rule:{rule.id}"] = (ecs, family_of(rule.id))
+    explorer = Explorer(image, contracts, facts, initial, start, config.options, watch=watch, rules=rules)
     run = explorer.explore()
 
     def replay_model(model: z3.ModelRef, prop: str) -> dict[str, Any] | None:
@@ -157,7 +200,7 @@ def prove_slot(slot: Slot, image: Image, vectors: int, contracts: Contracts, ass
 
         def make(guide: Any, on_step: Any, options: Options | None) -> Explorer:
             return Explorer(image, contracts, facts2, initial2, start2, options or config.options, guide=guide,
-                            on_step=on_step)
+                            on_step=on_step, rules=rules)
 
         cex = replay(image, make, initial2, start2, model, prop, config.cap_names)
         if cex is not None:
@@ -168,11 +211,20 @@ def prove_slot(slot: Slot, image: Image, vectors: int, contracts: Contracts, ass
             cex["property"] = prop
             cex["replay"] = {"files": [str(f) for f in config.files], "contracts": str(config.contracts),
                              "assumptions": str(config.assumptions), "layout": config.layout,
-                             "caps": {str(n): v for n, v in config.caps.items()}, "root": config.root}
+                             "caps": {str(n): v for n, v in config.caps.items()}, "root": config.root,
+                             "policy": str(config.policy) if config.policy else None,
+                             "readings": list(config.readings)}
         return cex
 
-    judge = Judge(slot, run, facts, initial, waivers, replay_model, config.options.solver_timeout_ms)
+    judge = Judge(slot, run, facts, initial, waivers, replay_model, config.options.solver_timeout_ms, labels)
     results = judge.judge()
+    for result in results:
+        if result.property.startswith("rule:"):
+            result.rule = result.property.removeprefix("rule:")
+            result.property = family_of(result.rule)
+            result.policy = policy_name
+            if result.counterexample:
+                result.counterexample["property"] = f"rule:{result.rule}"
     stats = {"steps": run.steps, "merges": run.merges, "solver_calls": run.solver_calls, "erets": len(run.erets),
              "fatal": len(run.fatals), "unknown": len(run.unknowns), "contracts": sorted(run.contracts)}
     return results, printed, stats
@@ -199,8 +251,16 @@ def replay_counterexample(cex: dict[str, Any]) -> dict[str, Any] | None:
         if m:
             initial.caps.setdefault(int(name[3:]), z3.Bool(name))
     model = DictModel(cex.get("model", {}))
+    rules: tuple = ()
+    if info.get("policy"):
+        config = ProveConfig(files=[], policy=Path(info["policy"]), readings=tuple(info.get("readings", ())))
+        policy, selected, roles = _policy(config, contracts, image, assumptions)
+        context = Context({"spsr": initial.spsr, "mdscr": initial.mdscr, "esr": initial.esr, "elr": initial.elr,
+                           "flags": initial.flags}, contracts.tif, z3.BoolVal(slot.from_el0), initial.caps)
+        rules = tuple(compile_rules(policy, selected, roles, slot.source, slot.kind, context, contracts.tif))
 
     def make(guide: Any, on_step: Any, options: Options | None) -> Explorer:
-        return Explorer(image, contracts, facts, initial, start, options or Options(), guide=guide, on_step=on_step)
+        return Explorer(image, contracts, facts, initial, start, options or Options(), guide=guide, on_step=on_step,
+                        rules=rules)
 
     return replay(image, make, initial, start, model, cex["property"], {})

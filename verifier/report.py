@@ -83,7 +83,9 @@ def table(results: list[Result]) -> list[str]:
             for r in results:
                 if r.property == prop and r.vector == vector:
                     counts[r.verdict] = counts.get(r.verdict, 0) + max(len(r.ec), 1)
-            if set(counts) == {"PROVED"}:
+            if not counts:
+                cell = "-"  # the rule does not apply to this slot
+            elif set(counts) == {"PROVED"}:
                 cell = "ok"
             else:
                 cell = " ".join(f"{SHORT[v]}:{n}" for v, n in sorted(counts.items()) if v != "PROVED")

@@ -6,6 +6,7 @@ named initial values of a vector slot's exploration.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -32,6 +33,9 @@ def _parser() -> Lark:
     return Lark(GRAMMAR.read_text(), parser="lalr", propagate_positions=True)
 
 
+Value = z3.BitVecRef | z3.BoolRef | int
+
+
 @dataclass
 class Context:
     """The named values a constraint can mention."""
@@ -40,6 +44,8 @@ class Context:
     tif_bits: dict[str, int]  # TIF_SINGLESTEP -> 21
     from_el0: z3.BoolRef
     caps: dict[int, z3.BoolRef] = field(default_factory=dict)
+    # names of the state at an event (policies): D A I F, now.mdscr.SS, percpu.NAME, called.ROLE
+    lookup: Callable[[str], Value | None] | None = None
 
     def cap(self, number: int) -> z3.BoolRef:
         if number not in self.caps:
@@ -51,9 +57,6 @@ class ConstraintError(Exception):
     def __init__(self, message: str, line: int | None = None, col: int | None = None) -> None:
         super().__init__(message)
         self.line, self.col = line, col
-
-
-Value = z3.BitVecRef | z3.BoolRef | int
 
 
 def _as_bool(value: Value) -> z3.BoolRef:
@@ -84,6 +87,10 @@ def _widths(a: Value, b: Value) -> tuple[z3.BitVecRef, z3.BitVecRef]:
 
 
 def _field(name: str, ctx: Context) -> Value:
+    if ctx.lookup is not None:
+        found = ctx.lookup(name)
+        if found is not None:
+            return found
     parts = name.split(".")
     head = parts[0]
     if head == "from" and len(parts) == 2 and parts[1] in ("el0", "el1"):
@@ -154,13 +161,17 @@ def _eval(tree: Tree | Token, ctx: Context) -> Value:
     raise ConstraintError(f"cannot evaluate {kind}")
 
 
-def compile_constraint(text: str, ctx: Context) -> z3.BoolRef:
-    """Raises ConstraintError (with line/col inside `text`) on syntax or name errors."""
+@cache
+def parse_constraint(text: str) -> Tree:
     try:
-        tree = _parser().parse(text)
+        return _parser().parse(text)
     except UnexpectedInput as err:
         raise ConstraintError(f"syntax error: unexpected {str(err).splitlines()[0]}", err.line, err.column) from None
-    return _as_bool(_eval(tree, ctx))
+
+
+def compile_constraint(text: str, ctx: Context) -> z3.BoolRef:
+    """Raises ConstraintError (with line/col inside `text`) on syntax or name errors."""
+    return _as_bool(_eval(parse_constraint(text), ctx))
 
 
 def check_syntax(text: str) -> None:

@@ -88,20 +88,38 @@ class Track:
     contracts: set[str] = field(default_factory=set)
     visited: dict[str, z3.BoolRef] = field(default_factory=dict)  # watched function -> "the path ran it"
     loops: dict[tuple, int] = field(default_factory=dict)  # backward jumps taken, per (context, target)
+    rule_events: dict[str, list[Event]] = field(default_factory=dict)  # policy rule id -> its violations
+    called: dict[str, z3.BoolRef] = field(default_factory=dict)  # policy role -> "a function of it was called"
 
     def copy(self) -> Track:
         return Track(list(self.elr_events), list(self.spsr_events), list(self.order_events),
                      list(self.sync_events), dict(self.bad), self.mdscr_old, self.flags_read, dict(self.decided),
-                     dict(self.calls), set(self.contracts), dict(self.visited), dict(self.loops))
+                     dict(self.calls), set(self.contracts), dict(self.visited), dict(self.loops),
+                     {k: list(v) for k, v in self.rule_events.items()}, dict(self.called))
 
     def note(self, kind: str, event: Event) -> None:
-        getattr(self, f"{kind}_events").append(event)
+        if kind.startswith("rule:"):
+            self.rule_events.setdefault(kind, []).append(event)
+        else:
+            getattr(self, f"{kind}_events").append(event)
         old = self.bad.get(kind)
         self.bad[kind] = event.cond if old is None else z3.Or(old, event.cond)
 
     def reset(self, kind: str, events: list[Event]) -> None:
         setattr(self, f"{kind}_events", list(events))
         self.bad[kind] = z3.Or([e.cond for e in events]) if events else z3.BoolVal(False)
+
+
+@dataclass(frozen=True)
+class PolicyRule:
+    """A policy rule compiled for one slot: where it looks and what it requires there."""
+
+    id: str
+    event: str  # call daif mdscr eret every
+    role: re.Pattern[str] | None
+    scope: z3.BoolRef  # the exception classes it covers (a condition on ESR_EL1)
+    predicate: Callable[[State, Track], z3.BoolRef]
+    roles: dict[str, re.Pattern[str]]
 
 
 @dataclass(frozen=True)
@@ -251,7 +269,7 @@ class Explorer:
     def __init__(self, image: Image, contracts: Contracts, assumptions: list[z3.BoolRef], initial: Initial,
                  start: Path, options: Options | None = None, guide: z3.ModelRef | None = None,
                  on_step: Callable[[Path, CodeRef, Insn], None] | None = None,
-                 watch: tuple[str, ...] = ()) -> None:
+                 watch: tuple[str, ...] = (), rules: tuple[PolicyRule, ...] = ()) -> None:
         self.image = image
         self.contracts = contracts
         self.options = options or Options()
@@ -268,6 +286,8 @@ class Explorer:
         self.on_step = on_step
         self.watch = watch  # function-name patterns whose visits are tracked (waivers name them)
         self._watch_cache: dict[int, list[str]] = {}
+        self.rules = rules
+        self.roles: dict[str, re.Pattern[str]] = rules[0].roles if rules else {}
         self._push(start)
 
     # ------------------------------------------------------------------------------ worklist
@@ -352,6 +372,11 @@ class Explorer:
                                           z3.And(t2.visited.get(k, z3.BoolVal(False)), g2)))
                      for k in set(t1.visited) | set(t2.visited)},
             loops={k: max(t1.loops.get(k, 0), t2.loops.get(k, 0)) for k in set(t1.loops) | set(t2.loops)},
+            rule_events={k: t1.rule_events.get(k, []) + t2.rule_events.get(k, [])
+                         for k in set(t1.rule_events) | set(t2.rule_events)},
+            called={k: z3.simplify(z3.Or(z3.And(t1.called.get(k, z3.BoolVal(False)), g1),
+                                         z3.And(t2.called.get(k, z3.BoolVal(False)), g2)))
+                    for k in set(t1.called) | set(t2.called)},
         )
         for name in ("mdscr_old", "flags_read"):
             a, b = getattr(t1, name), getattr(t2, name)
@@ -494,6 +519,26 @@ class Explorer:
             self._watch_cache[address] = cached
         return cached
 
+    def rule_event(self, path: Path, kind: str, name: str | None = None) -> None:
+        """A policy event: each rule that watches it records where its requirement fails."""
+        if not self.rules:
+            return
+        for rule in self.rules:
+            if rule.event != kind and not (rule.event == "every" and kind in ("daif", "call")):
+                continue
+            if rule.event == "call" and (name is None or rule.role is None or not rule.role.fullmatch(name)):
+                continue
+            failing = z3.simplify(z3.And(rule.scope, z3.Not(rule.predicate(path.state, path.track))))
+            if z3.is_false(failing):
+                continue
+            what = f"{rule.id} fails" + (f" at the call of {name}" if kind == "call" else f" at {kind}")
+            path.track.note(f"rule:{rule.id}", Event(path.pc, z3.And(path.guard, failing), what))
+        if kind == "call" and name is not None:
+            for role, pattern in self.roles.items():
+                if pattern.fullmatch(name):
+                    seen = path.track.called.get(role, z3.BoolVal(False))
+                    path.track.called[role] = z3.simplify(z3.Or(seen, path.guard))
+
     # --------------------------------------------------------------------------- alternatives
 
     def _fork_alternatives(self, path: Path) -> None:
@@ -588,8 +633,9 @@ class Explorer:
         mdscr_changed = not mdscr.eq(before_mdscr)
         if mdscr_changed and track.mdscr_old is None:
             track.mdscr_old = before_mdscr
-        if not state.daif.eq(before_daif) or mdscr_changed:
-            self._exceptions_changed(path)
+        daif_changed = not state.daif.eq(before_daif)
+        if daif_changed or mdscr_changed:
+            self._exceptions_changed(path, daif_changed, mdscr_changed)
 
     def _window_start(self, path: Path) -> list[Event]:
         cond = can_take_exception(path.state)
@@ -597,8 +643,12 @@ class Explorer:
             return []
         return [Event(path.pc, z3.And(path.guard, cond), "exception unmasked after the write")]
 
-    def _exceptions_changed(self, path: Path) -> None:
+    def _exceptions_changed(self, path: Path, daif: bool = True, mdscr: bool = True) -> None:
         state, track = path.state, path.track
+        if daif:
+            self.rule_event(path, "daif")
+        if mdscr:
+            self.rule_event(path, "mdscr")
         cond = can_take_exception(state)
         if not z3.is_false(cond):
             event = Event(path.pc, z3.And(path.guard, cond), "exception unmasked")
@@ -746,6 +796,7 @@ class Explorer:
             if len(branch.ctx) > 64:
                 self.unknown(branch, "call depth above 64 (recursion?)")
                 continue
+            self.rule_event(branch, "call", name or self.image.function_at(address))
             branch.ctx = branch.ctx + (Frame(path.pc, ret),)
             branch.pc = address
             branch.alt = None
@@ -778,6 +829,7 @@ class Explorer:
 
     def _apply_contract(self, path: Path, contract: Contract, name: str) -> bool:
         """Summarise a call: returns False when the path ends there (the function does not return)."""
+        self.rule_event(path, "call", name.lstrip("*"))
         path.track.contracts.add(contract.describe() if not contract.is_default else f"{name}: default contract")
         self.run.contracts.add(name)
         if not contract.returns:
@@ -810,8 +862,9 @@ class Explorer:
         mdscr = path.state.read_sysreg(MDSCR)
         if not mdscr.eq(before_mdscr):
             path.track.mdscr_old = None  # the callee's own isb/eret synchronised it (part of its contract)
-        if not path.state.daif.eq(before_daif) or not mdscr.eq(before_mdscr):
-            self._exceptions_changed(path)
+        daif_changed, mdscr_changed = not path.state.daif.eq(before_daif), not mdscr.eq(before_mdscr)
+        if daif_changed or mdscr_changed:
+            self._exceptions_changed(path, daif_changed, mdscr_changed)
 
     def _havoc_memory(self, path: Path, contract: Contract, name: str, regs_arg: BV) -> None:
         memory = path.state.memory
@@ -871,9 +924,13 @@ class Explorer:
             "daif-order": track.bad.get("order", z3.BoolVal(False)),
             "mdscr-sync": track.bad.get("sync", z3.BoolVal(False)),
         }
+        self.rule_event(path, "eret")
+        for rule in self.rules:
+            violations[f"rule:{rule.id}"] = track.bad.get(f"rule:{rule.id}", z3.BoolVal(False))
         violations = {k: z3.simplify(z3.And(guard, v)) for k, v in violations.items()}
         events = {"eret-integrity": track.elr_events + track.spsr_events, "daif-order": track.order_events,
                   "mdscr-sync": track.sync_events}
+        events.update(track.rule_events)
         self.run.erets.append(
             EretCheck(path.pc, guard, violations, events, frozenset(track.contracts), dict(track.visited),
                       {"SPSR_EL1 at eret": spsr, "MDSCR_EL1 at eret": mdscr, "thread flags read": flags,

@@ -57,7 +57,7 @@ def load_waivers(path: str | Path) -> list[Waiver]:
             if not str(entry.get(key, "")).strip():
                 raise UserError(f"waiver #{number} needs a non-empty '{key}' (a waiver without a reason is refused)",
                                 str(path))
-        if entry["property"] not in OBLIGATIONS and not re.fullmatch(r"R\d+", entry["property"]):
+        if entry["property"] not in OBLIGATIONS and not re.fullmatch(r"R\d+(-[\w-]+)?", entry["property"]):
             raise UserError(f"waiver #{number}: unknown property '{entry['property']}'", str(path))
         try:
             re.compile(entry["function"])
@@ -78,6 +78,7 @@ class Result:
     counterexample: dict[str, Any] | None = None
     contracts: list[str] = field(default_factory=list)
     policy: str | None = None
+    rule: str | None = None  # a policy rule's full id (R4-handler) where `property` is its family (R4)
     location: tuple[str, int] | None = None  # where to report a violation (file, line)
 
     def json(self) -> dict[str, Any]:
@@ -85,6 +86,7 @@ class Result:
                                "verdict": self.verdict, "reason": self.reason}
         if self.policy:
             out["policy"] = self.policy
+            out["rule"] = self.rule
         if self.contracts:
             out["contracts"] = self.contracts
         if self.counterexample is not None:
@@ -103,13 +105,16 @@ Replayer = Callable[[z3.ModelRef, str], dict[str, Any] | None]
 
 class Judge:
     def __init__(self, slot: Slot, run: SlotRun, facts: list[z3.BoolRef], initial: Initial,
-                 waivers: list[Waiver], replay: Replayer, timeout_ms: int = 30_000) -> None:
+                 waivers: list[Waiver], replay: Replayer, timeout_ms: int = 30_000,
+                 rules: dict[str, tuple[tuple[int, ...], str]] | None = None) -> None:
         self.slot, self.run, self.initial, self.waivers, self.replay = slot, run, initial, waivers, replay
         self.solver = z3.Solver()
         self.solver.set("timeout", timeout_ms)
         for fact in facts:
             self.solver.add(fact)
         self.ec = z3.Extract(31, 26, initial.esr)
+        # policy rules: internal property "rule:ID" -> (the exception classes it covers, its label)
+        self.rules = rules or {}
 
     def _check(self, *formulas: z3.BoolRef) -> tuple[z3.CheckSatResult, z3.ModelRef | None]:
         self.solver.push()
@@ -126,6 +131,8 @@ class Judge:
     def judge(self) -> list[Result]:
         results: list[Result] = []
         for prop in OBLIGATIONS:
+            results.extend(self._obligation(prop))
+        for prop in self.rules:
             results.extend(self._obligation(prop))
         return results
 
@@ -145,7 +152,7 @@ class Judge:
         vector = self.slot.name
         violation = self._violation(prop)
         results: list[Result] = []
-        ecs = ALL_ECS if self.slot.synchronous else ()
+        ecs = (self.rules[prop][0] if prop in self.rules else ALL_ECS) if self.slot.synchronous else ()
         violating, timed_out = self._classes(violation, set(ecs)) if ecs else self._whole(violation)
         if timed_out:
             results.append(Result(prop, vector, sorted(set(ecs) - violating), "UNKNOWN",
@@ -232,7 +239,10 @@ class Judge:
 
     def _waived_class(self, prop: str, result: Result, ec: int) -> bool:
         functions = (result.counterexample or {}).get("functions", [])
-        waived = tuple(w.function for w in self.waivers if w.matches(prop, self.slot.name, functions))
+        label = self.rules[prop][1] if prop in self.rules else prop
+        waived = tuple(w.function for w in self.waivers
+                       if w.matches(label, self.slot.name, functions)
+                       or w.matches(prop.removeprefix("rule:"), self.slot.name, functions))
         status, _ = self._check(self._violation(prop, waived), self.ec == ec)
         return status == z3.unsat
 
@@ -244,8 +254,10 @@ class Judge:
             return Result(prop, vector, ecs, "UNKNOWN",
                           "a violation was found but its concrete replay did not reproduce it (engine limit)")
         functions = cex.get("functions", [])
+        label = self.rules[prop][1] if prop in self.rules else prop
         for waiver in self.waivers:
-            if waiver.matches(prop, vector, functions):
+            rule_id = prop.removeprefix("rule:")
+            if waiver.matches(label, vector, functions) or waiver.matches(rule_id, vector, functions):
                 # is every violation of this class through the waived function?
                 rest = self._violation(prop, (waiver.function,))
                 scope = self.ec == ec if ec is not None else z3.BoolVal(True)
