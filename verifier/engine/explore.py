@@ -35,6 +35,7 @@ from verifier.engine.state import (
     Region,
     State,
     bv,
+    merge_epochs,
     split_address,
 )
 from verifier.ir import Addr, Insn, Loc, Reloc, SymRef, Target
@@ -347,13 +348,8 @@ class Explorer:
                 cells[key] = (merged[pair], i1)  # whole values merge, bytes stay bytes of them
             else:
                 cells[key] = (_merge_value(g1, m1.byte(*key), m2.byte(*key)), 0)
-        epochs = dict(m1.epochs)
-        for cls in set(m1.epochs) | set(m2.epochs):
-            e1, e2 = m1.epochs.get(cls, 0), m2.epochs.get(cls, 0)
-            if e1 != e2:
-                # one side called something that may have written this class: what neither side wrote
-                # becomes unknown (a new epoch), which covers both
-                epochs[cls] = max(e1, e2) + 1
+        epochs = {cls: merge_epochs(g1, m1.epochs.get(cls, 0), m2.epochs.get(cls, 0))
+                  for cls in set(m1.epochs) | set(m2.epochs)}
         memory = Memory(cells, m1.initial, epochs, m1.classify, base)
         state = State(x, _merge_value(g1, s1.sp_el1, s2.sp_el1), _merge_value(g1, s1.sp_el0, s2.sp_el0),
                       _merge_value(g1, s1.nzcv, s2.nzcv), _merge_value(g1, s1.daif, s2.daif),

@@ -77,6 +77,26 @@ def split_address(addr: BV) -> tuple[Region, int] | None:
 
 
 Cell = tuple[BV, int]  # (a value, which byte of it)
+Epoch = int | tuple  # int, or (guard, Epoch, Epoch)
+
+
+def _epoch_value(initial: Callable[[Region, int, int], BV], region: Region, word: int, epoch: Epoch) -> BV:
+    if isinstance(epoch, int):
+        return initial(region, word, epoch)
+    guard, first, second = epoch
+    a, b = _epoch_value(initial, region, word, first), _epoch_value(initial, region, word, second)
+    return a if a.eq(b) else z3.If(guard, a, b)
+
+
+def _epoch_next(epoch: Epoch) -> Epoch:
+    if isinstance(epoch, int):
+        return epoch + 1
+    guard, first, second = epoch
+    return (guard, _epoch_next(first), _epoch_next(second))
+
+
+def merge_epochs(guard: z3.BoolRef, first: Epoch, second: Epoch) -> Epoch:
+    return first if first == second else (guard, first, second)
 
 
 @dataclass
@@ -94,7 +114,10 @@ class Memory:
     initial: Callable[[Region, int, int], BV] | None = None
     # A call that may write a whole class of memory (the current task, per-CPU data) starts a new epoch
     # for it: bytes not written since read as new unknowns. `classify` names a region's class.
-    epochs: dict[str, int] = field(default_factory=dict)
+    # An epoch is a number (how many such calls this path made) or, after paths that made different
+    # numbers of them merged, (guard, epoch of the first, epoch of the second): a byte not written since
+    # is then If(guard, its value in one epoch, in the other), named exactly as on each single path.
+    epochs: dict[str, Epoch] = field(default_factory=dict)
     classify: Callable[[Region], str] = lambda region: "all"
     base: dict[tuple[Region, int], Cell] = field(default_factory=dict)
 
@@ -117,7 +140,7 @@ class Memory:
         assert self.initial is not None
         word = offset & ~7
         epoch = self.epochs.get(self.classify(region), 0)
-        return self.initial(region, word, epoch), offset - word
+        return _epoch_value(self.initial, region, word, epoch), offset - word
 
     def byte(self, region: Region, offset: int) -> BV:
         value, index = self.cell(region, offset)
@@ -144,7 +167,7 @@ class Memory:
 
     def havoc_class(self, cls: str) -> None:
         """Forget everything in a class of memory: a new epoch, and its written bytes dropped."""
-        self.epochs[cls] = self.epochs.get(cls, 0) + 1
+        self.epochs[cls] = _epoch_next(self.epochs.get(cls, 0))
         if any(self.classify(k[0]) == cls for k in self.base):
             self.base = {k: v for k, v in self.base.items() if self.classify(k[0]) != cls}
         for key in [k for k in self.cells if self.classify(k[0]) == cls]:
