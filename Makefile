@@ -9,7 +9,7 @@ EV := $(VENV)/bin/entry-verify
 DEMO_CMD ?= $(EV) prove
 PYTEST_ARGS ?=
 
-.PHONY: setup demo test lint bench
+.PHONY: setup demo test lint bench results
 
 setup:
 	bash scripts/setup.sh
@@ -32,3 +32,7 @@ bench: setup
 	@set -e; found=0; for f in bench/*.py; do \
 		[ -e "$$f" ] || continue; found=1; echo "== $$f" >&2; $(PY) "$$f"; \
 	done; [ $$found -eq 1 ] || echo "make bench: no bench/*.py yet" >&2
+
+# Regenerate the verdict tables in proofs/results/ (both Debian trees under the proposed 2020 policy).
+results: setup
+	$(PY) scripts/results.py

@@ -109,6 +109,12 @@ def _constraint(token: Token) -> str:
     return str(token).replace("\\\n", " ").strip()
 
 
+def _constraint_where(path: str, token: Token) -> Where:
+    """Where the constraint's text starts (the token may begin with the blanks before it)."""
+    text = str(token)
+    return Where(path, token.line or 1, (token.column or 1) + len(text) - len(text.lstrip(" \t")))
+
+
 def parse_policy(path: str | Path) -> Policy:
     path = Path(path)
     try:
@@ -126,7 +132,7 @@ def parse_policy(path: str | Path) -> Policy:
         if item.data == "assume":
             ident, label, constraint = item.children
             policy.assumptions.append(Assume(str(ident), _string(label), _constraint(constraint),
-                                             _where(name, constraint)))
+                                             _constraint_where(name, constraint)))
         elif item.data == "role":
             ident = item.children[0]
             if str(ident) in policy.roles:
@@ -167,7 +173,7 @@ def _rule(name: str, item: Tree) -> Rule:
         elif isinstance(extra, Token) and extra.type == "DEFAULT":
             default = True
     return Rule(str(ident), _string(title), kind, source, ecs, negated, event, role, _constraint(constraint),
-                _where(name, constraint), reading, default, _where(name, ident))
+                _constraint_where(name, constraint), reading, default, _where(name, ident))
 
 
 def _check(policy: Policy, text: str) -> None:

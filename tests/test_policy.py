@@ -1,0 +1,144 @@
+"""Policies: parsing, the errors a policy author will make, and each rule of the proposed 2020 policy
+kept by the bundled subject and broken by a seeded variant of it."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from verifier.cli import main
+from verifier.errors import UserError
+from verifier.policy import bind_roles, parse_policy, select_rules
+from verifier.prove import BUNDLED_CONTRACTS, ProveConfig, Report, prove, replay_counterexample
+
+ROOT = Path(__file__).resolve().parents[1]
+ASM = ROOT / "asm"
+POLICY = ROOT / "proofs" / "policies" / "proposed-2020.policy"
+
+
+def test_proposed_policy_parses_with_both_readings_of_r4() -> None:
+    policy = parse_policy(POLICY)
+    assert policy.name == "proposed-2020"
+    assert {r.id.split("-")[0] for r in policy.rules} == {"R1", "R2", "R3", "R4", "R5"}
+    default = [r.id for r in select_rules(policy, ())]
+    assert "R4-resched" in default and "R4-resched-skip" not in default
+    other = [r.id for r in select_rules(policy, ("R4-resched-skip",))]
+    assert "R4-resched-skip" in other and "R4-resched" not in other
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "p.policy"
+    path.write_text(text)
+    return path
+
+
+HEADER = 'policy "t"\nrole h {\n    bundled: "do_el0_sync"\n}\n'
+
+
+@pytest.mark.parametrize(
+    ("body", "message", "line", "col"),
+    [
+        ('rule R1 "x"\n    when sync frm el0\n', "unexpected", 6, 15),
+        ('rule R1 "x"\n    when sync from el0\n    at call nobody\n    require D == 0\n',
+         "unknown role 'nobody'", 7, 13),
+        ('rule R1 "x"\n    when sync from el0\n    at call h\n    require D == == 0\n', "syntax error", 8, 18),
+        ('rule R1 "x"\n    when sync from el0\n    at call h\n    require called.nobody\n',
+         "unknown role 'nobody' in called.nobody", 8, 13),
+    ],
+    ids=["syntax", "unknown-role", "predicate-syntax", "unknown-called-role"],
+)
+def test_policy_errors_have_file_line_col(tmp_path: Path, body: str, message: str, line: int, col: int) -> None:
+    path = write(tmp_path, HEADER + body)
+    with pytest.raises(UserError) as info:
+        parse_policy(path)
+    err = info.value
+    assert message in err.message
+    assert (err.file, err.line, err.col) == (str(path), line, col)
+
+
+def test_pattern_matching_nothing_lists_near_names(tmp_path: Path) -> None:
+    path = write(tmp_path, 'policy "t"\nrole h {\n    bundled: "do_el0_snyc"\n}\n')
+    policy = parse_policy(path)
+    with pytest.raises(UserError, match=r"matches no function.*near names: do_el0_sync") as info:
+        bind_roles(policy, "bundled", {"do_el0_sync", "do_el1_sync", "handle_irq"})
+    assert info.value.line == 2
+
+
+def test_unknown_field_in_a_predicate_is_reported_where_it_is(tmp_path: Path,
+                                                               capsys: pytest.CaptureFixture) -> None:
+    path = write(tmp_path, HEADER + 'rule R1 "x"\n    when sync from el0\n    at call h\n    require now.mdscr.XX == 0\n')
+    status = main(["prove", str(ASM / "entry-ok.s"), "--vector", "el0_64_sync", "--policy", str(path)])
+    assert status == 2
+    err = capsys.readouterr().err
+    assert f"{path}:8:" in err and "now.mdscr.XX" in err and "Traceback" not in err
+
+
+# ------------------------------------------------------------------------- rules on the bundled subjects
+
+
+def run(path: Path, *vectors: str) -> Report:
+    from verifier.engine.slots import slot_by_name
+
+    config = ProveConfig(files=[path], contracts=BUNDLED_CONTRACTS, policy=POLICY)
+    if vectors:
+        config.slots = tuple(slot_by_name(v) for v in vectors)
+    return prove(config)
+
+
+def verdicts(report: Report) -> dict[tuple[str, str], set[str]]:
+    out: dict[tuple[str, str], set[str]] = {}
+    for r in report.results:
+        out.setdefault((r.rule or r.property, r.vector), set()).add(r.verdict)
+    return out
+
+
+def variant(tmp_path: Path, old: str, new: str) -> Path:
+    for name in ("entry-ok.s", "entry-common.inc"):
+        shutil.copy(ASM / name, tmp_path / name)
+    include = tmp_path / "entry-common.inc"
+    text = include.read_text()
+    assert old in text, old
+    include.write_text(text.replace(old, new, 1))
+    return tmp_path / "entry-ok.s"
+
+
+def test_bundled_subject_keeps_the_whole_policy() -> None:
+    report = run(ASM / "entry-ok.s")
+    assert {r.verdict for r in report.results} == {"PROVED"}
+    assert {r.property for r in report.results if r.policy} == {"R1", "R2", "R3", "R4", "R5"}
+    assert all(r.policy == "proposed-2020" for r in report.results if r.property.startswith("R"))
+
+
+SEEDED = [
+    # a handler called before D is unmasked
+    ("R1", "el0_64_sync", "1:\tenable_daif\n\tbl\tdo_el0_sync", "1:\tbl\tdo_el0_sync"),
+    # user handlers invoked with interrupts masked: the seed's bug
+    ("R2", "el0_64_sync", "\tenable_da\t\t\t\t// debug from EL0", "\tmsr\tdaifclr, #8\t\t\t\t// debug from EL0"),
+    # the EL1 handler proper runs with D masked although the interrupted context had it unmasked
+    ("R3", "el1h_sync", "\tmsr\tdaif, x2\n", "\n"),
+    # I unmasked while handling an EL1 interrupt
+    ("R4-handler", "el1h_irq", "\tmsr\tdaifclr, #8\n\tmov\tx0, sp\n\tbl\thandle_irq",
+     "\tmsr\tdaifclr, #(8 | 2)\n\tmov\tx0, sp\n\tbl\thandle_irq"),
+    # D unmasked in an EL1 debug exception
+    ("R5", "el1h_sync", "\tbl\tdo_debug_exception\t\t// debug from EL1",
+     "\tmsr\tdaifclr, #8\n\tbl\tdo_debug_exception\t\t// debug from EL1"),
+]
+
+
+@pytest.mark.parametrize(("rule", "vector", "old", "new"), SEEDED, ids=[s[0] for s in SEEDED])
+def test_seeded_policy_defect_is_caught(tmp_path: Path, rule: str, vector: str, old: str, new: str) -> None:
+    report = run(variant(tmp_path, old, new), vector)
+    got = verdicts(report)
+    assert "VIOLATED" in got[(rule, vector)], got
+    violation = next(r for r in report.results if r.verdict == "VIOLATED" and r.rule == rule)
+    assert violation.property == rule.split("-")[0] and violation.policy == "proposed-2020"
+    assert replay_counterexample(violation.counterexample) is not None
+
+
+def test_behaviour_preserving_edit_changes_no_policy_verdict(tmp_path: Path) -> None:
+    base = verdicts(run(ASM / "entry-ok.s", "el1h_irq", "el0_64_sync"))
+    edited = verdicts(run(variant(tmp_path, "\tmsr\tdaifclr, #8\n\tmov\tx0, sp\n",
+                                  "\tmsr\tdaifclr, #8\n\tisb\n\tmov\tx0, sp\n"), "el1h_irq", "el0_64_sync"))
+    assert edited == base
