@@ -68,7 +68,8 @@ def test_pattern_matching_nothing_lists_near_names(tmp_path: Path) -> None:
 
 def test_unknown_field_in_a_predicate_is_reported_where_it_is(tmp_path: Path,
                                                                capsys: pytest.CaptureFixture) -> None:
-    path = write(tmp_path, HEADER + 'rule R1 "x"\n    when sync from el0\n    at call h\n    require now.mdscr.XX == 0\n')
+    rule = 'rule R1 "x"\n    when sync from el0\n    at call h\n    require now.mdscr.XX == 0\n'
+    path = write(tmp_path, HEADER + rule)
     status = main(["prove", str(ASM / "entry-ok.s"), "--vector", "el0_64_sync", "--policy", str(path)])
     assert status == 2
     err = capsys.readouterr().err
