@@ -16,10 +16,11 @@ Subcommand = tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[arg
 
 
 def _subcommands() -> dict[str, Subcommand]:
-    from verifier import cmd_crosscheck, cmd_kernel, cmd_kernel_asm, cmd_lift, cmd_prove, cmd_replay
+    from verifier import cmd_crosscheck, cmd_explain, cmd_kernel, cmd_kernel_asm, cmd_lift, cmd_prove, cmd_replay
 
     return {
         "prove": cmd_prove.SUBCOMMAND,
+        "explain": cmd_explain.SUBCOMMAND,
         "kernel": cmd_kernel.SUBCOMMAND,
         "replay": cmd_replay.SUBCOMMAND,
         "lift": cmd_lift.SUBCOMMAND,
@@ -60,6 +61,11 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("entry-verify: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the reader went away (`| head`): not an error of ours
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":
