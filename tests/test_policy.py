@@ -112,34 +112,27 @@ def test_bundled_subject_keeps_the_whole_policy() -> None:
     assert all(r.policy == "proposed-2020" for r in report.results if r.property.startswith("R"))
 
 
-SEEDED = [
-    # a handler called before D is unmasked
-    ("R1", "el0_64_sync", "1:\tenable_daif\n\tbl\tdo_el0_sync", "1:\tbl\tdo_el0_sync"),
-    # user handlers invoked with interrupts masked: the seed's bug
-    ("R2", "el0_64_sync", "\tenable_da\t\t\t\t// debug from EL0", "\tmsr\tdaifclr, #8\t\t\t\t// debug from EL0"),
-    # the EL1 handler proper runs with D masked although the interrupted context had it unmasked
-    ("R3", "el1h_sync", "\tmsr\tdaif, x2\n", "\n"),
-    # I unmasked while handling an EL1 interrupt
-    ("R4-handler", "el1h_irq", "\tmsr\tdaifclr, #8\n\tmov\tx0, sp\n\tbl\thandle_irq",
-     "\tmsr\tdaifclr, #(8 | 2)\n\tmov\tx0, sp\n\tbl\thandle_irq"),
-    # D unmasked in an EL1 debug exception
-    ("R5", "el1h_sync", "\tbl\tdo_debug_exception\t\t// debug from EL1",
-     "\tmsr\tdaifclr, #8\n\tbl\tdo_debug_exception\t\t// debug from EL1"),
-]
+SUBJECTS = [("R1", "el0_64_sync"), ("R2", "el0_64_sync"), ("R3", "el1h_sync"), ("R4-handler", "el1h_irq"),
+            ("R5", "el1h_sync")]
 
 
-@pytest.mark.parametrize(("rule", "vector", "old", "new"), SEEDED, ids=[s[0] for s in SEEDED])
-def test_seeded_policy_defect_is_caught(tmp_path: Path, rule: str, vector: str, old: str, new: str) -> None:
-    report = run(variant(tmp_path, old, new), vector)
+@pytest.mark.parametrize(("rule", "vector"), SUBJECTS, ids=[s[0] for s in SUBJECTS])
+def test_each_rule_has_a_violating_subject_that_is_caught(rule: str, vector: str) -> None:
+    """asm/policy/rN-bad.s breaks rule N in one place (asm/entry-ok.s keeps them all)."""
+    subject = ASM / "policy" / f"{rule.split('-')[0].lower()}-bad.s"
+    report = run(subject, vector)
     got = verdicts(report)
     assert "VIOLATED" in got[(rule, vector)], got
     violation = next(r for r in report.results if r.verdict == "VIOLATED" and r.rule == rule)
     assert violation.property == rule.split("-")[0] and violation.policy == "proposed-2020"
     assert replay_counterexample(violation.counterexample) is not None
+    # the same slot of the conforming subject keeps the rule
+    assert got != verdicts(run(ASM / "entry-ok.s", vector))
+    assert verdicts(run(ASM / "entry-ok.s", vector))[(rule, vector)] == {"PROVED"}
 
 
 def test_behaviour_preserving_edit_changes_no_policy_verdict(tmp_path: Path) -> None:
     base = verdicts(run(ASM / "entry-ok.s", "el1h_irq", "el0_64_sync"))
-    edited = verdicts(run(variant(tmp_path, "\tmsr\tdaifclr, #8\n\tmov\tx0, sp\n",
-                                  "\tmsr\tdaifclr, #8\n\tisb\n\tmov\tx0, sp\n"), "el1h_irq", "el0_64_sync"))
+    edited = verdicts(run(variant(tmp_path, "\t.endif\n\tmov\tx0, sp\n\tbl\thandle_irq\n",
+                                  "\t.endif\n\tisb\n\tmov\tx0, sp\n\tbl\thandle_irq\n"), "el1h_irq", "el0_64_sync"))
     assert edited == base

@@ -102,7 +102,8 @@ SEEDED = [
     ("d-restored", "el1h_sync", "\tmsr\telr_el1, x21\n\tmsr\tspsr_el1, x22\n",
      "\tmsr\telr_el1, x22\n\tmsr\tspsr_el1, x21\n"),
     # interrupts unmasked without debug: against the masking order
-    ("daif-order", "el0_64_sync", "1:\tenable_daif\n", "1:\tmsr\tdaifclr, #2\n"),
+    ("daif-order", "el0_64_sync", "\tenable_daif\n\t.endif\n\tbl\tdo_el0_sync",
+     "\tmsr\tdaifclr, #2\n\t.endif\n\tbl\tdo_el0_sync"),
     # the step is switched off, but D is unmasked before the write is synchronised
     ("mdscr-sync", "el0_64_sync", "\tisb\t\t\t\t\t// the step must be off before D is unmasked\n", "\n"),
 ]
