@@ -21,6 +21,7 @@ from verifier.engine.verdicts import Judge, Result, Waiver, load_waivers, watche
 from verifier.errors import UserError
 from verifier.frontend.assembler import lift_file
 from verifier.ir import Addr, Program, SymRef
+from verifier.paths import shown
 from verifier.policy import bind_roles, compile_rules, family_of, parse_policy, select_rules
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -120,7 +121,8 @@ def prove(config: ProveConfig, progress: Progress | None = None) -> Report:
     printed_assumptions += pinned
     printed_assumptions.append(f"bounds: loop bound {config.options.loop_bound} visits per instruction and call "
                                f"context; {config.options.max_steps} steps per slot")
-    printed_assumptions.append(f"contracts: {contracts.path} ({contracts.family}); {contracts.default.describe()}")
+    printed_assumptions.append(
+        f"contracts: {shown(contracts.path)} ({contracts.family}); {contracts.default.describe()}")
     inputs = [{"path": str(p), "sections": {s.name: s.size for s in prog.sections.values()}}
               for p, prog in zip(config.files, programs, strict=True)]
     return Report(results, printed_assumptions, inputs, stats)
@@ -167,7 +169,7 @@ def _policy(config: ProveConfig, contracts: Contracts, image: Image, assumptions
     roles = bind_roles(policy, contracts.family, functions)
     for assume in policy.assumptions:
         assumptions.append(Assumption(assume.id, assume.text, assume.constraint,
-                                      f"{assume.where.file}:{assume.where.line}"))
+                                      f"{shown(assume.where.file)}:{assume.where.line}"))
     return policy, select_rules(policy, config.readings), roles
 
 

@@ -65,13 +65,16 @@ def diagnostic(result: Result) -> list[str]:
     return lines
 
 
+def _column(prop: str) -> tuple[int, str]:
+    from verifier.engine.verdicts import OBLIGATIONS
+
+    return (OBLIGATIONS.index(prop), "") if prop in OBLIGATIONS else (len(OBLIGATIONS), prop)
+
+
 def table(results: list[Result]) -> list[str]:
     """Vector slots down, obligations across; `ok` = PROVED for every exception class, otherwise the
     counts of classes per verdict (VIOL, waiv, unkn)."""
-    props: list[str] = []
-    for r in results:
-        if r.property not in props:
-            props.append(r.property)
+    props = sorted({r.property for r in results}, key=_column)
     vectors = [s.name for s in ALL_SLOTS if any(r.vector == s.name for r in results)]
     width = max([len(p) for p in props] + [14])
     lines = ["verdicts (ok = PROVED for all; otherwise exception classes per verdict):",

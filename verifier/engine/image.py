@@ -127,13 +127,24 @@ class Image:
         return CodeRef(placed.program, placed.name, item, address)
 
     def function_at(self, address: int) -> str | None:
-        """The function an address belongs to: the nearest non-local symbol at or before it."""
-        if not hasattr(self, "_starts"):
+        """The function an address belongs to: the symbol whose [start, start + .size) holds it (the
+        innermost), else the nearest non-local symbol before it."""
+        if not hasattr(self, "_spans"):
+            spans = []
+            for index, program in enumerate(self.programs):
+                for symbol in program.symbols.values():
+                    if symbol.loc is not None and symbol.size and not symbol.name.startswith((".L", "$")):
+                        start = self.section_base(index, symbol.loc.section) + symbol.loc.offset
+                        spans.append((start, start + symbol.size, symbol.name))
+            self._spans = sorted(spans)
             starts = sorted((addr, name) for local in self.locals for name, addr in local.items()
                             if not name.startswith((".L", "$")))
             self._starts = starts
             self._keys = [a for a, _ in starts]
         address = self.unalias(address)
+        inside = [(end - start, name) for start, end, name in self._spans if start <= address < end]
+        if inside:
+            return min(inside)[1]
         i = bisect.bisect_right(self._keys, address) - 1
         if i < 0:
             return None

@@ -19,6 +19,7 @@ from verifier.engine.image import Image
 from verifier.engine.state import ELR_EL1, ESR_EL1, MDSCR, SPSR_EL1, Memory, Region, State, bv
 from verifier.errors import UserError
 from verifier.ir import DataValue
+from verifier.paths import shown
 
 SOURCES = ("el1t", "el1h", "el0_64", "el0_32")
 PERCPU_OFFSET = "percpu_offset"
@@ -87,7 +88,7 @@ def load_assumptions(path: str | Path) -> list[Assumption]:
             if key not in entry:
                 raise UserError(f"an [[assumption]] needs '{key}'", str(path))
         line = _line_of(raw, entry["id"])
-        out.append(Assumption(entry["id"], entry["text"], entry["constraint"], f"{path}:{line}"))
+        out.append(Assumption(entry["id"], entry["text"], entry["constraint"], f"{shown(path)}:{line}"))
     return out
 
 

@@ -15,6 +15,7 @@ import z3
 from verifier.engine.explore import Explorer, Initial, SlotRun
 from verifier.engine.slots import Slot
 from verifier.errors import UserError
+from verifier.paths import shown
 
 OBLIGATIONS = ("eret-integrity", "d-restored", "ss-restored", "daif-order", "mdscr-sync")
 ALL_ECS = tuple(range(64))
@@ -64,7 +65,7 @@ def load_waivers(path: str | Path) -> list[Waiver]:
         except re.error as err:
             raise UserError(f"waiver #{number}: bad function pattern: {err}", str(path)) from None
         waivers.append(Waiver(entry["property"], entry["function"], entry["reason"].strip(), entry.get("vector"),
-                              f"{path}#{number}"))
+                              f"{shown(path)}#{number}"))
     return waivers
 
 
