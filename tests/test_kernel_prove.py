@@ -176,3 +176,58 @@ def test_results_tables_are_current(reports: dict[str, dict], version: str) -> N
     committed = ROOT / "proofs" / "results" / f"linux-{version}.md"
     title = f"Linux {version} (Debian linux-source-{version}, defconfig) under proposed-2020"
     assert committed.read_text() == render(reports[version], title), "run `make results` and commit"
+
+
+COMMON = "arch/arm64/kernel/entry-common.c"
+
+POLICY_SEEDED = [
+    # a handler called before D is unmasked
+    ("R1", "el0_64_sync", "\tenter_from_user_mode(regs);\n\tlocal_daif_restore(DAIF_PROCCTX);\n\tdo_mem_abort(",
+     "\tenter_from_user_mode(regs);\n\tdo_mem_abort("),
+    # D unmasked in an EL1 debug exception
+    ("R5", "el1h_sync", "\tif (!cortex_a76_erratum_1463225_debug_handler(regs))\n\t\tdo_debug_exception(",
+     "\tlocal_daif_restore(DAIF_PROCCTX_NOIRQ);\n\tif (!cortex_a76_erratum_1463225_debug_handler(regs))\n"
+     "\t\tdo_debug_exception("),
+    # I unmasked while handling an EL1 interrupt
+    ("R4", "el1h_irq", "\twrite_sysreg(DAIF_PROCCTX_NOIRQ, daif);", "\twrite_sysreg(DAIF_PROCCTX, daif);"),
+]
+
+
+def edit(tree: Path, original: Path, relative: str, old: str | None, new: str = "") -> None:
+    """Replace `relative` in the copy by an edited copy of the original (old=None: put the link back)."""
+    target = tree / relative
+    target.unlink()
+    if old is None:
+        target.symlink_to(original / relative)
+        return
+    text = (original / relative).read_text()
+    assert old in text, old
+    target.write_text(text.replace(old, new, 1))
+
+
+def test_seeded_policy_defects_in_a_copy_of_a_real_tree(kernel_tree: Callable[[str], Path], tree_copy: Path,
+                                                        reports: dict[str, dict], tmp_path: Path) -> None:
+    original = kernel_tree("6.1")
+    build = tmp_path / "build"
+    edit(tree_copy, original, ENTRY, None)
+    baseline = table(reports["6.1"])
+    for rule, vector, old, new in POLICY_SEEDED:
+        edit(tree_copy, original, COMMON, old, new)
+        data = prove_kernel(tree_copy, tmp_path, "--policy", str(POLICY), "--vector", vector, build_dir=build)
+        verdicts = table(data)
+        assert "VIOLATED" in verdicts[(rule, vector)], (rule, vector, verdicts)
+        assert "VIOLATED" not in baseline.get((rule, vector), {"PROVED"}) or rule == "R4"
+        before = [r for r in reports["6.1"]["results"] if r["property"] == rule and r["vector"] == vector
+                  and r["verdict"] == "VIOLATED"]
+        after = [r for r in data["results"] if r["property"] == rule and r["vector"] == vector
+                 and r["verdict"] == "VIOLATED"]
+        # the defect adds violations (R4 already fails on 6.1, at the SS stash; now the handler runs with I on)
+        assert {r.get("rule") for r in after} - {r.get("rule") for r in before} or len(after) > len(before) or (
+            sum(len(r["ec"]) for r in after) > sum(len(r["ec"]) for r in before)), (before, after)
+    # a behaviour-preserving edit of the C code: a duplicated local_daif_restore
+    edit(tree_copy, original, COMMON, "\tlocal_daif_restore(DAIF_PROCCTX);\n\tdo_mem_abort(",
+         "\tlocal_daif_restore(DAIF_PROCCTX);\n\tlocal_daif_restore(DAIF_PROCCTX);\n\tdo_mem_abort(")
+    data = prove_kernel(tree_copy, tmp_path, "--policy", str(POLICY), "--vector", "el0_64_sync", build_dir=build)
+    assert {k: v for k, v in table(data).items() if k[1] == "el0_64_sync"} == {
+        k: v for k, v in baseline.items() if k[1] == "el0_64_sync"}
+    edit(tree_copy, original, COMMON, None)
