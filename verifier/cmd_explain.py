@@ -4,11 +4,11 @@ rests on, and for a violation the whole path with source lines and DAIF/MDSCR_EL
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 from typing import Any
 
 from verifier.errors import UserError
+from verifier.files import read_json
 
 OBLIGATION_TEXT = {
     "eret-integrity": "from the writes of ELR_EL1/SPSR_EL1 the eret consumes up to the eret, no exception that "
@@ -41,12 +41,7 @@ def _pick(results: list[dict[str, Any]], args: argparse.Namespace) -> dict[str, 
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        data = json.loads(args.report.read_text())
-    except OSError as err:
-        raise UserError(f"cannot read: {err.strerror}", str(args.report)) from None
-    except json.JSONDecodeError as err:
-        raise UserError(f"invalid JSON: {err.msg}", str(args.report), err.lineno, err.colno) from None
+    data = read_json(args.report)
     result = _pick(data.get("results", []), args)
     prop = result.get("rule") or result["property"]
     print(f"{prop} on {result['vector']}: {result['verdict']}")

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 from typing import Any
 
 from verifier.errors import UserError
+from verifier.files import read_json
 from verifier.prove import replay_counterexample
 from verifier.report import compress_trace
 
@@ -29,12 +29,7 @@ def counterexamples(data: Any) -> list[dict[str, Any]]:
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        data = json.loads(args.file.read_text())
-    except OSError as err:
-        raise UserError(f"cannot read: {err.strerror}", str(args.file)) from None
-    except json.JSONDecodeError as err:
-        raise UserError(f"invalid JSON: {err.msg}", str(args.file), err.lineno, err.colno) from None
+    data = read_json(args.file)
     cexes = counterexamples(data)
     failed = 0
     for cex in cexes:

@@ -173,6 +173,16 @@ def _policy(config: ProveConfig, contracts: Contracts, image: Image, assumptions
     return policy, select_rules(policy, config.readings), roles
 
 
+def _slot_rules(policy_rules: Any, slot: Slot, initial: Any, contracts: Contracts) -> tuple:
+    """The policy's rules that apply to this slot, compiled over its initial values."""
+    if policy_rules is None:
+        return ()
+    policy, selected, roles = policy_rules
+    context = Context({"spsr": initial.spsr, "mdscr": initial.mdscr, "esr": initial.esr, "elr": initial.elr,
+                       "flags": initial.flags}, contracts.tif, z3.BoolVal(slot.from_el0), initial.caps)
+    return tuple(compile_rules(policy, selected, roles, slot.source, slot.kind, context, contracts.tif))
+
+
 def prove_slot(slot: Slot, image: Image, vectors: int, contracts: Contracts, assumptions: list[Assumption],
                waivers: list[Waiver], watch: tuple[str, ...], config: ProveConfig, policy_rules: Any = None
                ) -> tuple[list[Result], list[str], dict[str, Any]]:
@@ -180,15 +190,12 @@ def prove_slot(slot: Slot, image: Image, vectors: int, contracts: Contracts, ass
     for number, value in config.caps.items():
         cap = initial.caps.setdefault(number, z3.Bool(f"cap{number}"))
         facts.append(cap if value else z3.Not(cap))
-    rules: tuple = ()
+    rules = _slot_rules(policy_rules, slot, initial, contracts)
     labels: dict[str, tuple[tuple[int, ...], str]] = {}
     policy_name = None
     if policy_rules is not None:
-        policy, selected, roles = policy_rules
+        policy, selected, _ = policy_rules
         policy_name = policy.name
-        context = Context({"spsr": initial.spsr, "mdscr": initial.mdscr, "esr": initial.esr, "elr": initial.elr,
-                           "flags": initial.flags}, contracts.tif, z3.BoolVal(slot.from_el0), initial.caps)
-        rules = tuple(compile_rules(policy, selected, roles, slot.source, slot.kind, context, contracts.tif))
         for rule in selected:
             if policy.applies(rule, slot.source, slot.kind):
                 ecs = tuple(e for e in range(64) if _in_scope(rule, e))
@@ -256,10 +263,7 @@ def replay_counterexample(cex: dict[str, Any]) -> dict[str, Any] | None:
     rules: tuple = ()
     if info.get("policy"):
         config = ProveConfig(files=[], policy=Path(info["policy"]), readings=tuple(info.get("readings", ())))
-        policy, selected, roles = _policy(config, contracts, image, assumptions)
-        context = Context({"spsr": initial.spsr, "mdscr": initial.mdscr, "esr": initial.esr, "elr": initial.elr,
-                           "flags": initial.flags}, contracts.tif, z3.BoolVal(slot.from_el0), initial.caps)
-        rules = tuple(compile_rules(policy, selected, roles, slot.source, slot.kind, context, contracts.tif))
+        rules = _slot_rules(_policy(config, contracts, image, assumptions), slot, initial, contracts)
 
     def make(guide: Any, on_step: Any, options: Options | None) -> Explorer:
         return Explorer(image, contracts, facts, initial, start, options or Options(), guide=guide, on_step=on_step,

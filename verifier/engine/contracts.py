@@ -9,11 +9,11 @@ without its own entry, and that is printed too.
 from __future__ import annotations
 
 import re
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from verifier.errors import UserError
+from verifier.files import read_toml
 
 AAPCS_CLOBBERS = tuple(f"x{i}" for i in range(19)) + ("x30",)
 MEMORY_CLASSES = ("regs.gprs", "regs.sp", "regs.pc", "regs.pstate", "regs.rest", "task", "percpu", "global")
@@ -127,14 +127,7 @@ def _contract(name: str, table: dict, base: Contract, where: str, default: bool 
 
 def load_contracts(path: str | Path) -> Contracts:
     path = Path(path)
-    try:
-        data = tomllib.loads(path.read_text())
-    except OSError as err:
-        raise UserError(f"cannot read contracts: {err.strerror}", str(path)) from None
-    except tomllib.TOMLDecodeError as err:
-        m = re.search(r"line (\d+), column (\d+)", str(err))
-        line, col = (int(m.group(1)), int(m.group(2))) if m else (None, None)
-        raise UserError(f"invalid TOML: {err}", str(path), line, col) from None
+    data, _ = read_toml(path, "contracts")
     where = str(path)
     default = _contract("default", data.get("default", {}), Contract("default"), where, default=True)
     contracts = Contracts(

@@ -4,7 +4,6 @@ assumptions (read from proofs/) that constrain that context."""
 from __future__ import annotations
 
 import re
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,6 +17,7 @@ from verifier.engine.explore import Path as ExecPath
 from verifier.engine.image import Image
 from verifier.engine.state import ELR_EL1, ESR_EL1, MDSCR, SPSR_EL1, Memory, Region, State, bv
 from verifier.errors import UserError
+from verifier.files import read_toml
 from verifier.ir import DataValue
 from verifier.paths import shown
 
@@ -75,13 +75,7 @@ class Assumption:
 
 def load_assumptions(path: str | Path) -> list[Assumption]:
     path = Path(path)
-    try:
-        raw = path.read_text()
-        data = tomllib.loads(raw)
-    except OSError as err:
-        raise UserError(f"cannot read assumptions: {err.strerror}", str(path)) from None
-    except tomllib.TOMLDecodeError as err:
-        raise UserError(f"invalid TOML: {err}", str(path)) from None
+    data, raw = read_toml(path, "assumptions")
     out = []
     for entry in data.get("assumption", []):
         for key in ("id", "text", "constraint"):

@@ -4,7 +4,6 @@ counterexample that a concrete replay confirms), WAIVED or UNKNOWN (with why).""
 from __future__ import annotations
 
 import re
-import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,6 +14,7 @@ import z3
 from verifier.engine.explore import Explorer, Initial, SlotRun
 from verifier.engine.slots import Slot
 from verifier.errors import UserError
+from verifier.files import read_toml
 from verifier.paths import shown
 
 OBLIGATIONS = ("eret-integrity", "d-restored", "ss-restored", "daif-order", "mdscr-sync")
@@ -45,13 +45,7 @@ class Waiver:
 
 def load_waivers(path: str | Path) -> list[Waiver]:
     path = Path(path)
-    try:
-        raw = path.read_text()
-        data = tomllib.loads(raw)
-    except OSError as err:
-        raise UserError(f"cannot read waivers: {err.strerror}", str(path)) from None
-    except tomllib.TOMLDecodeError as err:
-        raise UserError(f"invalid TOML: {err}", str(path)) from None
+    data, _ = read_toml(path, "waivers")
     waivers = []
     for number, entry in enumerate(data.get("waiver", []), start=1):
         for key in ("property", "function", "reason"):
