@@ -145,7 +145,7 @@ def test_seeded_defects_in_a_copy_of_a_real_tree(kernel_tree: Callable[[str], Pa
         for vector in ("el1h_irq", "el0_64_irq"):
             data = prove_kernel(tree_copy, tmp_path, "--vector", vector, build_dir=build)
             got = {k: v for k, v in table(data).items() if k[1] == vector}
-            assert got == {k: v for k, v in baseline.items() if k[1] == vector}
+            assert got == {k: v for k, v in baseline.items() if k[1] == vector and k[0] in OBLIGATIONS}
     # the tree the tests edited is a copy: the real one is untouched
     assert not (original / ENTRY).is_symlink() and "disable_daif" in (original / ENTRY).read_text()
 
@@ -216,7 +216,6 @@ def test_seeded_policy_defects_in_a_copy_of_a_real_tree(kernel_tree: Callable[[s
         data = prove_kernel(tree_copy, tmp_path, "--policy", str(POLICY), "--vector", vector, build_dir=build)
         verdicts = table(data)
         assert "VIOLATED" in verdicts[(rule, vector)], (rule, vector, verdicts)
-        assert "VIOLATED" not in baseline.get((rule, vector), {"PROVED"}) or rule == "R4"
         before = [r for r in reports["6.1"]["results"] if r["property"] == rule and r["vector"] == vector
                   and r["verdict"] == "VIOLATED"]
         after = [r for r in data["results"] if r["property"] == rule and r["vector"] == vector
