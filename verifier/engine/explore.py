@@ -16,7 +16,7 @@ from __future__ import annotations
 import heapq
 import itertools
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import z3
@@ -740,10 +740,7 @@ class Explorer:
         if isinstance(addresses, str):
             self.unknown(path, f"indirect branch to a value the engine cannot resolve ({addresses})")
             return
-        for n, address in enumerate(addresses):
-            branch = path if n == len(addresses) - 1 else path.copy()
-            if len(addresses) > 1:
-                branch.guard = z3.simplify(z3.And(path.guard, target == address))  # type: ignore[operator]
+        for branch, address in self._per_target(path, target, addresses):
             if address == path.pc and not isinstance(target, z3.ExprRef):
                 self.fatal(branch, "deliberate hang (branch to itself)")
                 continue
@@ -759,32 +756,22 @@ class Explorer:
 
     def _call(self, path: Path, code: CodeRef, target: Target | BV, ret: int) -> None:
         if isinstance(target, SymRef) and self.image.address(target, code.program) is None:
-            contract = self.contracts.for_function(target.symbol)
-            if self._apply_contract(path, contract, target.symbol):
-                path.pc = ret
-                self._push(path)
+            self._summarised_call(path, self.contracts.for_function(target.symbol), target.symbol, ret)
             return
         if isinstance(target, z3.ExprRef) and not z3.is_bv_value(z3.simplify(target)):
             origin = self._pointer_origin(target)
             if origin is not None and origin in self.contracts.indirect:
-                if self._apply_contract(path, self.contracts.indirect[origin], f"*{origin}"):
-                    path.pc = ret
-                    self._push(path)
+                self._summarised_call(path, self.contracts.indirect[origin], f"*{origin}", ret)
                 return
         addresses = self._target_address(path, code, target)
         if isinstance(addresses, str):
             self.unknown(path, f"indirect call through a value the engine cannot resolve ({addresses})")
             return
-        for n, address in enumerate(addresses):
-            branch = path if n == len(addresses) - 1 else path.copy()
-            if len(addresses) > 1:
-                branch.guard = z3.simplify(z3.And(path.guard, target == address))  # type: ignore[operator]
+        for branch, address in self._per_target(path, target, addresses):
             name = self.image.names.get(address)
             summary = self.contracts.functions.get(name) if name else None
             if summary is not None and not summary.lift:
-                if self._apply_contract(branch, summary, name):  # type: ignore[arg-type]
-                    branch.pc = ret
-                    self._push(branch)
+                self._summarised_call(branch, summary, name, ret)  # type: ignore[arg-type]
                 continue
             if self.image.code(address) is None:
                 self.unknown(branch, f"call to {address:#x}, which holds no lifted code")
@@ -797,6 +784,20 @@ class Explorer:
             branch.pc = address
             branch.alt = None
             self._push(branch)
+
+    def _per_target(self, path: Path, target: Target | BV, addresses: list[int]) -> Iterator[tuple[Path, int]]:
+        """One path per value an (indirect) target can take, each with that value in its guard."""
+        for n, address in enumerate(addresses):
+            branch = path if n == len(addresses) - 1 else path.copy()
+            if len(addresses) > 1:
+                branch.guard = z3.simplify(z3.And(path.guard, target == address))  # type: ignore[operator]
+            yield branch, address
+
+    def _summarised_call(self, path: Path, contract: Contract, name: str, ret: int) -> None:
+        """A call the contract stands in for: continue after it, unless the function does not return."""
+        if self._apply_contract(path, contract, name):
+            path.pc = ret
+            self._push(path)
 
     def _pointer_origin(self, value: BV) -> str | None:
         """For a function pointer loaded from memory: the symbol it was loaded from."""
