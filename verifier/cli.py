@@ -36,7 +36,8 @@ def build_parser() -> argparse.ArgumentParser:
             "Lift arm64 kernel entry assembly (entry.S and the compiler's assembly of entry-common.c and "
             "debug-monitors.c) into one IR, and check it."
         ),
-        epilog="Exit status: 0 success, 1 check failed, 2 usage or input error.",
+        epilog="Exit status: 0 success, 1 check failed (a violation, a crosscheck difference), 2 usage or input "
+        "error, 3 (prove, kernel) some verdict UNKNOWN and none VIOLATED.",
     )
     parser.add_argument("--version", action="version", version=f"entry-verify {__version__}")
     subs = parser.add_subparsers(dest="command", metavar="COMMAND")

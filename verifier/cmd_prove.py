@@ -40,8 +40,8 @@ def add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--vector", action="append", default=[], metavar="SLOT",
                         help="only these vector slots (e.g. el0_64_sync); default: all 16")
     parser.add_argument("--loop-bound", type=int, default=Options.loop_bound, metavar="N",
-                        help="visits of one instruction per call context before UNKNOWN "
-                        f"(default {Options.loop_bound})")
+                        help="backward jumps to one target per path and call context before the path is "
+                        f"UNKNOWN (default {Options.loop_bound})")
     parser.add_argument("--policy", metavar="F",
                         help="also check a policy's rules (e.g. proofs/policies/proposed-2020.policy)")
     parser.add_argument("--reading", action="append", default=[], metavar="RULE",
