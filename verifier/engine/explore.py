@@ -27,7 +27,6 @@ from verifier.engine.contracts import PSTATE_BITS, Contract, Contracts
 from verifier.engine.image import CodeRef, Image
 from verifier.engine.state import (
     BV,
-    DAIF_REG,
     ELR_EL1,
     MDSCR,
     SPSR_EL1,
@@ -38,10 +37,8 @@ from verifier.engine.state import (
     merge_epochs,
     split_address,
 )
-from verifier.ir import Addr, Insn, Loc, Reloc, SymRef, Target
+from verifier.ir import Insn, Loc, Reloc, SymRef, Target
 from verifier.srcfunc import function_at
-
-NOP = Insn("hint", ())
 
 # What every result also rests on, printed with it.
 ENGINE_ASSUMPTIONS = (
@@ -1090,5 +1087,3 @@ def classify_region(initial: Initial) -> Callable[[Region], str]:
 
     return classify
 
-
-__all__ = ["Addr", "Explorer", "Initial", "Options", "Path", "SlotRun", "Track", "NOP", "DAIF_REG"]

@@ -798,25 +798,14 @@ def _atomic_size(rs: Reg, rt: Reg, size: int | None) -> int:
     return size if size is not None else width // 8
 
 
-def _lse(insn: Insn, state: State, ctx: ExecContext, *, op: str, size: int | None) -> Effect:
-    """ld<op>: old = [xn]; [xn] = old <op> rs; rt = old (zero-extended)."""
+def _lse(insn: Insn, state: State, ctx: ExecContext, *, combine: Callable[[BV, BV], BV], size: int | None) -> Effect:
+    """ld<op> and swp: old = [xn]; [xn] = combine(old, rs); rt = old (zero-extended)."""
     rs, rt, mem = _ops(insn, 3)
     nbytes = _atomic_size(_gpr(rs), _gpr(rt), size)
     operand = _fit(_read(state, rs), 8 * nbytes)
     addr = _simple_address(state, ctx, mem)
     old = ctx.load(state, addr, nbytes)
-    ctx.store(state, addr, _LSE_OPS[op](old, operand), nbytes)
-    state.write_reg(_gpr(rt).name, _zero_ext(old, _width(rt)))
-    return NEXT
-
-
-def _swp(insn: Insn, state: State, ctx: ExecContext, *, size: int | None) -> Effect:
-    rs, rt, mem = _ops(insn, 3)
-    nbytes = _atomic_size(_gpr(rs), _gpr(rt), size)
-    new = _fit(_read(state, rs), 8 * nbytes)
-    addr = _simple_address(state, ctx, mem)
-    old = ctx.load(state, addr, nbytes)
-    ctx.store(state, addr, new, nbytes)
+    ctx.store(state, addr, combine(old, operand), nbytes)
     state.write_reg(_gpr(rt).name, _zero_ext(old, _width(rt)))
     return NEXT
 
@@ -1103,9 +1092,9 @@ def _table() -> dict[str, Handler]:
         t[name] = _store_exclusive_pair
     for order in ("", "a", "l", "al"):
         for suffix, size in _LSE_SIZE.items():
-            for op in _LSE_OPS:
-                t[f"ld{op}{order}{suffix}"] = partial(_lse, op=op, size=size)
-            t[f"swp{order}{suffix}"] = partial(_swp, size=size)
+            for op, combine in _LSE_OPS.items():
+                t[f"ld{op}{order}{suffix}"] = partial(_lse, combine=combine, size=size)
+            t[f"swp{order}{suffix}"] = partial(_lse, combine=lambda old, new: new, size=size)
             t[f"cas{order}{suffix}"] = partial(_cas, size=size)
 
     t["mrs"] = _mrs

@@ -11,7 +11,7 @@ from typing import Any
 
 import z3
 
-from verifier.engine.explore import Explorer, Initial, SlotRun
+from verifier.engine.explore import Initial, SlotRun
 from verifier.engine.slots import Slot
 from verifier.errors import UserError
 from verifier.files import read_toml
@@ -278,5 +278,3 @@ def watched_patterns(waivers: list[Waiver]) -> tuple[str, ...]:
     """The function-name patterns the explorer tracks visits of (the waivers')."""
     return tuple(sorted({waiver.function for waiver in waivers}))
 
-
-__all__ = ["Explorer", "Judge", "OBLIGATIONS", "Result", "Waiver", "load_waivers", "watched_patterns"]

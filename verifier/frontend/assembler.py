@@ -17,7 +17,7 @@ from pathlib import Path
 
 from verifier.errors import UserError
 from verifier.frontend import macros as mac
-from verifier.frontend.expr import Lin, NotConstant, evaluate, parse_number
+from verifier.frontend.expr import Lin, NotConstant, evaluate
 from verifier.frontend.operands import (
     OperandError,
     OperandScope,
@@ -1096,6 +1096,3 @@ def lift_file(path: str | Path, root: str | None = None) -> Program:
         raise UserError("no such file", str(p))
     return Assembler(p, root).run()
 
-
-def parse_int(text: str) -> int:
-    return parse_number(text)
