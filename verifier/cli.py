@@ -16,7 +16,16 @@ Subcommand = tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[arg
 
 
 def _subcommands() -> dict[str, Subcommand]:
-    from verifier import cmd_crosscheck, cmd_explain, cmd_kernel, cmd_kernel_asm, cmd_lift, cmd_prove, cmd_replay
+    from verifier import (
+        cmd_crosscheck,
+        cmd_explain,
+        cmd_kernel,
+        cmd_kernel_asm,
+        cmd_lift,
+        cmd_prove,
+        cmd_replay,
+        cmd_series,
+    )
 
     return {
         "prove": cmd_prove.SUBCOMMAND,
@@ -26,6 +35,8 @@ def _subcommands() -> dict[str, Subcommand]:
         "lift": cmd_lift.SUBCOMMAND,
         "crosscheck": cmd_crosscheck.SUBCOMMAND,
         "kernel-asm": cmd_kernel_asm.SUBCOMMAND,
+        "series": cmd_series.SUBCOMMAND,
+        "merge": cmd_series.MERGE,
     }
 
 
@@ -37,7 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
             "debug-monitors.c) into one IR, and check it."
         ),
         epilog="Exit status: 0 success, 1 check failed (a violation, a crosscheck difference), 2 usage or input "
-        "error, 3 (prove, kernel) some verdict UNKNOWN and none VIOLATED.",
+        "error, 3 (prove, kernel, series) some verdict UNKNOWN and none VIOLATED.",
     )
     parser.add_argument("--version", action="version", version=f"entry-verify {__version__}")
     subs = parser.add_subparsers(dest="command", metavar="COMMAND")

@@ -7,19 +7,9 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from verifier.engine.verdicts import OBLIGATION_TEXT
 from verifier.errors import UserError
 from verifier.files import read_json
-
-OBLIGATION_TEXT = {
-    "eret-integrity": "from the writes of ELR_EL1/SPSR_EL1 the eret consumes up to the eret, no exception that "
-                      "could overwrite them is unmasked",
-    "d-restored": "SPSR_EL1.D at eret equals D of the interrupted context",
-    "ss-restored": "MDSCR_EL1.SS at eret equals its value at entry (returning to EL1) or the task's "
-                   "TIF_SINGLESTEP as the return path read it (returning to EL0)",
-    "daif-order": "at every instruction, I unmasked implies D unmasked",
-    "mdscr-sync": "D is not unmasked while an MDSCR_EL1 write that changes SS or KDE awaits a context "
-                  "synchronisation event",
-}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

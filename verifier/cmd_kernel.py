@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
 
 from verifier import kbuild
@@ -18,12 +17,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.add_argument("--tree", required=True, type=Path, help="kernel source tree (only read, never written)")
     parser.add_argument("--build-dir", type=Path, help="Kbuild output dir (O=), reused across runs")
+    add_kbuild_options(parser)
+    add_common(parser)
+
+
+def add_kbuild_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", default="defconfig", help="`defconfig` (default) or a .config file")
     parser.add_argument("--cross", help=f"CROSS_COMPILE prefix (default: $CROSS_COMPILE or {kbuild.DEFAULT_CROSS})")
     parser.add_argument("--llvm", action="store_true", help="build with LLVM=1 (also implied by $LLVM)")
-    parser.add_argument("-j", "--jobs", type=int, default=os.cpu_count() or 1, metavar="N",
-                        help="parallel make jobs")
-    add_common(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -37,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
     if not files:
         raise UserError("Kbuild produced no assembly")
     config = config_from(args, files, contracts, info.cap_names, info.layout, root=str(tree.resolve()))
-    return emit(prove(config, progress), args)
+    return emit(prove(config, progress, max(args.jobs, 1)), args)
 
 
 SUBCOMMAND = ("build a kernel tree's entry assembly with Kbuild and prove it", add_arguments, run)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import sys
 from pathlib import Path
@@ -30,6 +31,14 @@ With no FILE, the bundled subjects in asm/ are proved."""
 
 
 def add_common(parser: argparse.ArgumentParser) -> None:
+    add_proof_options(parser)
+    parser.add_argument("--format", choices=("text", "json"), default="text")
+    parser.add_argument("--output", "-o", metavar="F", help="write the report to F (default: stdout)")
+    add_jobs(parser)
+
+
+def add_proof_options(parser: argparse.ArgumentParser) -> None:
+    """What to prove and under which assumptions: shared by prove, kernel and series."""
     parser.add_argument("--contracts", metavar="F", help="contracts of functions not lifted (TOML)")
     parser.add_argument("--assumptions", metavar="F", default=str(DEFAULT_ASSUMPTIONS),
                         help="assumptions about the interrupted context (default: proofs/assumptions.toml)")
@@ -46,8 +55,12 @@ def add_common(parser: argparse.ArgumentParser) -> None:
                         help="also check a policy's rules (e.g. proofs/policies/proposed-2020.policy)")
     parser.add_argument("--reading", action="append", default=[], metavar="RULE",
                         help="use this non-default reading of an open point of the policy (a rule id)")
-    parser.add_argument("--format", choices=("text", "json"), default="text")
-    parser.add_argument("--output", "-o", metavar="F", help="write the report to F (default: stdout)")
+
+
+def add_jobs(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("-j", "--jobs", type=int, default=os.cpu_count() or 1, metavar="N",
+                        help="parallel jobs: proof worker processes (one vector slot each) and make jobs "
+                        "(default: the number of CPUs)")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -107,7 +120,7 @@ def run(args: argparse.Namespace) -> int:
         reports = []
         for path in files:
             print(f"== {path}", file=sys.stderr)
-            report = prove(config_from(args, [path], contracts, {}), progress)
+            report = prove(config_from(args, [path], contracts, {}), progress, max(args.jobs, 1))
             reports.append(report)
         merged = Report([r for rep in reports for r in rep.results], reports[0].assumptions,
                         [i for rep in reports for i in rep.inputs],
@@ -119,7 +132,7 @@ def run(args: argparse.Namespace) -> int:
             status = 1 if 1 in statuses else (3 if 3 in statuses else 0)
             return status
         return emit(merged, args)
-    return emit(prove(config_from(args, files, contracts, {}), progress), args)
+    return emit(prove(config_from(args, files, contracts, {}), progress, max(args.jobs, 1)), args)
 
 
 SUBCOMMAND = ("prove the return obligations on every vector slot (default: the bundled subjects)", add_arguments, run)

@@ -46,6 +46,7 @@ class ProveConfig:
     root: str | None = None  # kernel tree, for source paths
     policy: Path | None = None  # a policy whose rules are checked besides the obligations
     readings: tuple[str, ...] = ()  # non-default readings of the policy's open points, by rule id
+    sources: str | None = None  # where to read source text (default: root); a snapshot of the tree's files
 
 
 @dataclass
@@ -88,44 +89,104 @@ def _image(programs: list[Program], contracts: Contracts) -> tuple[Image, int]:
     return image, vectors
 
 
-def prove(config: ProveConfig, progress: Progress | None = None) -> Report:
+@dataclass
+class Setup:
+    """Everything a slot's proof reads, loaded once per process: the linked image, contracts, assumptions,
+    waivers and the policy's rules."""
+
+    contracts: Contracts
+    assumptions: list[Assumption]
+    waivers: list[Waiver]
+    programs: list[Program]
+    image: Image
+    vectors: int
+    watch: tuple[str, ...]
+    policy_rules: Any
+
+    def inputs(self, files: list[Path]) -> list[dict[str, Any]]:
+        return [{"path": str(p), "sections": {s.name: s.size for s in prog.sections.values()}}
+                for p, prog in zip(files, self.programs, strict=True)]
+
+
+def setup(config: ProveConfig) -> Setup:
     contracts = load_contracts(config.contracts)
     contracts.layout.update(config.layout)
     assumptions = load_assumptions(config.assumptions)
     waivers: list[Waiver] = load_waivers(config.waivers) if config.waivers else []
     programs = lift_all(config.files, config.root)
+    if config.sources:
+        for program in programs:
+            program.source_root = config.sources
     image, vectors = _image(programs, contracts)
-    watch = watched_patterns(waivers)
     policy_rules = _policy(config, contracts, image, assumptions)
-    results: list[Result] = []
-    printed_assumptions: list[str] = []
-    stats: dict[str, Any] = {"slots": {}}
+    return Setup(contracts, assumptions, waivers, programs, image, vectors, watched_patterns(waivers), policy_rules)
+
+
+@dataclass
+class SlotOutcome:
+    """One vector slot's proof, in plain data (it crosses process boundaries)."""
+
+    slot: str
+    results: list[dict[str, Any]]
+    printed: list[str]  # the assumptions the slot's verdicts rest on
+    stats: dict[str, Any]
+    inputs: list[dict[str, Any]]
+
+
+def run_slot(config: ProveConfig, prepared: Setup, slot: Slot) -> SlotOutcome:
     started = time.perf_counter()
-    for slot in config.slots:
-        slot_started = time.perf_counter()
-        slot_results, printed, slot_stats = prove_slot(slot, image, vectors, contracts, assumptions, waivers, watch,
-                                                       config, policy_rules)
-        results.extend(slot_results)
-        for line in printed:
-            if line not in printed_assumptions:
-                printed_assumptions.append(line)
-        slot_stats["seconds"] = round(time.perf_counter() - slot_started, 3)
-        stats["slots"][slot.name] = slot_stats
-        if progress:
-            counts = _count(slot_results)
-            progress(f"{slot.name}: {counts} ({slot_stats['seconds']}s)")
+    results, printed, stats = prove_slot(slot, prepared.image, prepared.vectors, prepared.contracts,
+                                         prepared.assumptions, prepared.waivers, prepared.watch, config,
+                                         prepared.policy_rules)
     stats["seconds"] = round(time.perf_counter() - started, 3)
-    printed_assumptions += [f"engine: {text}" for text in ENGINE_ASSUMPTIONS]
-    printed_assumptions += [f"semantics: {text}" for text in _bullets(semantics.ASSUMPTIONS)]
-    pinned = [f"pinned: {config.cap_names.get(n, f'cap{n}')}={'on' if v else 'off'}" for n, v in config.caps.items()]
-    printed_assumptions += pinned
-    printed_assumptions.append(f"bounds: loop bound {config.options.loop_bound} visits per instruction and call "
-                               f"context; {config.options.max_steps} steps per slot")
-    printed_assumptions.append(
-        f"contracts: {shown(contracts.path)} ({contracts.family}); {contracts.default.describe()}")
-    inputs = [{"path": str(p), "sections": {s.name: s.size for s in prog.sections.values()}}
-              for p, prog in zip(config.files, programs, strict=True)]
-    return Report(results, printed_assumptions, inputs, stats)
+    return SlotOutcome(slot.name, [r.json() for r in results], printed, stats, prepared.inputs(config.files))
+
+
+def prove(config: ProveConfig, progress: Progress | None = None, jobs: int = 1) -> Report:
+    """Prove every slot of `config`; with jobs > 1 the slots run in that many worker processes."""
+    from verifier.workers import run_slot_jobs
+
+    contracts = load_contracts(config.contracts)
+    started = time.perf_counter()
+    outcomes: dict[str, SlotOutcome] = {}
+
+    def done(_: int, outcome: SlotOutcome) -> None:
+        outcomes[outcome.slot] = outcome
+        if progress:
+            progress(f"{outcome.slot}: {_count(outcome.results)} ({outcome.stats['seconds']}s)")
+
+    run_slot_jobs([(config, slot.name) for slot in config.slots], jobs, done)
+    ordered = [outcomes[slot.name] for slot in config.slots]
+    return assemble(config, contracts, ordered, round(time.perf_counter() - started, 3))
+
+
+def assemble(config: ProveConfig, contracts: Contracts, outcomes: list[SlotOutcome], seconds: float) -> Report:
+    return combine(outcomes, standing_assumptions(config, contracts), seconds)
+
+
+def standing_assumptions(config: ProveConfig, contracts: Contracts) -> list[str]:
+    """The assumptions every slot's verdicts rest on, whatever the slot: engine, semantics, pins, bounds,
+    contracts."""
+    lines = [f"engine: {text}" for text in ENGINE_ASSUMPTIONS]
+    lines += [f"semantics: {text}" for text in _bullets(semantics.ASSUMPTIONS)]
+    lines += [f"pinned: {config.cap_names.get(n, f'cap{n}')}={'on' if v else 'off'}" for n, v in config.caps.items()]
+    lines.append(f"bounds: loop bound {config.options.loop_bound} visits per instruction and call "
+                 f"context; {config.options.max_steps} steps per slot")
+    lines.append(f"contracts: {shown(contracts.path)} ({contracts.family}); {contracts.default.describe()}")
+    return lines
+
+
+def combine(outcomes: list[SlotOutcome], standing: list[str], seconds: float) -> Report:
+    """One report from the slots' outcomes, with every assumption its verdicts rest on."""
+    results = [Result.from_json(r) for outcome in outcomes for r in outcome.results]
+    printed: list[str] = []
+    for outcome in outcomes:
+        for line in outcome.printed:
+            if line not in printed:
+                printed.append(line)
+    stats: dict[str, Any] = {"slots": {o.slot: o.stats for o in outcomes}, "seconds": seconds}
+    inputs = outcomes[0].inputs if outcomes else []
+    return Report(results, printed + standing, inputs, stats)
 
 
 def _bullets(text: str | tuple[str, ...] | list[str]) -> list[str]:
@@ -147,10 +208,10 @@ def _in_scope(rule: Any, ec: int) -> bool:
     return (ec in rule.ecs) != rule.ec_negated
 
 
-def _count(results: list[Result]) -> str:
+def _count(results: list[dict[str, Any]]) -> str:
     counts: dict[str, int] = {}
     for result in results:
-        counts[result.verdict] = counts.get(result.verdict, 0) + 1
+        counts[result["verdict"]] = counts.get(result["verdict"], 0) + 1
     return ", ".join(f"{n} {v}" for v, n in sorted(counts.items()))
 
 

@@ -18,6 +18,16 @@ from verifier.files import read_toml
 from verifier.paths import shown
 
 OBLIGATIONS = ("eret-integrity", "d-restored", "ss-restored", "daif-order", "mdscr-sync")
+OBLIGATION_TEXT = {
+    "eret-integrity": "from the writes of ELR_EL1/SPSR_EL1 the eret consumes up to the eret, no exception that "
+                      "could overwrite them is unmasked",
+    "d-restored": "SPSR_EL1.D at eret equals D of the interrupted context",
+    "ss-restored": "MDSCR_EL1.SS at eret equals its value at entry (returning to EL1) or the task's "
+                   "TIF_SINGLESTEP as the return path read it (returning to EL0)",
+    "daif-order": "at every instruction, I unmasked implies D unmasked",
+    "mdscr-sync": "D is not unmasked while an MDSCR_EL1 write that changes SS or KDE awaits a context "
+                  "synchronisation event",
+}
 ALL_ECS = tuple(range(64))
 
 EC_NAMES = {
@@ -87,6 +97,11 @@ class Result:
         if self.counterexample is not None:
             out["counterexample"] = self.counterexample
         return out
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Result:
+        return cls(data["property"], data["vector"], list(data["ec"]), data["verdict"], data["reason"],
+                   data.get("counterexample"), list(data.get("contracts", [])), data.get("policy"), data.get("rule"))
 
 
 def ec_label(ec: int) -> str:
