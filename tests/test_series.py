@@ -154,8 +154,8 @@ def test_junit_counts_failures_per_commit() -> None:
     run = series(commit(0, [proved()]), commit(1, [violated(), proved("ss-restored")]))
     root = ET.fromstring(to_junit(run))
     suites = root.findall("testsuite")
-    assert [s.get("failures") for s in suites] == ["0", "1"]
-    failure = suites[1].find("testcase/failure")
+    assert [s.get("failures") for s in suites] == ["1"]  # the series' commits, not the base
+    failure = suites[0].find("testcase/failure")
     assert failure is not None and failure.get("message", "").startswith("arch/arm64/kernel/entry.S:451")
 
 
@@ -259,3 +259,22 @@ def test_series_input_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str],
 def test_series_on_a_directory_that_is_not_a_repository(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["series", "--tree", str(tmp_path), "--range", "a..b", "--cache-dir", str(tmp_path / "c")]) == 2
     assert "not a git repository" in capsys.readouterr().err
+
+
+def test_a_progress_bar_on_a_terminal() -> None:
+    from verifier.progress import BarProgress, for_stream
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    stream = Terminal()
+    progress = for_stream(stream)
+    assert isinstance(progress, BarProgress)
+    progress.start("prove", 2)
+    progress.note("BUILD   abc [PATCH] subject")
+    progress.advance("abc el1h_irq: 5 PROVED")
+    progress.advance("abc el1h_fiq: 5 PROVED")
+    progress.close()
+    out = stream.getvalue()
+    assert "2/2" in out and "BUILD   abc [PATCH] subject" in out

@@ -58,7 +58,10 @@ class ResultStore:
             data = json.loads(path.read_text())
         except (OSError, ValueError):
             return None
-        return SlotOutcome(**data)
+        try:
+            return SlotOutcome(**data)
+        except TypeError:  # written by another version of the format: prove again
+            return None
 
     def put(self, key: str, outcome: SlotOutcome) -> None:
         directory = self.root / key

@@ -3,7 +3,9 @@ with `git am`) in a scratch clone under the cache.
 
 The user's repository is only read. The scratch clone borrows its objects (`git clone --shared`, an
 alternates file in the scratch clone) and has its own checkout, index and refs; nothing is ever written to
-the user's checkout, index, branches or object store."""
+the user's checkout, index, branches or object store. (When `git am` in the scratch clone writes an object
+the user's store already has, git refreshes that object file's time, as it does to keep objects from being
+pruned; contents never change.)"""
 
 from __future__ import annotations
 
