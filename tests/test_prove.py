@@ -129,3 +129,19 @@ def test_seeded_defect_is_caught(tmp_path: Path, prop: str, vector: str, old: st
 def test_behaviour_preserving_edit_changes_no_verdict(tmp_path: Path, ok_report: Report, old: str, new: str) -> None:
     report = run(variant(tmp_path, old, new))
     assert verdicts(report) == verdicts(ok_report)
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_a_file_rewritten_in_place_is_lifted_again(tmp_path: Path, jobs: int) -> None:
+    """Proofs in one process (the API, a test's tree copy) and in the worker pool never reuse the image of
+    an earlier version of the same path."""
+    shutil.copy(ASM / "entry-common.inc", tmp_path / "entry-common.inc")
+    subject = tmp_path / "subject.s"
+    config = ProveConfig(files=[subject], contracts=BUNDLED_CONTRACTS,
+                         slots=(slot_by_name("el0_64_sync"), slot_by_name("el0_64_irq")))
+    subject.write_text((ASM / "entry-ok.s").read_text())
+    assert not violated(prove(config, jobs=jobs))
+    subject.write_text((ASM / "entry-bad.s").read_text())
+    assert violated(prove(config, jobs=jobs))
+    subject.write_text((ASM / "entry-ok.s").read_text())
+    assert not violated(prove(config, jobs=jobs))

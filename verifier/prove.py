@@ -23,6 +23,7 @@ from verifier.frontend.assembler import lift_file
 from verifier.ir import Addr, Program, SymRef
 from verifier.paths import shown
 from verifier.policy import bind_roles, compile_rules, family_of, parse_policy, select_rules
+from verifier.srcfunc import forget_sources
 
 ROOT = Path(__file__).resolve().parents[1]
 PROOFS = ROOT / "proofs"
@@ -109,6 +110,7 @@ class Setup:
 
 
 def setup(config: ProveConfig) -> Setup:
+    forget_sources()  # the sources may have changed since the last proof in this process
     contracts = load_contracts(config.contracts)
     contracts.layout.update(config.layout)
     assumptions = load_assumptions(config.assumptions)

@@ -23,6 +23,11 @@ def _lines(path: str) -> tuple[str, ...]:
         return ()
 
 
+def forget_sources() -> None:
+    """Drop the source text read so far (a new proof may see edited files at the same paths)."""
+    _lines.cache_clear()
+
+
 def function_at(root: str | None, file: str | None, line: int | None) -> str | None:
     if not file or not line or not file.endswith(".c"):
         return None

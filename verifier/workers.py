@@ -6,9 +6,11 @@ worker. Results travel back as plain data (SlotOutcome)."""
 
 from __future__ import annotations
 
+import hashlib
 import multiprocessing
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from pathlib import Path
 
 from verifier.engine.slots import slot_by_name
 from verifier.prove import ProveConfig, Setup, SlotOutcome, run_slot, setup
@@ -24,8 +26,18 @@ _KEEP = 2
 _SLOW_FIRST = ("el0_64_sync", "el0_32_sync", "el1h_sync")
 
 
+def _fingerprint(config: ProveConfig) -> str:
+    """The config and the content of every file it names: a file rewritten in place (a test's tree copy, an
+    edited .s) must never be proved from the image lifted before."""
+    digest = hashlib.sha256(repr(config).encode())
+    for path in [*config.files, config.contracts, config.assumptions, config.waivers, config.policy]:
+        if path is not None:
+            digest.update(Path(path).read_bytes())
+    return digest.hexdigest()
+
+
 def _prepared(config: ProveConfig) -> Setup:
-    key = repr(config)
+    key = _fingerprint(config)
     if key not in _SETUPS:
         while len(_SETUPS) >= _KEEP:
             _SETUPS.pop(next(iter(_SETUPS)))
