@@ -278,3 +278,32 @@ def test_a_progress_bar_on_a_terminal() -> None:
     progress.close()
     out = stream.getvalue()
     assert "2/2" in out and "BUILD   abc [PATCH] subject" in out
+
+
+def tiny_repo(tmp_path: Path) -> Path:
+    import subprocess
+
+    repo = tmp_path / "repo"
+    (repo / "sub").mkdir(parents=True)
+    (repo / "sub" / "README").write_text("not a kernel\n")
+    env = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@e", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@e",
+           "HOME": str(tmp_path), "PATH": "/usr/bin:/bin"}
+    steps = (["init", "-q"], ["add", "."], ["commit", "-qm", "one"], ["commit", "-q", "--allow-empty", "-m", "two"])
+    for args in steps:
+        subprocess.run(["git", *args], cwd=repo, check=True, env=env)
+    return repo
+
+
+def test_series_with_no_commits_or_no_kernel_is_an_input_error(tmp_path: Path,
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    repo = tiny_repo(tmp_path)
+    cache = str(tmp_path / "cache")
+    # --tree may name a directory inside the repository
+    assert main(["series", "--tree", str(repo / "sub"), "--range", "HEAD..HEAD", "--cache-dir", cache]) == 2
+    assert "error: no commits to check between HEAD and HEAD" in capsys.readouterr().err
+    out = tmp_path / "report.txt"
+    assert main(["series", "--tree", str(repo), "--range", "HEAD~1..HEAD", "--cache-dir", cache, "-o", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "arch/arm64/kernel/entry.S does not exist in the kernel tree" in err and "Traceback" not in err
+    assert not out.exists()
+    assert (repo / "sub" / "README").read_text() == "not a kernel\n"

@@ -52,10 +52,13 @@ def git(args: Sequence[str], cwd: Path, what: str | None = None, env: dict[str, 
 
 
 def check_repo(tree: Path) -> Path:
+    """The repository's top directory (its git dir, if bare): what `git clone` takes."""
     if not tree.is_dir():
         raise UserError("no such directory", str(tree))
-    git(["rev-parse", "--git-dir"], tree, "not a git repository (--tree must be a kernel git tree)")
-    return tree.resolve()
+    bare = git(["rev-parse", "--is-bare-repository"], tree, "not a git repository (--tree must be a kernel git tree)")
+    if bare.strip() == "true":
+        return Path(git(["rev-parse", "--absolute-git-dir"], tree).strip())
+    return Path(git(["rev-parse", "--show-toplevel"], tree).strip())
 
 
 def resolve(repo: Path, rev: str) -> str:
