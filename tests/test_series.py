@@ -307,3 +307,14 @@ def test_series_with_no_commits_or_no_kernel_is_an_input_error(tmp_path: Path,
     assert "arch/arm64/kernel/entry.S does not exist in the kernel tree" in err and "Traceback" not in err
     assert not out.exists()
     assert (repo / "sub" / "README").read_text() == "not a kernel\n"
+
+
+def test_series_proof_config_keeps_no_waivers_and_the_defaults(tmp_path: Path) -> None:
+    from verifier.prove import DEFAULT_WAIVERS
+    from verifier.series import SeriesPlan, prove_config
+    from verifier.snapshot import Snapshot
+
+    snapshot = Snapshot("d", tmp_path, [tmp_path / "entry.s"], "/tree", {}, {}, "6.1")
+    assert prove_config(SeriesPlan(repo=tmp_path, base="HEAD"), snapshot).waivers == DEFAULT_WAIVERS
+    assert prove_config(SeriesPlan(repo=tmp_path, base="HEAD", waivers=None), snapshot).waivers is None
+    assert prove_config(SeriesPlan(repo=tmp_path, base="HEAD"), snapshot).sources == str(tmp_path / "src")

@@ -25,7 +25,15 @@ from verifier.errors import UserError
 from verifier.gitwork import Commit, Scratch, check_repo, commit, commits, resolve
 from verifier.kernelinfo import KernelInfo
 from verifier.progress import Progress
-from verifier.prove import ProveConfig, Report, SlotOutcome, combine, standing_assumptions
+from verifier.prove import (
+    DEFAULT_ASSUMPTIONS,
+    DEFAULT_WAIVERS,
+    ProveConfig,
+    Report,
+    SlotOutcome,
+    combine,
+    standing_assumptions,
+)
 from verifier.snapshot import Snapshot, load, take
 from verifier.workers import run_slot_jobs
 
@@ -46,8 +54,8 @@ class SeriesPlan:
     shard: tuple[int, int] = (1, 1)
     cache: Path = field(default_factory=kbuild.cache_dir)
     contracts: Path | None = None  # default: by kernel version
-    assumptions: Path | None = None
-    waivers: Path | None = None
+    assumptions: Path = DEFAULT_ASSUMPTIONS
+    waivers: Path | None = DEFAULT_WAIVERS  # None: no waivers
     policy: Path | None = None
     readings: tuple[str, ...] = ()
     caps: tuple[str, ...] = ()  # NAME=on|off
@@ -117,11 +125,8 @@ class _Inputs:
 
 
 def prove_config(plan: SeriesPlan, snapshot: Snapshot) -> ProveConfig:
-    from verifier.prove import DEFAULT_ASSUMPTIONS, DEFAULT_WAIVERS
-
     contracts = plan.contracts or KernelInfo(snapshot.version, snapshot.layout, snapshot.cap_names).contracts()
-    return ProveConfig(files=snapshot.files, contracts=contracts, assumptions=plan.assumptions or DEFAULT_ASSUMPTIONS,
-                       waivers=plan.waivers if plan.waivers is not None else DEFAULT_WAIVERS,
+    return ProveConfig(files=snapshot.files, contracts=contracts, assumptions=plan.assumptions, waivers=plan.waivers,
                        caps=parse_caps(list(plan.caps), snapshot.cap_names), cap_names=snapshot.cap_names,
                        slots=plan.slots, options=Options(loop_bound=plan.loop_bound), layout=snapshot.layout,
                        root=snapshot.root, policy=plan.policy, readings=plan.readings, sources=str(snapshot.sources))
