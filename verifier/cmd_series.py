@@ -94,9 +94,9 @@ def plan_from(args: argparse.Namespace) -> SeriesPlan:
             raise UserError("no *.patch files", str(args.patches))
     if args.loop_bound < 1:
         raise UserError("--loop-bound must be at least 1")
-    for option in ("contracts", "assumptions", "policy"):
+    for option in ("contracts", "assumptions", "policy", "waivers"):
         value = getattr(args, option)
-        if value and not Path(value).is_file():
+        if value and not (option == "waivers" and value == "none") and not Path(value).is_file():
             raise UserError("no such file", value)
     return SeriesPlan(
         repo=args.tree, base=base, tip=tip, patches=patches, same_as=args.same_as, kconfig=args.config,
@@ -133,8 +133,6 @@ def emit(series: SeriesResult, args: argparse.Namespace, tree: Path) -> int:
 
 def run_command(args: argparse.Namespace) -> int:
     plan = plan_from(args)
-    if plan.waivers is not None and not plan.waivers.is_file():
-        raise UserError("no such file", str(plan.waivers))
     if plan.shard != (1, 1) and args.format not in (None, "json"):
         raise UserError("--shard writes a shard document (JSON) for `entry-verify merge`; drop --format")
     progress = for_stream()

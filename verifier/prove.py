@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -155,15 +155,12 @@ def prove(config: ProveConfig, progress: Progress | None = None, jobs: int = 1) 
     def done(_: int, outcome: SlotOutcome) -> None:
         outcomes[outcome.slot] = outcome
         if progress:
-            progress(f"{outcome.slot}: {_count(outcome.results)} ({outcome.stats['seconds']}s)")
+            progress(f"{outcome.slot}: {count_verdicts(r['verdict'] for r in outcome.results)} "
+                     f"({outcome.stats['seconds']}s)")
 
     run_slot_jobs([(config, slot.name) for slot in config.slots], jobs, done)
     ordered = [outcomes[slot.name] for slot in config.slots]
-    return assemble(config, contracts, ordered, round(time.perf_counter() - started, 3))
-
-
-def assemble(config: ProveConfig, contracts: Contracts, outcomes: list[SlotOutcome], seconds: float) -> Report:
-    return combine(outcomes, standing_assumptions(config, contracts), seconds)
+    return combine(ordered, standing_assumptions(config, contracts), round(time.perf_counter() - started, 3))
 
 
 def standing_assumptions(config: ProveConfig, contracts: Contracts) -> list[str]:
@@ -210,10 +207,11 @@ def _in_scope(rule: Any, ec: int) -> bool:
     return (ec in rule.ecs) != rule.ec_negated
 
 
-def _count(results: list[dict[str, Any]]) -> str:
+def count_verdicts(verdicts: Iterable[str]) -> str:
+    """`7 PROVED, 1 VIOLATED`: how many of each verdict."""
     counts: dict[str, int] = {}
-    for result in results:
-        counts[result["verdict"]] = counts.get(result["verdict"], 0) + 1
+    for verdict in verdicts:
+        counts[verdict] = counts.get(verdict, 0) + 1
     return ", ".join(f"{n} {v}" for v, n in sorted(counts.items()))
 
 

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 from verifier.engine.slots import ALL_SLOTS
@@ -20,20 +21,27 @@ def _ecs(result: Result) -> str:
     return f" ({len(result.ec)} exception classes)"
 
 
+def source_steps(trace: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+    """A path one source line run at a time: consecutive steps on one line of one function, with the same
+    DAIF and MDSCR_EL1, are one."""
+    last: tuple | None = None
+    for step in trace:
+        key = (step["file"], step["line"], step["function"], step["daif"], step["mdscr"])
+        if key != last:
+            yield step
+        last = key
+
+
 def compress_trace(trace: list[dict[str, Any]], limit: int = 60) -> list[str]:
     """One line per source line run (not per instruction), DAIF/MDSCR_EL1 shown where they change."""
     lines: list[str] = []
-    last: tuple | None = None
     last_state: tuple | None = None
-    for step in trace:
-        key = (step["file"], step["line"], step["function"])
+    for step in source_steps(trace):
         state = (step["daif"], step["mdscr"])
-        if key == last and state == last_state:
-            continue
         marker = "  " if state == last_state else "* "
         lines.append(f"    {marker}{step['file']}:{step['line']:<5} {step['function']:<36} "
                      f"DAIF={step['daif']} MDSCR_EL1={step['mdscr']}  {step['insn']}")
-        last, last_state = key, state
+        last_state = state
     if len(lines) > limit:
         head, tail = lines[: limit // 3], lines[-(2 * limit) // 3 :]
         lines = head + [f"    ... {len(lines) - len(head) - len(tail)} more source lines ..."] + tail

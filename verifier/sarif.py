@@ -10,6 +10,7 @@ from typing import Any
 
 from verifier import __version__
 from verifier.engine.verdicts import OBLIGATION_TEXT, Result, ec_label
+from verifier.report import source_steps
 from verifier.series import CommitReport, SeriesResult
 from verifier.seriesreport import breaks_and_fixes
 from verifier.verdictdiff import cells, cex_class, prop_of
@@ -23,14 +24,9 @@ def _physical(file: str, line: int) -> dict[str, Any]:
 
 
 def _thread_flow(trace: list[dict[str, Any]]) -> dict[str, Any]:
-    """The counterexample's path, one location per source line run (consecutive steps on one line merge)."""
+    """The counterexample's path, one location per source line run."""
     locations: list[dict[str, Any]] = []
-    last = None
-    for step in trace:
-        key = (step["file"], step["line"], step["daif"], step["mdscr"])
-        if key == last:
-            continue
-        last = key
+    for step in source_steps(trace):
         text = f"{step['function']}: {step['insn']}  (DAIF={step['daif']} MDSCR_EL1={step['mdscr']})"
         locations.append({"location": {"physicalLocation": _physical(step["file"], step["line"]),
                                        "message": {"text": text}}})

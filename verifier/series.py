@@ -20,7 +20,7 @@ from verifier.cache import ResultStore, proof_key, tool_digest
 from verifier.cmd_prove import parse_caps
 from verifier.engine.contracts import load_contracts
 from verifier.engine.explore import Options
-from verifier.engine.slots import ALL_SLOTS, Slot, slot_by_name
+from verifier.engine.slots import ALL_SLOTS, Slot
 from verifier.errors import UserError
 from verifier.gitwork import Commit, Scratch, check_repo, commit, commits, resolve
 from verifier.kernelinfo import KernelInfo
@@ -32,6 +32,7 @@ from verifier.prove import (
     Report,
     SlotOutcome,
     combine,
+    count_verdicts,
     standing_assumptions,
 )
 from verifier.snapshot import Snapshot, load, take
@@ -181,10 +182,7 @@ def collect(plan: SeriesPlan, progress: Progress) -> dict[str, Any]:
         key = todo[i][0]
         store.put(key, outcome)
         outcomes.setdefault(key, {})[outcome.slot] = asdict(outcome)
-        verdicts: dict[str, int] = {}
-        for r in outcome.results:
-            verdicts[r["verdict"]] = verdicts.get(r["verdict"], 0) + 1
-        summary = ", ".join(f"{n} {v}" for v, n in sorted(verdicts.items()))
+        summary = count_verdicts(r["verdict"] for r in outcome.results)
         progress.advance(f"{short[key]} {outcome.slot}: {summary} ({outcome.stats['seconds']}s)")
 
     run_slot_jobs([(config_of[key], slot) for key, slot in todo], plan.workers, done)
@@ -233,7 +231,7 @@ def finish(docs: list[dict[str, Any]], seconds: float = 0.0) -> SeriesResult:
         raise UserError(f"shard outputs lack {len(missing)} slot proofs (e.g. {', '.join(missing[:3])})")
     reports: dict[str, Report] = {}
     for key in standing:
-        ordered = [SlotOutcome(**outcomes[key][slot_by_name(s).name]) for s in first["slots"]]
+        ordered = [SlotOutcome(**outcomes[key][slot]) for slot in first["slots"]]
         reports[key] = combine(ordered, standing[key], sum(o.stats.get("seconds", 0.0) for o in ordered))
     seen: set[str] = set()
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from verifier.engine.verdicts import Result, ec_label
+from verifier.prove import count_verdicts
 from verifier.series import CommitReport, SeriesResult
-from verifier.verdictdiff import GOOD, Transition, differences, prop_of, regressions, transitions
+from verifier.verdictdiff import GOOD, Transition, cells, differences, regressions, transitions
 
 EXIT_OK, EXIT_FAIL, EXIT_UNKNOWN = 0, 1, 3
 EXIT_STATUS_HELP = """exit status:
@@ -27,10 +28,7 @@ def _ecs(ecs: list[int | None]) -> str:
 
 
 def counts(entry: CommitReport) -> str:
-    tally: dict[str, int] = {}
-    for result in entry.report.results:
-        tally[result.verdict] = tally.get(result.verdict, 0) + 1
-    return ", ".join(f"{n} {v}" for v, n in sorted(tally.items()))
+    return count_verdicts(r.verdict for r in entry.report.results)
 
 
 def where(result: Result) -> str:
@@ -124,14 +122,10 @@ def _commit_line(n: int | str, entry: CommitReport, previous: CommitReport | Non
 
 def _transition_lines(series: SeriesResult, markdown: bool) -> list[str]:
     lines = []
-    by_cell = {}
-    for entry in series.commits:
-        for r in entry.report.results:
-            for ec in r.ec or [None]:
-                by_cell[(entry.commit.sha, prop_of(r), r.vector, ec)] = r
+    by_commit = {entry.commit.sha: cells(entry) for entry in series.commits}
     for t, ecs in _grouped(transitions(series)):
         verb = "breaks" if t.breaks else ("fixes" if t.fixes else "changes")
-        result = by_cell.get((t.sha, t.property, t.vector, ecs[0]))
+        result = by_commit[t.sha].get((t.property, t.vector, ecs[0]))
         at = f" at {where(result)}" if result is not None and t.after not in GOOD and where(result) else ""
         sha = f"`{t.sha[:12]}`" if markdown else t.sha[:12]
         lines.append(f"{'- ' if markdown else '  '}{sha} {verb} {t.property} on {t.vector}{_ecs(ecs)}: "

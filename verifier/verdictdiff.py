@@ -18,6 +18,10 @@ def prop_of(result: Result) -> str:
     return result.rule or result.property
 
 
+def cell_order(cell: Cell) -> tuple[str, str, int]:
+    return (cell[0], cell[1], -1 if cell[2] is None else cell[2])
+
+
 def cells(report: CommitReport) -> dict[Cell, Result]:
     """Each verdict by property, slot and exception class (None for the asynchronous slots)."""
     out: dict[Cell, Result] = {}
@@ -69,7 +73,7 @@ def transitions(series: SeriesResult) -> list[Transition]:
     previous = cells(series.base)
     for entry in series.commits:
         current = cells(entry)
-        for cell in sorted(previous.keys() | current.keys(), key=lambda c: (c[0], c[1], -1 if c[2] is None else c[2])):
+        for cell in sorted(previous.keys() | current.keys(), key=cell_order):
             before = previous[cell].verdict if cell in previous else None
             after = current[cell].verdict if cell in current else None
             if before != after:
@@ -102,7 +106,7 @@ def differences(series: SeriesResult) -> list[Difference]:
     out: list[Difference] = []
     for entry in series.commits:
         have = {cell: cex_class(result) for cell, result in cells(entry).items()}
-        for cell in sorted(want.keys() | have.keys(), key=lambda c: (c[0], c[1], -1 if c[2] is None else c[2])):
+        for cell in sorted(want.keys() | have.keys(), key=cell_order):
             if want.get(cell) != have.get(cell):
                 out.append(Difference(entry.commit.sha, *cell, want.get(cell), have.get(cell)))
     return out
