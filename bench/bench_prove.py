@@ -15,9 +15,9 @@ from pathlib import Path
 
 from common import kernel_asm
 
-from verifier import kbuild
-from verifier.kernelinfo import kernel_info
-from verifier.prove import ProveConfig, prove
+from verifier.kernel import kbuild
+from verifier.kernel.info import kernel_info
+from verifier.proof.run import ProveConfig, prove
 
 OBJECTS = ["arch/arm64/kernel/entry.o", "arch/arm64/kernel/entry-common.o", "arch/arm64/kernel/debug-monitors.o"]
 

@@ -34,7 +34,7 @@ SLOTS = ["el1h_irq", "el1h_sync", "el0_64_irq", "el0_64_fiq"]
 def run(repo: Path, cache: Path, jobs: int, slots: list[str]) -> float:
     vectors = [arg for slot in slots for arg in ("--vector", slot)]
     start = time.perf_counter()
-    result = subprocess.run([sys.executable, "-m", "verifier.cli", "series", "--tree", str(repo), "--range",
+    result = subprocess.run([sys.executable, "-m", "verifier.cli.main", "series", "--tree", str(repo), "--range",
                              "base..series", "--cache-dir", str(cache), "-j", str(jobs), "--format", "json",
                              "-o", str(cache / "out.json"), *vectors], capture_output=True, text=True)
     seconds = time.perf_counter() - start

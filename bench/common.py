@@ -12,7 +12,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 from kernel_trees import ensure_tree  # noqa: E402
 
-from verifier import kbuild  # noqa: E402
+from verifier.kernel import kbuild  # noqa: E402
 
 VERSIONS = ("6.1", "6.12")
 REPEAT = 5

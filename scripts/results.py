@@ -13,7 +13,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from kernel_trees import ensure_tree  # noqa: E402
 
-from verifier.results import render  # noqa: E402
+from verifier.report.results import render  # noqa: E402
 
 POLICY = ROOT / "proofs" / "policies" / "proposed-2020.policy"
 

@@ -10,8 +10,8 @@ from typing import NoReturn
 import pytest
 from kernel_trees import VERSIONS, TreeUnavailable, ensure_tree
 
-from verifier import kbuild
-from verifier.errors import UserError
+from verifier.kernel import kbuild
+from verifier.util.errors import UserError
 
 
 def _unavailable(reason: str) -> NoReturn:

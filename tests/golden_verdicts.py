@@ -60,7 +60,7 @@ def record() -> None:
     sys.path.insert(0, str(ROOT / "tests"))
     from kernel_trees import ensure_tree
 
-    from verifier.cli import main
+    from verifier.cli.main import main
 
     GOLDEN.mkdir(exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from kernel_trees import _file_lock, ensure_tree
 
-from verifier.kbuild import cache_dir
+from verifier.kernel.kbuild import cache_dir
 
 IDENTITY = {"GIT_AUTHOR_NAME": "Test Author", "GIT_AUTHOR_EMAIL": "author@example.org",
             "GIT_COMMITTER_NAME": "Test Author", "GIT_COMMITTER_EMAIL": "author@example.org",

@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from verifier.kbuild import cache_dir
+from verifier.kernel.kbuild import cache_dir
 
 VERSIONS = ("6.1", "6.12")
 

@@ -16,12 +16,12 @@ from elftools.elf.elffile import ELFFile
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from verifier.canon import canonical, same
-from verifier.decode import decode_word
+from verifier.frontend.decode import decode_word
 from verifier.frontend.expr import Lin, NotConstant
 from verifier.frontend.operands import OperandScope, lower_operands, map_values
 from verifier.frontend.syntax import parse_operands
-from verifier.ir import Addr, Imm, Insn, Loc, Mem, Reg, Reloc, Shifted, SymRef
+from verifier.ir.canon import canonical, same
+from verifier.ir.program import Addr, Imm, Insn, Loc, Mem, Reg, Reloc, Shifted, SymRef
 
 AS = "aarch64-linux-gnu-as"
 ARCH = "\t.arch armv9.3-a+profile+lse\n"
@@ -220,7 +220,7 @@ def parse_source(line: str, offset: int) -> Insn:
 
 
 def assemble_words(tmp_path: Path, lines: list[str]) -> list[int]:
-    from verifier.objfront import assemble
+    from verifier.objfront.lift import assemble
 
     src = tmp_path / "t.s"
     src.write_text(ARCH + "".join(f"\t{line}\n" for line in lines))
@@ -369,7 +369,7 @@ def test_canonical_forms_reassemble_to_an_equivalent_word(tmp_path: Path) -> Non
         samples.append((word, form))
     src = tmp_path / "rt.s"
     src.write_text("\t.arch armv9.3-a+profile+lse+memtag+sve2+sme+crc\n" + "".join(f"\t{f}\n" for _, f in samples))
-    from verifier.objfront import assemble
+    from verifier.objfront.lift import assemble
 
     with open(assemble(src, tmp_path / "rt.o"), "rb") as fh:
         data = ELFFile(fh).get_section_by_name(".text").data()

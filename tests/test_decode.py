@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from verifier.canon import canonical
-from verifier.decode import DecodeError, decode_word, decode_word_checked
-from verifier.ir import Addr, Imm, Insn, Loc, Mem, Name, Reg, Reloc, Shifted, SymRef, SysReg
-from verifier.sysregs import encode
+from verifier.frontend.decode import DecodeError, decode_word, decode_word_checked
+from verifier.ir.canon import canonical
+from verifier.ir.program import Addr, Imm, Insn, Loc, Mem, Name, Reg, Reloc, Shifted, SymRef, SysReg
+from verifier.ir.sysregs import encode
 
 S = SymRef("schedule")
 

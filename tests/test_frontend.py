@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from verifier.errors import UserError
 from verifier.frontend.assembler import lift_file
-from verifier.ir import Addr, Imm, Insn, Loc, Mem, Name, Program, Reg, Reloc, Shifted, SymRef, SysReg
+from verifier.ir.program import Addr, Imm, Insn, Loc, Mem, Name, Program, Reg, Reloc, Shifted, SymRef, SysReg
+from verifier.util.errors import UserError
 
 
 def lift(tmp_path: Path, source: str) -> Program:

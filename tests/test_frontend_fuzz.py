@@ -8,8 +8,8 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from verifier.errors import UserError
 from verifier.frontend.assembler import lift_file
+from verifier.util.errors import UserError
 
 SEED_LINES = [
     "mov x0, sp",

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from golden_verdicts import GOLDEN, VERSIONS, bundled_args, golden_name, kernel_args, normalised_text, verdict_rows
 
-from verifier.cli import main
+from verifier.cli.main import main
 
 
 @pytest.mark.kernel

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from verifier import cli, kbuild
+from verifier.cli.main import main
+from verifier.kernel import kbuild
 
 # Stands in for make: logs its arguments, writes .config for the config targets and a .s for
 # every other target, the way Kbuild lays them out under O=.
@@ -58,7 +59,7 @@ def _make_fake_tree(root: Path) -> Path:
 
 
 def _run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    rc = cli.main(["kernel-asm", *argv])
+    rc = main(["kernel-asm", *argv])
     out, err = capsys.readouterr()
     return rc, out, err
 

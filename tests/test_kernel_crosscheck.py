@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from verifier.crosscheck import compare_programs
 from verifier.frontend.assembler import lift_file
-from verifier.objfront import assemble, lift_object
+from verifier.objfront.crosscheck import compare_programs
+from verifier.objfront.lift import assemble, lift_object
 
 pytestmark = pytest.mark.kernel
 

@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from verifier.cli import main
-from verifier.engine.slots import ALL_SLOTS
-from verifier.engine.verdicts import OBLIGATIONS
-from verifier.prove import replay_counterexample
-from verifier.results import render, verdict_lines
+from verifier.cli.main import main
+from verifier.proof.run import replay_counterexample
+from verifier.report.results import render, verdict_lines
+from verifier.spec.slots import ALL_SLOTS
+from verifier.spec.verdicts import OBLIGATIONS
 
 pytestmark = pytest.mark.kernel
 

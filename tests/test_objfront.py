@@ -10,10 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from verifier.canon import canonical
-from verifier.crosscheck import compare_programs
-from verifier.errors import UserError
-from verifier.ir import (
+from verifier.cli.main import main
+from verifier.ir.canon import canonical
+from verifier.ir.program import (
     Addr,
     AlternativeSite,
     DataValue,
@@ -28,7 +27,9 @@ from verifier.ir import (
     Section,
     SymRef,
 )
-from verifier.objfront import assemble, lift_object
+from verifier.objfront.crosscheck import compare_programs
+from verifier.objfront.lift import assemble, lift_object
+from verifier.util.errors import UserError
 
 AS = "aarch64-linux-gnu-as"
 pytestmark = pytest.mark.skipif(shutil.which(AS) is None, reason=f"{AS} not installed")
@@ -304,15 +305,13 @@ def test_compare_programs_section_missing() -> None:
 
 
 def test_crosscheck_cli_on_a_small_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from verifier import cli
-
     src = tmp_path / "small.s"
     src.write_text("\t.text\n\tcmp x0, #1\n\tb.cs 1f\n\tmov x1, sp\n1:\tret\n")
-    assert cli.main(["crosscheck", str(src)]) == 0
+    assert main(["crosscheck", str(src)]) == 0
     out = capsys.readouterr().out
     assert ".text" in out and "agree" in out
     assert sorted(p.name for p in tmp_path.iterdir()) == ["small.s"]  # nothing written next to the input
-    assert cli.main(["crosscheck", str(tmp_path / "missing.s")]) == 2
+    assert main(["crosscheck", str(tmp_path / "missing.s")]) == 2
 
 
 # ---------------------------------------------------------------------------------- the real kernel

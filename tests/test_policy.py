@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from verifier.cli import main
-from verifier.errors import UserError
-from verifier.policy import bind_roles, parse_policy, select_rules
-from verifier.prove import BUNDLED_CONTRACTS, ProveConfig, Report, prove, replay_counterexample
+from verifier.cli.main import main
+from verifier.proof.run import BUNDLED_CONTRACTS, ProveConfig, Report, prove, replay_counterexample
+from verifier.spec.policy import bind_roles, parse_policy, select_rules
+from verifier.util.errors import UserError
 
 ROOT = Path(__file__).resolve().parents[1]
 ASM = ROOT / "asm"
@@ -80,7 +80,7 @@ def test_unknown_field_in_a_predicate_is_reported_where_it_is(tmp_path: Path,
 
 
 def run(path: Path, *vectors: str) -> Report:
-    from verifier.engine.slots import slot_by_name
+    from verifier.spec.slots import slot_by_name
 
     config = ProveConfig(files=[path], contracts=BUNDLED_CONTRACTS, policy=POLICY)
     if vectors:

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from verifier.cli import main
-from verifier.engine.slots import slot_by_name
-from verifier.prove import BUNDLED_CONTRACTS, ProveConfig, Report, prove, replay_counterexample
+from verifier.cli.main import main
+from verifier.proof.run import BUNDLED_CONTRACTS, ProveConfig, Report, prove, replay_counterexample
+from verifier.spec.slots import slot_by_name
 
 ASM = Path(__file__).resolve().parents[1] / "asm"
 

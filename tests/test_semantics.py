@@ -29,11 +29,13 @@ from elftools.elf.elffile import ELFFile
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from verifier import sysregs
-from verifier.canon import canonical
-from verifier.decode import decode_word
-from verifier.engine import census as census_mod
-from verifier.engine.semantics import (
+from verifier.frontend.decode import decode_word
+from verifier.ir import sysregs
+from verifier.ir.canon import canonical
+from verifier.ir.program import Addr, Imm, Insn, Loc, Mem, Name, Reg, Reloc, Shifted, SymRef, SysReg, Target
+from verifier.semantics import census as census_mod
+from verifier.semantics.state import MDSCR, State, bv, concrete_state
+from verifier.semantics.table import (
     ASSUMPTIONS,
     PAR_EL1,
     PSTATE_FIELDS,
@@ -52,8 +54,6 @@ from verifier.engine.semantics import (
     condition_holds,
     execute,
 )
-from verifier.engine.state import MDSCR, State, bv, concrete_state
-from verifier.ir import Addr, Imm, Insn, Loc, Mem, Name, Reg, Reloc, Shifted, SymRef, SysReg, Target
 
 AS = "aarch64-linux-gnu-as"
 ARCH = "\t.arch armv9.3-a+profile+lse+rcpc\n"

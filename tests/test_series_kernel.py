@@ -20,7 +20,7 @@ import yaml
 from kernel_repos import commit_edits, git, user_repo
 from test_series import sarif_validator
 
-from verifier.cli import main
+from verifier.cli.main import main
 
 pytestmark = pytest.mark.kernel
 

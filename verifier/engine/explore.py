@@ -21,11 +21,12 @@ from dataclasses import dataclass, field
 
 import z3
 
-from verifier.canon import canonical
-from verifier.engine import semantics as sem
-from verifier.engine.contracts import PSTATE_BITS, Contract, Contracts
 from verifier.engine.image import CodeRef, Image
-from verifier.engine.state import (
+from verifier.frontend.srcfunc import function_at
+from verifier.ir.canon import canonical
+from verifier.ir.program import Insn, Loc, Reloc, SymRef, Target
+from verifier.semantics import table as sem
+from verifier.semantics.state import (
     BV,
     ELR_EL1,
     MDSCR,
@@ -37,8 +38,7 @@ from verifier.engine.state import (
     merge_epochs,
     split_address,
 )
-from verifier.ir import Insn, Loc, Reloc, SymRef, Target
-from verifier.srcfunc import function_at
+from verifier.spec.contracts import PSTATE_BITS, Contract, Contracts
 
 # What every result also rests on, printed with it.
 ENGINE_ASSUMPTIONS = (

@@ -11,7 +11,7 @@ from __future__ import annotations
 import bisect
 from dataclasses import dataclass, field
 
-from verifier.ir import AlternativeSite, DataValue, Item, Loc, Program, SymRef, Target
+from verifier.ir.program import AlternativeSite, DataValue, Item, Loc, Program, SymRef, Target
 
 IMAGE_BASE = 0xFFFF_8000_1000_0000
 SECTION_STRIDE = 0x0100_0000  # 16 MiB apart: every lifted section fits

@@ -14,9 +14,9 @@ import z3
 
 from verifier.engine.explore import Explorer, Initial, Options, Path
 from verifier.engine.image import CodeRef, Image
-from verifier.engine.state import MDSCR
-from verifier.ir import Insn
-from verifier.srcfunc import function_at
+from verifier.frontend.srcfunc import function_at
+from verifier.ir.program import Insn
+from verifier.semantics.state import MDSCR
 
 
 class ModelLike(Protocol):

@@ -1,1 +1,3 @@
-"""The Lark front end: GNU as source (kernel style and gcc output) to the IR."""
+"""GNU as text to the IR: reader, gas macro language, assembler (sections, fragments, layout, fixups), operands,
+alternatives, and the decoder of raw instruction words.
+"""

@@ -7,7 +7,7 @@ alt_offset (both relative to the field), u16 cpufeature, u8 orig_len, u8 alt_len
 
 from __future__ import annotations
 
-from verifier.ir import AlternativeSite, DataValue, Loc, Program, SrcLoc, SymRef
+from verifier.ir.program import AlternativeSite, DataValue, Loc, Program, SrcLoc, SymRef
 
 RECORD_SIZE = 12
 CB_BIT = 1 << 15

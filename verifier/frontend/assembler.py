@@ -15,7 +15,6 @@ from collections.abc import Hashable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from verifier.errors import UserError
 from verifier.frontend import macros as mac
 from verifier.frontend.expr import Lin, NotConstant, evaluate
 from verifier.frontend.operands import (
@@ -27,7 +26,7 @@ from verifier.frontend.operands import (
 )
 from verifier.frontend.reader import PathNamer, Stmt, read_statements, split_statements
 from verifier.frontend.syntax import ParseError, parse_arguments, parse_expr, parse_operands
-from verifier.ir import (
+from verifier.ir.program import (
     Addr,
     DataValue,
     Imm,
@@ -42,6 +41,7 @@ from verifier.ir import (
     Symbol,
     SymRef,
 )
+from verifier.util.errors import UserError
 
 NOP = 0xD503201F
 MAX_REPEAT = 100_000
@@ -726,7 +726,7 @@ class Assembler(OperandScope):
     def _decoded_word(self, word: int, stmt: Stmt) -> Item:
         raw = word.to_bytes(4, "little")
         try:
-            from verifier.decode import decode_word
+            from verifier.frontend.decode import decode_word
         except ImportError:  # pragma: no cover - the decoder ships with the package
             return Item(0, 4, "undecoded", raw=raw, reason="no decoder", src=self._srcloc(stmt))
         section = self.cur[0].name
@@ -965,7 +965,7 @@ class Assembler(OperandScope):
 
     def _resolve_item(self, item: Item, section: str) -> None:
         if item.reason == ".inst" and item.raw is not None:
-            from verifier.decode import decode_word
+            from verifier.frontend.decode import decode_word
 
             item.insn = decode_word(int.from_bytes(item.raw, "little"), section, item.offset)
             item.reason = ""
@@ -1049,7 +1049,7 @@ def _fill_items(pad: int, fill: int | None, code: bool, src: SrcLoc | None) -> l
     `fill` is None, else the fill pattern, e.g. `udf #0`)."""
     if not code:
         return [Item(0, pad, "data", raw=bytes([(fill or 0) & 0xFF]) * pad, src=src)]
-    from verifier.decode import decode_word
+    from verifier.frontend.decode import decode_word
 
     out: list[Item] = []
     odd = pad % 4

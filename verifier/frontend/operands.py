@@ -14,9 +14,9 @@ from typing import Any
 
 from lark import Token, Tree
 
-from verifier import sysregs
 from verifier.frontend.expr import Lin, NotConstant, Scope, evaluate
-from verifier.ir import Addr, Imm, Insn, Mem, Name, Operand, Reg, Reloc, Shifted, SysReg
+from verifier.ir import sysregs
+from verifier.ir.program import Addr, Imm, Insn, Mem, Name, Operand, Reg, Reloc, Shifted, SysReg
 
 
 class Unsupported(Exception):

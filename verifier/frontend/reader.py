@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from verifier.errors import UserError
+from verifier.util.errors import UserError
 
 _CPP_MARKER = re.compile(r'^#\s*(\d+)\s+"([^"]*)"')
 _GCC_SOURCE = re.compile(r"^\s*//\s+(\S+?\.[chS]):(\d+):")

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from functools import cache
-from pathlib import Path
 
 from lark import Lark, Tree
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
 
-GRAMMAR_DIR = Path(__file__).resolve().parents[2] / "grammar"
+from verifier.util.paths import GRAMMARS
+
+GRAMMAR_DIR = GRAMMARS
 
 
 class ParseError(Exception):

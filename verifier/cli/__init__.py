@@ -1,0 +1,1 @@
+"""The command line: argparse only, one module per subcommand."""

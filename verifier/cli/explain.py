@@ -1,0 +1,68 @@
+"""`entry-verify explain REPORT.json`: one result in full -- the rule or obligation, the assumptions it
+rests on, and for a violation the whole path with source lines and DAIF/MDSCR_EL1 along it."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from verifier.spec.verdicts import OBLIGATION_TEXT
+from verifier.util.errors import UserError
+from verifier.util.files import read_json
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("report", type=Path, metavar="REPORT.json", help="from prove/kernel --format json")
+    parser.add_argument("--property", help="obligation id or rule (R1..R5, or a rule id like R4-handler)")
+    parser.add_argument("--vector", help="vector slot, e.g. el0_64_sync")
+    parser.add_argument("--ec", type=lambda s: int(s, 0), help="exception class, e.g. 0x3c")
+
+
+def _pick(results: list[dict[str, Any]], args: argparse.Namespace) -> dict[str, Any]:
+    chosen = [r for r in results
+              if (args.property is None or args.property in (r["property"], r.get("rule")))
+              and (args.vector is None or r["vector"] == args.vector)
+              and (args.ec is None or args.ec in r["ec"])]
+    if not chosen:
+        raise UserError("no result matches --property/--vector/--ec", str(args.report))
+    chosen.sort(key=lambda r: ["VIOLATED", "UNKNOWN", "WAIVED", "PROVED"].index(r["verdict"]))
+    return chosen[0]
+
+
+def run(args: argparse.Namespace) -> int:
+    data = read_json(args.report)
+    result = _pick(data.get("results", []), args)
+    prop = result.get("rule") or result["property"]
+    print(f"{prop} on {result['vector']}: {result['verdict']}")
+    if result.get("policy"):
+        print(f"  policy: {result['policy']}")
+    print(f"  means: {OBLIGATION_TEXT.get(result['property'], 'the policy rule ' + prop)}")
+    if result["ec"]:
+        print(f"  exception classes: {', '.join(f'{e:#04x}' for e in result['ec'])}")
+    print(f"  reason: {result['reason']}")
+    print("  assumptions:")
+    for line in data.get("assumptions", []):
+        print(f"    - {line}")
+    for contract in result.get("contracts", []):
+        print(f"    - {contract}")
+    cex = result.get("counterexample")
+    if cex:
+        print("  initial values:")
+        for key, value in cex["initial"].items():
+            print(f"    {key} = {value}")
+        failing = cex["failing"]
+        print(f"  fails at {failing['file']}:{failing['line']} in {failing['function']}: `{failing['insn']}`: "
+              f"{failing['what']}")
+        for key, value in failing.get("values", {}).items():
+            print(f"    {key} = {value}")
+        print("  path:")
+        for step in cex["trace"]:
+            inlined = f" [{step['source_function']}]" if step.get("source_function") else ""
+            print(f"    {step['file']}:{step['line']:<5} {step['function']}{inlined:<20} DAIF={step['daif']} "
+                  f"MDSCR_EL1={step['mdscr']}  {step['insn']}")
+    return 0
+
+
+SUBCOMMAND = ("print one result in full: the rule, assumptions, path with source lines, DAIF/MDSCR_EL1",
+              add_arguments, run)

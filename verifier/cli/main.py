@@ -1,0 +1,74 @@
+"""Command line: `entry-verify SUBCOMMAND ...`. Each subcommand lives in its own module."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+
+from verifier import __version__
+from verifier.cli import crosscheck, explain, kernel, kernel_asm, lift, prove, replay, series
+from verifier.util.errors import UserError
+
+EXIT_USAGE = 2
+
+# name -> (help, add_arguments, run); run returns the exit status
+Subcommand = tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]
+
+
+def _subcommands() -> dict[str, Subcommand]:
+    return {
+        "prove": prove.SUBCOMMAND,
+        "explain": explain.SUBCOMMAND,
+        "kernel": kernel.SUBCOMMAND,
+        "replay": replay.SUBCOMMAND,
+        "lift": lift.SUBCOMMAND,
+        "crosscheck": crosscheck.SUBCOMMAND,
+        "kernel-asm": kernel_asm.SUBCOMMAND,
+        "series": series.SUBCOMMAND,
+        "merge": series.MERGE,
+    }
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="entry-verify",
+        description=(
+            "Lift arm64 kernel entry assembly (entry.S and the compiler's assembly of entry-common.c and "
+            "debug-monitors.c) into one IR, and check it."
+        ),
+        epilog="Exit status: 0 success, 1 check failed (a violation, a crosscheck difference), 2 usage or input "
+        "error, 3 (prove, kernel, series) some verdict UNKNOWN and none VIOLATED.",
+    )
+    parser.add_argument("--version", action="version", version=f"entry-verify {__version__}")
+    subs = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (help_text, add_arguments, run) in _subcommands().items():
+        sub = subs.add_parser(name, help=help_text, description=help_text)
+        add_arguments(sub)
+        sub.set_defaults(run=run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "run", None):
+        parser.print_help(sys.stderr)
+        return EXIT_USAGE
+    try:
+        return args.run(args)
+    except UserError as err:
+        print(f"{err}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("entry-verify: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:  # the reader went away (`| head`): not an error of ours
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

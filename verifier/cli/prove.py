@@ -1,0 +1,138 @@
+"""`entry-verify prove [FILE.s...]`: prove the built-in obligations on lifted entry code."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import sys
+from pathlib import Path
+
+from verifier.engine.explore import Options
+from verifier.proof.run import (
+    BUNDLED_CONTRACTS,
+    BUNDLED_SUBJECTS,
+    DEFAULT_ASSUMPTIONS,
+    DEFAULT_WAIVERS,
+    ProveConfig,
+    Report,
+    prove,
+)
+from verifier.report.text import render_text
+from verifier.spec.slots import ALL_SLOTS, slot_by_name
+from verifier.spec.verdicts import OBLIGATIONS
+from verifier.util.errors import UserError
+from verifier.util.outputs import write_output
+
+EPILOG = f"""obligations: {", ".join(OBLIGATIONS)} (see proofs/ and README).
+exit status: 0 all PROVED or WAIVED, 1 some VIOLATED, 3 some UNKNOWN and none VIOLATED, 2 usage or input error.
+With no FILE, the bundled subjects in asm/ are proved."""
+
+
+def add_common(parser: argparse.ArgumentParser) -> None:
+    add_proof_options(parser)
+    parser.add_argument("--format", choices=("text", "json"), default="text")
+    parser.add_argument("--output", "-o", metavar="F", help="write the report to F (default: stdout)")
+    add_jobs(parser)
+
+
+def add_proof_options(parser: argparse.ArgumentParser) -> None:
+    """What to prove and under which assumptions: shared by prove, kernel and series."""
+    parser.add_argument("--contracts", metavar="F", help="contracts of functions not lifted (TOML)")
+    parser.add_argument("--assumptions", metavar="F", default=str(DEFAULT_ASSUMPTIONS),
+                        help="assumptions about the interrupted context (default: proofs/assumptions.toml)")
+    parser.add_argument("--waivers", metavar="F", default=str(DEFAULT_WAIVERS),
+                        help="waivers for deliberate violations; 'none' for no waivers")
+    parser.add_argument("--cap", action="append", default=[], metavar="NAME=on|off",
+                        help="pin a CPU capability (name from cpucaps.h, or its number); default: all combinations")
+    parser.add_argument("--vector", action="append", default=[], metavar="SLOT",
+                        help="only these vector slots (e.g. el0_64_sync); default: all 16")
+    parser.add_argument("--loop-bound", type=int, default=Options.loop_bound, metavar="N",
+                        help="backward jumps to one target per path and call context before the path is "
+                        f"UNKNOWN (default {Options.loop_bound})")
+    parser.add_argument("--policy", metavar="F",
+                        help="also check a policy's rules (e.g. proofs/policies/proposed-2020.policy)")
+    parser.add_argument("--reading", action="append", default=[], metavar="RULE",
+                        help="use this non-default reading of an open point of the policy (a rule id)")
+
+
+def add_jobs(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("-j", "--jobs", type=int, default=os.cpu_count() or 1, metavar="N",
+                        help="parallel jobs: proof worker processes (one vector slot each) and make jobs "
+                        "(default: the number of CPUs)")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.epilog = EPILOG
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.add_argument("files", nargs="*", metavar="FILE.s", help="lifted inputs (default: asm/*.s)")
+    add_common(parser)
+
+
+def parse_caps(specs: list[str], names: dict[int, str]) -> dict[int, bool]:
+    by_name = {name: number for number, name in names.items()}
+    pins: dict[int, bool] = {}
+    for spec in specs:
+        m = re.fullmatch(r"([A-Za-z0-9_]+)=(on|off)", spec)
+        if not m:
+            raise UserError(f"--cap {spec}: expected NAME=on|off")
+        name = m.group(1)
+        number = int(name) if name.isdigit() else by_name.get(name, by_name.get(f"ARM64_{name}"))
+        if number is None:
+            hint = "" if names else " (capability names come from the kernel build; use the number here)"
+            raise UserError(f"--cap {spec}: unknown capability '{name}'{hint}")
+        pins[number] = m.group(2) == "on"
+    return pins
+
+
+def config_from(args: argparse.Namespace, files: list[Path], contracts: Path, cap_names: dict[int, str],
+                layout: dict[str, int] | None = None, root: str | None = None) -> ProveConfig:
+    slots = tuple(slot_by_name(v) for v in args.vector) if args.vector else ALL_SLOTS
+    if args.loop_bound < 1:
+        raise UserError("--loop-bound must be at least 1")
+    waivers = None if args.waivers == "none" else Path(args.waivers)
+    return ProveConfig(files=files, contracts=contracts, assumptions=Path(args.assumptions), waivers=waivers,
+                       caps=parse_caps(args.cap, cap_names), cap_names=cap_names, slots=slots,
+                       options=Options(loop_bound=args.loop_bound), layout=layout or {}, root=root,
+                       policy=Path(args.policy) if args.policy else None, readings=tuple(args.reading))
+
+
+def emit(report: Report, args: argparse.Namespace) -> int:
+    text = json.dumps(report.json(), indent=1) + "\n" if args.format == "json" else render_text(report)
+    write_output(text, args.output)
+    return report.exit_status()
+
+
+def progress(message: str) -> None:
+    print(f"  PROVE   {message}", file=sys.stderr, flush=True)
+
+
+def run(args: argparse.Namespace) -> int:
+    files = [Path(f) for f in args.files] or BUNDLED_SUBJECTS
+    for path in files:
+        if not path.is_file():
+            raise UserError("no such file", str(path))
+    contracts = Path(args.contracts) if args.contracts else BUNDLED_CONTRACTS
+    if not args.files and len(files) > 1:
+        # the bundled subjects are separate kernels: prove each on its own
+        status = 0
+        reports = []
+        for path in files:
+            print(f"== {path}", file=sys.stderr)
+            report = prove(config_from(args, [path], contracts, {}), progress, max(args.jobs, 1))
+            reports.append(report)
+        merged = Report([r for rep in reports for r in rep.results], reports[0].assumptions,
+                        [i for rep in reports for i in rep.inputs],
+                        {"files": {str(p): rep.stats for p, rep in zip(files, reports, strict=True)}})
+        if args.format == "text":
+            text = "".join(f"== {p}\n" + render_text(rep) for p, rep in zip(files, reports, strict=True))
+            write_output(text, args.output)
+            statuses = [rep.exit_status() for rep in reports]
+            status = 1 if 1 in statuses else (3 if 3 in statuses else 0)
+            return status
+        return emit(merged, args)
+    return emit(prove(config_from(args, files, contracts, {}), progress, max(args.jobs, 1)), args)
+
+
+SUBCOMMAND = ("prove the return obligations on every vector slot (default: the bundled subjects)", add_arguments, run)

@@ -1,0 +1,303 @@
+"""Run the kernel's own Kbuild, out of tree, to get the assembly the verifier reads.
+
+entry.S is only preprocessed (`make foo.s` on a .S runs cpp), while entry-common.c and
+debug-monitors.c are compiled to assembly, so all three come out as `.s` with the real
+config's macros, alternatives and inlining. The source tree is only ever read: everything
+Kbuild writes lands in the build dir (O=).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+
+from verifier.util.errors import UserError
+
+DEFAULT_FILES: tuple[str, ...] = (
+    "arch/arm64/kernel/entry.S",
+    "arch/arm64/kernel/entry-common.c",
+    "arch/arm64/kernel/debug-monitors.c",
+)
+DEFAULT_CROSS = "aarch64-linux-gnu-"
+
+# Files the tool keeps in the build dir, next to Kbuild's own.
+STAMP_NAME = ".entry-verify-stamp.json"
+LOCK_NAME = ".entry-verify.lock"
+LOG_NAME = ".entry-verify-make.log"
+
+# How much of make's output a failure shows; the whole log stays in the build dir.
+TAIL_LINES = 40
+
+# Variables that would make Kbuild write somewhere else (into the tree, for KBUILD_OUTPUT=.),
+# build the wrong thing, or inherit an outer make's flags when we run under `make test`.
+_SCRUBBED_ENV = (
+    "MAKEFLAGS",
+    "MFLAGS",
+    "MAKELEVEL",
+    "MAKEOVERRIDES",
+    "GNUMAKEFLAGS",
+    "KBUILD_OUTPUT",
+    "KBUILD_EXTMOD",
+    "KCONFIG_CONFIG",
+    "KBUILD_DEFCONFIG",
+    "ARCH",
+    "SRCARCH",
+    "CROSS_COMPILE",
+    "LLVM",
+    "CC",
+    "O",
+    "M",
+)
+
+
+def cache_dir() -> Path:
+    """Where fetched trees and build dirs live: $ENTRY_VERIFY_CACHE or ~/.cache/entry-verify."""
+    env = os.environ.get("ENTRY_VERIFY_CACHE")
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "entry-verify"
+
+
+def default_build_dir(tree: Path) -> Path:
+    # The path hash keeps two trees with the same basename (say two linux-6.1 checkouts) apart.
+    tree = tree.resolve()
+    digest = hashlib.sha256(str(tree).encode()).hexdigest()[:10]
+    return cache_dir() / "kbuild" / f"{tree.name}-{digest}"
+
+
+def source_path(source: str) -> PurePosixPath:
+    """Check a tree-relative source name; a bare file name means arch/arm64/kernel/NAME,
+    where all the entry code lives."""
+    path = PurePosixPath(source.strip())
+    if not path.parts:
+        raise UserError("--files: empty file name")
+    if path.is_absolute() or ".." in path.parts:
+        raise UserError(f"--files: {source!r} must be a path relative to the kernel tree")
+    if len(path.parts) == 1:
+        path = PurePosixPath("arch/arm64/kernel") / path
+    if path.suffix not in (".S", ".c"):
+        raise UserError(f"--files: {source!r} is neither a .S nor a .c file")
+    return path
+
+
+def asm_target(source: str) -> str:
+    """The Kbuild target for a source: `arch/arm64/kernel/entry.S` -> `arch/arm64/kernel/entry.s`."""
+    return str(source_path(source).with_suffix(".s"))
+
+
+@dataclass(frozen=True)
+class Toolchain:
+    cross: str
+    llvm: str | None  # the LLVM= value ("1", "-15", "/usr/lib/llvm-15/") or None for GCC
+
+    def make_vars(self) -> list[str]:
+        # Kbuild derives clang's --target from ARCH alone, so LLVM builds need no CROSS_COMPILE.
+        return [f"LLVM={self.llvm}"] if self.llvm else [f"CROSS_COMPILE={self.cross}"]
+
+    def describe(self) -> str:
+        return f"LLVM={self.llvm}" if self.llvm else f"CROSS_COMPILE={self.cross}"
+
+    def check(self) -> None:
+        if self.llvm:
+            # LLVM=-15 means clang-15, LLVM=/opt/llvm/bin/ means /opt/llvm/bin/clang.
+            if self.llvm.endswith("/"):
+                clang = f"{self.llvm}clang"
+            elif self.llvm.startswith("-"):
+                clang = f"clang{self.llvm}"
+            else:
+                clang = "clang"
+            if not shutil.which(clang):
+                raise UserError(f"{clang} not found (LLVM={self.llvm}); install clang, lld and llvm")
+            return
+        gcc = f"{self.cross}gcc"
+        if not shutil.which(gcc):
+            hint = (
+                "install gcc-aarch64-linux-gnu (scripts/setup.sh does)"
+                if self.cross == DEFAULT_CROSS
+                else f"check --cross / $CROSS_COMPILE, or use the default {DEFAULT_CROSS}"
+            )
+            raise UserError(f"cross compiler {gcc} not found; {hint}")
+
+
+@dataclass(frozen=True)
+class KbuildJob:
+    tree: Path
+    build_dir: Path
+    config: str  # "defconfig" or a path to a .config
+    toolchain: Toolchain
+    files: tuple[str, ...] = DEFAULT_FILES
+    jobs: int = field(default_factory=lambda: os.cpu_count() or 1)
+    verbose: bool = False
+
+
+def toolchain_from(cross: str | None, llvm: bool) -> Toolchain:
+    # Kbuild itself treats any non-empty LLVM as "use LLVM", so we do the same with the env var.
+    env_llvm = os.environ.get("LLVM", "")
+    llvm_value = env_llvm or ("1" if llvm else "")
+    return Toolchain(
+        cross=cross or os.environ.get("CROSS_COMPILE") or DEFAULT_CROSS,
+        llvm=llvm_value or None,
+    )
+
+
+def check_tree(tree: Path) -> Path:
+    """Resolve and validate a kernel source tree that we may only read."""
+    if not tree.is_dir():
+        raise UserError(f"kernel tree {tree} does not exist or is not a directory")
+    tree = tree.resolve()
+    if not (tree / "Makefile").is_file() or not (tree / "arch" / "arm64").is_dir():
+        raise UserError(f"{tree} is not a Linux kernel tree (no Makefile or arch/arm64)")
+    # The same test Kbuild's outputmakefile does; it would fail the build anyway, but later
+    # and with a hint (`make mrproper`) that edits the tree, which is the user's call.
+    for leftover in (".config", "include/config", "arch/arm64/include/generated"):
+        if (tree / leftover).exists():
+            raise UserError(
+                f"kernel tree {tree} is not clean for out-of-tree builds (it has {leftover}); "
+                "run `make mrproper` in it or use a fresh tree"
+            )
+    return tree
+
+
+def check_build_dir(tree: Path, build_dir: Path) -> Path:
+    build_dir = build_dir.expanduser().resolve()
+    if build_dir == tree or build_dir.is_relative_to(tree):
+        raise UserError(f"build dir {build_dir} is inside the kernel tree {tree}; choose one outside it")
+    if tree.is_relative_to(build_dir):
+        raise UserError(f"kernel tree {tree} is inside the build dir {build_dir}; choose another build dir")
+    if build_dir.exists() and not build_dir.is_dir():
+        raise UserError(f"build dir {build_dir} exists and is not a directory")
+    return build_dir
+
+
+def _config_choice(config: str) -> dict[str, str]:
+    if config == "defconfig":
+        return {"config": "defconfig"}
+    path = Path(config).expanduser()
+    if not path.is_file():
+        raise UserError(f"--config: {config} is neither `defconfig` nor an existing file")
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    return {"config": "file", "sha256": digest, "path": str(path.resolve())}
+
+
+def _stamp_key(stamp: dict[str, str]) -> dict[str, str]:
+    # The config file's path is informational: the same content elsewhere needs no reconfigure.
+    return {k: v for k, v in stamp.items() if k != "path"}
+
+
+def _read_stamp(build_dir: Path) -> dict[str, str] | None:
+    try:
+        data = json.loads((build_dir / STAMP_NAME).read_text())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+@contextmanager
+def _locked(build_dir: Path) -> Iterator[None]:
+    # Two runs (parallel pytest workers, say) sharing a build dir would race inside make.
+    with open(build_dir / LOCK_NAME, "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def progress(what: str, detail: str) -> None:
+    print(f"  {what:<7} {detail}", file=sys.stderr, flush=True)
+
+
+def _make_env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in _SCRUBBED_ENV}
+    env["LC_ALL"] = "C"  # stable messages in the error tail
+    return env
+
+
+def _run_make(job: KbuildJob, targets: Sequence[str], what: str) -> None:
+    cmd = [
+        "make",
+        "-C",
+        str(job.tree),
+        f"O={job.build_dir}",
+        "ARCH=arm64",
+        *job.toolchain.make_vars(),
+        f"-j{job.jobs}",
+        *targets,
+    ]
+    log_path = job.build_dir / LOG_NAME
+    with open(log_path, "w") as log:
+        log.write("$ " + " ".join(cmd) + "\n")
+        log.flush()
+        # make's stdout must never reach ours, which carries only the result paths.
+        if job.verbose:
+            proc = subprocess.Popen(
+                cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=_make_env(), text=True
+            )
+            assert proc.stdout is not None
+            for line in proc.stdout:
+                log.write(line)
+                sys.stderr.write(line)
+            rc = proc.wait()
+        else:
+            rc = subprocess.run(
+                cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=_make_env()
+            ).returncode
+    if rc != 0:
+        tail = log_path.read_text(errors="replace").splitlines()[-TAIL_LINES:]
+        raise UserError(
+            f"make {what} failed (exit {rc}); last lines of its output "
+            f"(full log: {log_path}):\n" + "\n".join(tail)
+        )
+
+
+def _configure(job: KbuildJob, choice: dict[str, str]) -> bool:
+    """Configure the build dir unless it already has the chosen config. Returns whether it ran."""
+    stamp_path = job.build_dir / STAMP_NAME
+    old = _read_stamp(job.build_dir)
+    wanted = {**choice, "toolchain": job.toolchain.describe(), "tree": str(job.tree)}
+    if (job.build_dir / ".config").is_file() and old is not None and _stamp_key(old) == _stamp_key(wanted):
+        return False
+    # Drop the stamp first so an interrupted configure is redone next time.
+    stamp_path.unlink(missing_ok=True)
+    if choice["config"] == "defconfig":
+        progress("KBUILD", "defconfig")
+        _run_make(job, ["defconfig"], "defconfig")
+    else:
+        progress("KBUILD", f"olddefconfig ({choice['path']})")
+        shutil.copyfile(choice["path"], job.build_dir / ".config")
+        _run_make(job, ["olddefconfig"], "olddefconfig")
+    stamp_path.write_text(json.dumps(wanted, indent=2) + "\n")
+    return True
+
+
+def build_asm(job: KbuildJob) -> list[Path]:
+    """Configure (if needed) and build the `.s` of each requested file; return their paths."""
+    sources = [source_path(f) for f in job.files]
+    for src in sources:
+        if not (job.tree / src).is_file():
+            raise UserError(f"--files: {src} does not exist in the kernel tree {job.tree}")
+    targets = [str(src.with_suffix(".s")) for src in sources]
+    if not shutil.which("make"):
+        raise UserError("make not found; install make (scripts/setup.sh does)")
+    job.toolchain.check()
+    choice = _config_choice(job.config)
+    job.build_dir.mkdir(parents=True, exist_ok=True)
+    outputs = [job.build_dir / t for t in targets]
+    with _locked(job.build_dir):
+        _configure(job, choice)
+        progress("KBUILD", " ".join(targets))
+        start = time.monotonic()
+        _run_make(job, targets, " ".join(targets))
+        progress("DONE", f"{time.monotonic() - start:.1f}s in {job.build_dir}")
+    missing = [str(p) for p in outputs if not p.is_file()]
+    if missing:
+        raise UserError(f"make succeeded but did not produce {', '.join(missing)}")
+    return outputs

@@ -1,0 +1,90 @@
+"""A commit's lifted inputs, frozen: the `.s` files Kbuild made, the C sources they name (the prover reads
+function names from them), the asm-offsets layout and capability names, and the kernel version.
+
+A series run checks out one commit after another in the same scratch tree and build dir; a snapshot keeps a
+commit's inputs after the next checkout replaces them, so its proof can run later, in another process.
+Snapshots are content addressed: the digest covers everything a proof reads from the build, with the scratch
+tree's and build dir's own paths factored out, so two commits with the same lifted assembly share one."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from verifier.kernel.info import kernel_info
+
+# Where a `.s` names a source file: cpp line markers (`# 12 "/tree/x.S"`) and gcc -fverbose-asm comments
+# (`// /tree/x.c:42: ...`).
+_NAMED = re.compile(r'^(?:# \d+ "([^"]+)"|// (/[^:\s]+):\d+:)', re.MULTILINE)
+
+
+@dataclass
+class Snapshot:
+    digest: str
+    dir: Path
+    files: list[Path]  # the .s files, in the order Kbuild made them
+    root: str  # the tree path the .s files name (source paths are shown relative to it)
+    layout: dict[str, int]
+    cap_names: dict[int, str]
+    version: str
+
+    @property
+    def sources(self) -> Path:
+        return self.dir / "src"
+
+
+def _normalised(text: str, tree: str, build: str) -> bytes:
+    return text.replace(tree.rstrip("/") + "/", "$TREE/").replace(build.rstrip("/") + "/", "$BUILD/").encode()
+
+
+def _named_c_sources(texts: list[str], tree: str) -> list[str]:
+    """The C files under the tree the assembly names, relative to the tree."""
+    prefix = tree.rstrip("/") + "/"
+    found = {m.group(1) or m.group(2) for text in texts for m in _NAMED.finditer(text)}
+    return sorted(p[len(prefix):] for p in found if p.startswith(prefix) and p.endswith(".c"))
+
+
+def take(store: Path, tree: Path, build_dir: Path, files: list[Path]) -> Snapshot:
+    """Snapshot the inputs just built (reusing an identical snapshot)."""
+    tree_s, build_s = str(tree.resolve()), str(build_dir.resolve())
+    texts = [f.read_text(errors="replace") for f in files]
+    info = kernel_info(tree, build_dir)
+    sources = _named_c_sources(texts, tree_s)
+    digest = hashlib.sha256()
+    for path, text in zip(files, texts, strict=True):
+        digest.update(f"{path.name}\0".encode() + _normalised(text, tree_s, build_s) + b"\0")
+    for rel in sources:
+        digest.update(f"src {rel}\0".encode() + (tree / rel).read_bytes() + b"\0")
+    meta = {"layout": info.layout, "cap_names": {str(k): v for k, v in sorted(info.cap_names.items())},
+            "version": info.version}
+    digest.update(json.dumps(meta, sort_keys=True).encode())
+    key = digest.hexdigest()[:24]
+    target = store / key
+    if not (target / "meta.json").is_file():
+        store.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{key}.", dir=store))
+        for path in files:
+            shutil.copyfile(path, tmp / path.name)
+        for rel in sources:
+            (tmp / "src" / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(tree / rel, tmp / "src" / rel)
+        meta |= {"files": [f.name for f in files], "root": tree_s}
+        (tmp / "meta.json").write_text(json.dumps(meta, indent=1) + "\n")
+        try:
+            os.rename(tmp, target)
+        except OSError:  # another run made the same snapshot meanwhile
+            shutil.rmtree(tmp, ignore_errors=True)
+    return load(store, key)
+
+
+def load(store: Path, key: str) -> Snapshot:
+    target = store / key
+    meta = json.loads((target / "meta.json").read_text())
+    return Snapshot(key, target, [target / name for name in meta["files"]], meta["root"], meta["layout"],
+                    {int(k): v for k, v in meta["cap_names"].items()}, meta["version"])

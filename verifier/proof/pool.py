@@ -1,0 +1,80 @@
+"""Slot proofs in a process pool: one job per (inputs, vector slot), across slots and across commits.
+
+Workers are started by a fork server (a clean process, no threads or solver state inherited from the
+caller) and keep the last few linked images, so the jobs of one commit lift its files about once per
+worker. Results travel back as plain data (SlotOutcome)."""
+
+from __future__ import annotations
+
+import hashlib
+import multiprocessing
+from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from pathlib import Path
+
+from verifier.proof.run import ProveConfig, Setup, SlotOutcome, run_slot, setup
+from verifier.spec.slots import slot_by_name
+
+Job = tuple[ProveConfig, str]  # the inputs and how to prove them, a vector slot's name
+OnDone = Callable[[int, SlotOutcome], None]  # job index, its outcome
+
+_SETUPS: dict[str, Setup] = {}
+_KEEP = 2
+
+# The synchronous slots from EL0 take far longest (every syscall and fault path); starting them first
+# keeps the pool busy to the end.
+_SLOW_FIRST = ("el0_64_sync", "el0_32_sync", "el1h_sync")
+
+
+def _fingerprint(config: ProveConfig) -> str:
+    """The config and the content of every file it names: a file rewritten in place (a test's tree copy, an
+    edited .s) must never be proved from the image lifted before."""
+    digest = hashlib.sha256(repr(config).encode())
+    for path in [*config.files, config.contracts, config.assumptions, config.waivers, config.policy]:
+        if path is not None:
+            digest.update(Path(path).read_bytes())
+    return digest.hexdigest()
+
+
+def _prepared(config: ProveConfig) -> Setup:
+    key = _fingerprint(config)
+    if key not in _SETUPS:
+        while len(_SETUPS) >= _KEEP:
+            _SETUPS.pop(next(iter(_SETUPS)))
+        _SETUPS[key] = setup(config)
+    return _SETUPS[key]
+
+
+def prove_job(job: Job) -> SlotOutcome:
+    config, slot_name = job
+    return run_slot(config, _prepared(config), slot_by_name(slot_name))
+
+
+def _order(jobs: Sequence[Job]) -> list[int]:
+    def weight(index: int) -> tuple[int, int]:
+        name = jobs[index][1]
+        return (_SLOW_FIRST.index(name) if name in _SLOW_FIRST else len(_SLOW_FIRST), index)
+
+    return sorted(range(len(jobs)), key=weight)
+
+
+def run_slot_jobs(jobs: Sequence[Job], workers: int, on_done: OnDone) -> None:
+    """Run every job; `on_done` is called in this process as each one finishes. With one worker the jobs
+    run here, in order."""
+    if workers <= 1 or len(jobs) <= 1:
+        for index, job in enumerate(jobs):
+            on_done(index, prove_job(job))
+        return
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["verifier.proof.pool"])
+    with ProcessPoolExecutor(max_workers=min(workers, len(jobs)), mp_context=context) as pool:
+        pending: dict[Future[SlotOutcome], int] = {pool.submit(prove_job, jobs[i]): i for i in _order(jobs)}
+        try:
+            while pending:
+                finished, _ = wait(pending, return_when=FIRST_COMPLETED)
+                for future in finished:
+                    on_done(pending.pop(future), future.result())
+        except BaseException:
+            for future in pending:
+                future.cancel()
+            raise

@@ -1,0 +1,253 @@
+"""Proofs over a patch series: every commit of BASE..TIP (or of patches applied with `git am` onto BASE) is
+built with Kbuild in a scratch clone, its lifted inputs snapshotted, and each distinct snapshot proved once per
+vector slot (cached across runs, spread over worker processes, or split into shards for a CI job matrix).
+
+`collect` does one shard's share and returns a plain-data document; `finish` combines the documents of all
+shards (one, without --shard) into per-commit reports. Comparing those is `verifier.verdictdiff`'s job."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from verifier.cli.prove import parse_caps
+from verifier.engine.explore import Options
+from verifier.kernel import kbuild
+from verifier.kernel.info import KernelInfo
+from verifier.kernel.snapshot import Snapshot, load, take
+from verifier.proof.cache import ResultStore, proof_key, tool_digest
+from verifier.proof.pool import run_slot_jobs
+from verifier.proof.run import (
+    DEFAULT_ASSUMPTIONS,
+    DEFAULT_WAIVERS,
+    ProveConfig,
+    Report,
+    SlotOutcome,
+    combine,
+    count_verdicts,
+    standing_assumptions,
+)
+from verifier.report.progress import Progress
+from verifier.series.git import Commit, Scratch, check_repo, commit, commits, resolve
+from verifier.spec.contracts import load_contracts
+from verifier.spec.slots import ALL_SLOTS, Slot
+from verifier.util.errors import UserError
+
+FORMAT = "entry-verify-series/1"
+
+
+@dataclass
+class SeriesPlan:
+    repo: Path
+    base: str
+    tip: str | None = None  # BASE..TIP in the repository ...
+    patches: list[Path] = field(default_factory=list)  # ... or these applied onto BASE with git am
+    same_as: str | None = None
+    kconfig: str = "defconfig"
+    toolchain: kbuild.Toolchain = field(default_factory=lambda: kbuild.toolchain_from(None, False))
+    make_jobs: int = 1
+    workers: int = 1
+    shard: tuple[int, int] = (1, 1)
+    cache: Path = field(default_factory=kbuild.cache_dir)
+    contracts: Path | None = None  # default: by kernel version
+    assumptions: Path = DEFAULT_ASSUMPTIONS
+    waivers: Path | None = DEFAULT_WAIVERS  # None: no waivers
+    policy: Path | None = None
+    readings: tuple[str, ...] = ()
+    caps: tuple[str, ...] = ()  # NAME=on|off
+    slots: tuple[Slot, ...] = ALL_SLOTS
+    loop_bound: int = Options.loop_bound
+
+
+@dataclass
+class CommitReport:
+    commit: Commit
+    key: str
+    cached: bool  # no proof ran for this commit in this run
+    report: Report
+
+
+@dataclass
+class SeriesResult:
+    base: CommitReport
+    commits: list[CommitReport]
+    reference: CommitReport | None  # --same-as
+    seconds: float
+    proofs: int  # slot proofs run
+
+
+def _toolchain_identity(toolchain: kbuild.Toolchain) -> str:
+    compiler = "clang" if toolchain.llvm else f"{toolchain.cross}gcc"
+    try:
+        version = subprocess.run([compiler, "--version"], capture_output=True, text=True).stdout.split("\n")[0]
+    except OSError:
+        version = "?"
+    return f"{toolchain.describe()} {version}"
+
+
+def _build_identity(plan: SeriesPlan) -> str:
+    """What besides the source tree decides the assembly Kbuild makes."""
+    kconfig = plan.kconfig
+    if kconfig != "defconfig":
+        kconfig = hashlib.sha256(Path(kconfig).read_bytes()).hexdigest()
+    return json.dumps([kconfig, _toolchain_identity(plan.toolchain), list(kbuild.DEFAULT_FILES), tool_digest()])
+
+
+class _Inputs:
+    """Snapshots of commits' lifted inputs; a commit whose tree was built before (same config and toolchain)
+    costs neither a checkout nor a build."""
+
+    def __init__(self, plan: SeriesPlan, scratch: Scratch, progress: Progress) -> None:
+        self.plan, self.scratch, self.progress = plan, scratch, progress
+        self.store = plan.cache / "snapshots"
+        self.memo = plan.cache / "built"
+        self.identity = _build_identity(plan)
+
+    def of(self, commit: Commit) -> Snapshot:
+        memo = self.memo / hashlib.sha256(f"{commit.tree}\0{self.identity}".encode()).hexdigest()[:24]
+        if memo.is_file():
+            digest = memo.read_text().strip()
+            if (self.store / digest / "meta.json").is_file():
+                return load(self.store, digest)
+        self.progress.note(f"BUILD   {commit.short} {commit.subject}")
+        self.scratch.checkout(commit.sha)
+        job = kbuild.KbuildJob(tree=self.scratch.repo, build_dir=kbuild.check_build_dir(self.scratch.repo,
+                               self.scratch.build), config=self.plan.kconfig, toolchain=self.plan.toolchain,
+                               jobs=self.plan.make_jobs)
+        snapshot = take(self.store, self.scratch.repo, self.scratch.build, kbuild.build_asm(job))
+        memo.parent.mkdir(parents=True, exist_ok=True)
+        memo.write_text(snapshot.digest + "\n")
+        return snapshot
+
+
+def prove_config(plan: SeriesPlan, snapshot: Snapshot) -> ProveConfig:
+    contracts = plan.contracts or KernelInfo(snapshot.version, snapshot.layout, snapshot.cap_names).contracts()
+    return ProveConfig(files=snapshot.files, contracts=contracts, assumptions=plan.assumptions, waivers=plan.waivers,
+                       caps=parse_caps(list(plan.caps), snapshot.cap_names), cap_names=snapshot.cap_names,
+                       slots=plan.slots, options=Options(loop_bound=plan.loop_bound), layout=snapshot.layout,
+                       root=snapshot.root, policy=plan.policy, readings=plan.readings, sources=str(snapshot.sources))
+
+
+def _commit_json(commit: Commit, key: str) -> dict[str, str]:
+    return {"sha": commit.sha, "tree": commit.tree, "subject": commit.subject, "key": key}
+
+
+def collect(plan: SeriesPlan, progress: Progress) -> dict[str, Any]:
+    """Build every commit, prove this shard's share of the (snapshot, slot) pairs not cached; the shard's
+    document."""
+    repo = check_repo(plan.repo)
+    base = commit(repo, plan.base)
+    with Scratch(plan.cache, repo).locked() as scratch:
+        if plan.patches:
+            progress.note(f"APPLY   {len(plan.patches)} patch file(s) onto {base.short} with git am")
+            series = scratch.apply(base.sha, plan.patches)
+        else:
+            tip = resolve(repo, plan.tip or "HEAD")
+            series = commits(repo, [f"{base.sha}..{tip}"])
+        if not series:
+            raise UserError(f"no commits to check between {plan.base} and {plan.tip or 'the patches'}")
+        reference = commit(repo, plan.same_as) if plan.same_as else None
+        inputs = _Inputs(plan, scratch, progress)
+        everything = [base, *series] + ([reference] if reference else [])
+        progress.start("inputs", len(everything))
+        snapshots: dict[str, Snapshot] = {}
+        for c in everything:
+            if c.sha not in snapshots:
+                snapshots[c.sha] = inputs.of(c)
+            progress.advance(f"{c.short} {c.subject}")
+    configs = {sha: prove_config(plan, snap) for sha, snap in snapshots.items()}
+    keys = {sha: proof_key(snapshots[sha].digest, config) for sha, config in configs.items()}
+    config_of = {keys[sha]: configs[sha] for sha in configs}
+    store = ResultStore(plan.cache / "results")
+    index, count = plan.shard
+    pairs = [(key, slot.name) for key in dict.fromkeys(keys[c.sha] for c in everything) for slot in plan.slots]
+    mine = [pair for n, pair in enumerate(pairs) if n % count == index - 1]
+    outcomes: dict[str, dict[str, Any]] = {}
+    todo = []
+    for key, slot in mine:
+        found = store.get(key, slot)
+        if found is None:
+            todo.append((key, slot))
+        else:
+            outcomes.setdefault(key, {})[slot] = asdict(found)
+    progress.start("prove", len(todo))
+    short = {keys[c.sha]: c.short for c in reversed(everything)}
+
+    def done(i: int, outcome: SlotOutcome) -> None:
+        key = todo[i][0]
+        store.put(key, outcome)
+        outcomes.setdefault(key, {})[outcome.slot] = asdict(outcome)
+        summary = count_verdicts(r["verdict"] for r in outcome.results)
+        progress.advance(f"{short[key]} {outcome.slot}: {summary} ({outcome.stats['seconds']}s)")
+
+    run_slot_jobs([(config_of[key], slot) for key, slot in todo], plan.workers, done)
+    standing = {key: standing_assumptions(config, load_contracts(config.contracts))
+                for key, config in config_of.items()}
+    return {"format": FORMAT, "tool": tool_digest(), "shard": [index, count],
+            "slots": [slot.name for slot in plan.slots],
+            "base": _commit_json(base, keys[base.sha]),
+            "commits": [_commit_json(c, keys[c.sha]) for c in series],
+            "same_as": _commit_json(reference, keys[reference.sha]) if reference else None,
+            "standing": standing, "outcomes": outcomes,
+            "proved": {key: sorted(slot for k, slot in todo if k == key) for key in dict.fromkeys(k for k, _ in todo)}}
+
+
+def _check_shards(docs: list[dict[str, Any]]) -> None:
+    for doc in docs:
+        if doc.get("format") != FORMAT:
+            raise UserError(f"not a series shard document (format {doc.get('format')!r}, want {FORMAT})")
+    first = docs[0]
+    same = ("tool", "slots", "base", "commits", "same_as")
+    for doc in docs[1:]:
+        for field_name in same:
+            if doc[field_name] != first[field_name]:
+                raise UserError(f"shard outputs are from different runs (their '{field_name}' differ)")
+    count = first["shard"][1]
+    shards = sorted(doc["shard"][0] for doc in docs)
+    if any(doc["shard"][1] != count for doc in docs) or shards != list(range(1, count + 1)):
+        raise UserError(f"need the outputs of shards 1..{count}, each once; got shards {shards} of {count}")
+
+
+def finish(docs: list[dict[str, Any]], seconds: float = 0.0) -> SeriesResult:
+    """Per-commit reports from the documents of every shard of one run."""
+    _check_shards(docs)
+    first = docs[0]
+    outcomes: dict[str, dict[str, Any]] = {}
+    proved: dict[str, set[str]] = {}
+    standing: dict[str, list[str]] = {}
+    for doc in docs:
+        for key, slots in doc["outcomes"].items():
+            outcomes.setdefault(key, {}).update(slots)
+        for key, slots in doc["proved"].items():
+            proved.setdefault(key, set()).update(slots)
+        standing.update(doc["standing"])
+    missing = [f"{key[:8]}/{slot}" for key in standing for slot in first["slots"] if slot not in outcomes.get(key, {})]
+    if missing:
+        raise UserError(f"shard outputs lack {len(missing)} slot proofs (e.g. {', '.join(missing[:3])})")
+    reports: dict[str, Report] = {}
+    for key in standing:
+        ordered = [SlotOutcome(**outcomes[key][slot]) for slot in first["slots"]]
+        reports[key] = combine(ordered, standing[key], sum(o.stats.get("seconds", 0.0) for o in ordered))
+    seen: set[str] = set()
+
+    def entry(data: dict[str, str]) -> CommitReport:
+        key = data["key"]
+        cached = key in seen or not proved.get(key)
+        seen.add(key)
+        return CommitReport(Commit(data["sha"], data["tree"], data["subject"]), key, cached, reports[key])
+
+    base = entry(first["base"])
+    series = [entry(c) for c in first["commits"]]
+    reference = entry(first["same_as"]) if first["same_as"] else None
+    return SeriesResult(base, series, reference, seconds, sum(len(s) for s in proved.values()))
+
+
+def run(plan: SeriesPlan, progress: Progress) -> SeriesResult:
+    started = time.perf_counter()
+    doc = collect(plan, progress)
+    return finish([doc], round(time.perf_counter() - started, 3))

@@ -1,0 +1,160 @@
+"""Contracts: what a function the engine does not lift may do, read from a TOML file in proofs/contracts/.
+
+A contract says whether the function returns, which registers it may change (AAPCS64 by default), what
+it leaves in DAIF and MDSCR_EL1, which exceptions it may unmask while it runs, and which memory it may
+write. Every contract a result rests on is printed with it; the `[default]` one applies to any function
+without its own entry, and that is printed too.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from verifier.util.errors import UserError
+from verifier.util.files import read_toml
+
+AAPCS_CLOBBERS = tuple(f"x{i}" for i in range(19)) + ("x30",)
+MEMORY_CLASSES = ("regs.gprs", "regs.sp", "regs.pc", "regs.pstate", "regs.rest", "task", "percpu", "global")
+PSTATE_BITS = {"N": 31, "Z": 30, "C": 29, "V": 28, "SS": 21, "IL": 20, "D": 9, "A": 8, "I": 7, "F": 6,
+               "PAN": 22, "DIT": 24, "TCO": 25, "SSBS": 12, "BTYPE": 10}
+DAIF_RETURNS = ("preserved", "masked", "any")
+UNMASKS = ("none", "preserved", "all")
+
+
+@dataclass(frozen=True)
+class Contract:
+    name: str
+    returns: bool = True
+    clobbers: tuple[str, ...] = AAPCS_CLOBBERS
+    daif: str = "preserved"  # preserved | masked | any | 0bDAIF
+    mdscr: str = "preserved"  # preserved | any
+    unmasks: str = "preserved"  # none | preserved (only what DAIF at the call allows) | all
+    writes: tuple[str, ...] = MEMORY_CLASSES
+    pstate_bits: tuple[str, ...] = ("N", "Z", "C", "V")  # bits of regs.pstate it may change
+    note: str = ""
+    is_default: bool = False
+    lift: bool = True  # False: summarise by this contract even where the code is lifted (a loop the engine
+    #                    would only unroll to its bound)
+
+    def describe(self) -> str:
+        parts = [f"contract {self.name}" + (" (default)" if self.is_default else "") + ":"]
+        parts.append("returns" if self.returns else "does not return")
+        if self.returns:
+            parts.append(f"DAIF on return {self.daif}; MDSCR_EL1 {self.mdscr}; may unmask {self.unmasks}")
+            parts.append("writes " + ", ".join(self.writes) + f"; pt_regs.pstate bits {''.join(self.pstate_bits)}")
+        if not self.lift:
+            parts.append("(used instead of the lifted code)")
+        if self.note:
+            parts.append(self.note)
+        return " ".join(parts)
+
+
+@dataclass(frozen=True)
+class Callback:
+    """An `alternative_cb` callback: what the boot-time patching may put at the site."""
+
+    name: str
+    patches: str  # "nops" | "registers"
+    registers: tuple[str, ...] = ()
+    note: str = ""
+
+
+@dataclass
+class Contracts:
+    path: str
+    family: str
+    layout: dict[str, int]
+    tif: dict[str, int]
+    aliases: dict[str, int]
+    default: Contract
+    functions: dict[str, Contract] = field(default_factory=dict)
+    indirect: dict[str, Contract] = field(default_factory=dict)  # by the symbol the pointer is loaded from
+    callbacks: dict[str, Callback] = field(default_factory=dict)
+    firmware: Contract | None = None
+    noreturn_patterns: tuple[str, ...] = ()
+    percpu_current: str | None = None  # the per-CPU variable that holds the current task at EL0 entry
+
+    def for_function(self, name: str) -> Contract:
+        if name in self.functions:
+            return self.functions[name]
+        for pattern in self.noreturn_patterns:
+            if re.fullmatch(pattern, name):
+                return Contract(name, returns=False, note=f"matches noreturn pattern {pattern}")
+        return self.default
+
+
+def _contract(name: str, table: dict, base: Contract, where: str, default: bool = False) -> Contract:
+    known = {"returns", "clobbers", "daif", "mdscr", "unmasks", "writes", "pstate_bits", "note", "lift"}
+    unknown = set(table) - known
+    if unknown:
+        raise UserError(
+            f"contract {name}: unknown key(s) {', '.join(sorted(unknown))} (known: {', '.join(sorted(known))})", where
+        )
+    clobbers = table.get("clobbers", base.clobbers)
+    if clobbers == "aapcs64":
+        clobbers = AAPCS_CLOBBERS
+    writes = tuple(table.get("writes", base.writes))
+    for cls in writes:
+        if cls not in MEMORY_CLASSES:
+            raise UserError(f"contract {name}: unknown memory class '{cls}' (known: {', '.join(MEMORY_CLASSES)})",
+                            where)
+    daif = str(table.get("daif", base.daif))
+    if daif not in DAIF_RETURNS and not re.fullmatch(r"0b[01]{4}", daif):
+        raise UserError(f"contract {name}: daif must be one of {', '.join(DAIF_RETURNS)} or 0bDAIF", where)
+    unmasks = str(table.get("unmasks", base.unmasks))
+    if unmasks not in UNMASKS:
+        raise UserError(f"contract {name}: unmasks must be one of {', '.join(UNMASKS)}", where)
+    bits = tuple(table.get("pstate_bits", base.pstate_bits))
+    for bit in bits:
+        if bit not in PSTATE_BITS:
+            raise UserError(f"contract {name}: unknown pstate bit '{bit}'", where)
+    return Contract(
+        name=name,
+        returns=bool(table.get("returns", base.returns)),
+        clobbers=tuple(clobbers),
+        daif=daif,
+        mdscr=str(table.get("mdscr", base.mdscr)),
+        unmasks=unmasks,
+        writes=writes,
+        pstate_bits=bits,
+        note=str(table.get("note", "")),
+        is_default=default,
+        lift=bool(table.get("lift", True)),
+    )
+
+
+def load_contracts(path: str | Path) -> Contracts:
+    path = Path(path)
+    data, _ = read_toml(path, "contracts")
+    where = str(path)
+    default = _contract("default", data.get("default", {}), Contract("default"), where, default=True)
+    contracts = Contracts(
+        path=where,
+        family=str(data.get("family", path.stem)),
+        layout={k: int(v) for k, v in data.get("layout", {}).items() if k != "tif"},
+        tif={k: int(v) for k, v in data.get("layout", {}).get("tif", {}).items()},
+        aliases={k: int(v) for k, v in data.get("aliases", {}).items()},
+        default=default,
+        noreturn_patterns=tuple(data.get("noreturn_patterns", [])),
+        percpu_current=data.get("current", {}).get("percpu"),
+    )
+    for name, table in data.get("function", {}).items():
+        contracts.functions[name] = _contract(name, table, default, where)
+    for name, table in data.get("indirect", {}).items():
+        contracts.indirect[name] = _contract(f"*{name}", table, default, where)
+    if "firmware" in data:
+        contracts.firmware = _contract("firmware call (hvc/smc)", data["firmware"], default, where)
+    for name, table in data.get("callback", {}).items():
+        patches = table.get("patches")
+        if patches not in ("nops", "registers"):
+            raise UserError(f"callback {name}: patches must be 'nops' or 'registers'", where)
+        registers = tuple(table.get("registers", ()))
+        contracts.callbacks[name] = Callback(name, patches, registers, str(table.get("note", "")))
+    for key in ("TSK_TI_FLAGS", "S_PC", "S_PSTATE", "S_FRAME_SIZE"):
+        if key not in contracts.layout:
+            raise UserError(f"[layout] needs {key}", where)
+    if "TIF_SINGLESTEP" not in contracts.tif:
+        raise UserError("[layout.tif] needs TIF_SINGLESTEP", where)
+    return contracts

@@ -1,0 +1,328 @@
+"""Policies (grammar/policy.lark): rules about when D and I are unmasked relative to the handlers, per
+class of exception, with function roles bound per kernel family. Parsed here, checked against the lifted
+code, and compiled into rules the explorer evaluates at its events."""
+
+from __future__ import annotations
+
+import difflib
+import re
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+
+import z3
+from lark import Lark, Token, Tree
+from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
+
+from verifier.spec.constraints import ConstraintError, check_syntax
+from verifier.util.errors import UserError
+from verifier.util.paths import GRAMMARS
+
+GRAMMAR = GRAMMARS / "policy.lark"
+DEBUG_ECS = (0x30, 0x31, 0x32, 0x33, 0x34, 0x35, 0x38, 0x3A, 0x3C)
+EVENTS = ("call", "daif", "mdscr", "eret", "every")
+
+
+@dataclass(frozen=True)
+class Where:
+    file: str
+    line: int
+    col: int
+
+
+@dataclass
+class Role:
+    name: str
+    bindings: dict[str, str]  # kernel family -> regular expression over function names
+    where: Where
+
+
+@dataclass
+class Rule:
+    id: str
+    title: str
+    kind: str  # sync irq fiq serror any
+    source: str  # el0 el1 any
+    ecs: tuple[int, ...] | None  # None: every class
+    ec_negated: bool
+    event: str
+    role: str | None
+    require: str
+    require_where: Where
+    reading: str | None
+    default: bool
+    where: Where
+
+
+@dataclass
+class Assume:
+    id: str
+    text: str
+    constraint: str
+    where: Where
+
+
+@dataclass
+class Policy:
+    name: str
+    path: str
+    rules: list[Rule] = field(default_factory=list)
+    roles: dict[str, Role] = field(default_factory=dict)
+    assumptions: list[Assume] = field(default_factory=list)
+
+    def applies(self, rule: Rule, source: str, kind: str) -> bool:
+        src = "el0" if source.startswith("el0") else "el1"
+        return rule.source in ("any", src) and rule.kind in ("any", kind)
+
+
+@cache
+def _parser() -> Lark:
+    return Lark(GRAMMAR.read_text(), parser="lalr", propagate_positions=True)
+
+
+def _where(path: str, token: Token | Tree) -> Where:
+    meta = token if isinstance(token, Token) else token.meta
+    return Where(path, getattr(meta, "line", 1) or 1, getattr(meta, "column", 1) or 1)
+
+
+def _syntax_error(path: str, text: str, err: UnexpectedInput) -> UserError:
+    line, col = getattr(err, "line", None), getattr(err, "column", None)
+    if isinstance(err, UnexpectedToken):
+        expected = ", ".join(sorted(e.strip('"').lower() for e in err.expected if not e.startswith("__")))[:200]
+        message = f"unexpected '{err.token}'" + (f" (expected {expected})" if expected else "")
+        if err.token.type == "$END":
+            message = "unexpected end of file"
+    elif isinstance(err, UnexpectedCharacters):
+        message = f"unexpected character '{text[err.pos_in_stream]}'"
+    elif isinstance(err, UnexpectedEOF):
+        message = "unexpected end of file"
+    else:
+        message = str(err).splitlines()[0]
+    source_line = text.splitlines()[line - 1] if line and line <= len(text.splitlines()) else None
+    return UserError(message, path, line, col, source_line)
+
+
+def _string(token: Token) -> str:
+    return str(token)[1:-1]
+
+
+def _constraint(token: Token) -> str:
+    return str(token).replace("\\\n", " ").strip()
+
+
+def _constraint_where(path: str, token: Token) -> Where:
+    """Where the constraint's text starts (the token may begin with the blanks before it)."""
+    text = str(token)
+    return Where(path, token.line or 1, (token.column or 1) + len(text) - len(text.lstrip(" \t")))
+
+
+def parse_policy(path: str | Path) -> Policy:
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as err:
+        raise UserError(f"cannot read policy: {err.strerror}", str(path)) from None
+    name = str(path)
+    try:
+        tree = _parser().parse(text)
+    except UnexpectedInput as err:
+        raise _syntax_error(name, text, err) from None
+    header = tree.children[0]
+    policy = Policy(_string(header.children[0]), name)
+    for item in tree.children[1:]:
+        if item.data == "assume":
+            ident, label, constraint = item.children
+            policy.assumptions.append(Assume(str(ident), _string(label), _constraint(constraint),
+                                             _constraint_where(name, constraint)))
+        elif item.data == "role":
+            ident = item.children[0]
+            if str(ident) in policy.roles:
+                raise UserError(f"role '{ident}' is defined twice", name, ident.line, ident.column)
+            bindings: dict[str, str] = {}
+            for binding in item.children[1:]:
+                family, pattern = binding.children
+                try:
+                    re.compile(_string(pattern))
+                except re.error as err:
+                    raise UserError(f"bad function pattern: {err}", name, pattern.line, pattern.column) from None
+                bindings[str(family)] = _string(pattern)
+            policy.roles[str(ident)] = Role(str(ident), bindings, _where(name, ident))
+        else:
+            policy.rules.append(_rule(name, item))
+    _check(policy, text)
+    return policy
+
+
+def _rule(name: str, item: Tree) -> Rule:
+    ident, title, when, at, require, *rest = item.children
+    kind, source = str(when.children[0]), str(when.children[1])
+    ecs: tuple[int, ...] | None = None
+    negated = False
+    if len(when.children) > 2:
+        spec = when.children[2].children
+        if len(spec) == 1 and isinstance(spec[0], Token) and spec[0].type == "ECCLASS":
+            ecs, negated = DEBUG_ECS, str(spec[0]) == "non-debug"
+        else:
+            ecs = tuple(int(str(n), 0) for n in spec)
+    event = str(at.children[0])
+    role = str(at.children[1]) if len(at.children) > 1 else None
+    constraint = require.children[0]
+    reading, default = None, False
+    for extra in rest:
+        if isinstance(extra, Tree) and extra.data == "reading":
+            reading = _string(extra.children[0])
+        elif isinstance(extra, Token) and extra.type == "DEFAULT":
+            default = True
+    return Rule(str(ident), _string(title), kind, source, ecs, negated, event, role, _constraint(constraint),
+                _constraint_where(name, constraint), reading, default, _where(name, ident))
+
+
+def _check(policy: Policy, text: str) -> None:
+    seen: set[str] = set()
+    for rule in policy.rules:
+        if rule.id in seen:
+            raise UserError(f"rule '{rule.id}' is defined twice", policy.path, rule.where.line, rule.where.col)
+        seen.add(rule.id)
+        if rule.event == "call":
+            if rule.role is None:
+                raise UserError("`at call` needs a role", policy.path, rule.where.line, rule.where.col)
+            if rule.role not in policy.roles:
+                near = difflib.get_close_matches(rule.role, list(policy.roles), n=3)
+                hint = f" (did you mean {', '.join(near)}?)" if near else ""
+                line, col = _find(text, rule.role, rule.where.line)
+                raise UserError(f"unknown role '{rule.role}'{hint}", policy.path, line, col)
+        elif rule.role is not None:
+            line, col = _find(text, rule.role, rule.where.line)
+            raise UserError(f"`at {rule.event}` takes no role", policy.path, line, col)
+        for called in re.findall(r"\bcalled\.([A-Za-z_][\w-]*)", rule.require):
+            if called not in policy.roles:
+                line, col = _find(text, f"called.{called}", rule.require_where.line)
+                raise UserError(f"unknown role '{called}' in called.{called}", policy.path, line, col)
+        _syntax(policy.path, rule.require, rule.require_where)
+    for assume in policy.assumptions:
+        _syntax(policy.path, assume.constraint, assume.where)
+
+
+def _find(text: str, needle: str, from_line: int) -> tuple[int, int]:
+    lines = text.splitlines()
+    for number in range(from_line, len(lines) + 1):
+        col = lines[number - 1].find(needle)
+        if col >= 0:
+            return number, col + 1
+    return from_line, 1
+
+
+def _syntax(path: str, constraint: str, where: Where) -> None:
+    try:
+        check_syntax(constraint)
+    except ConstraintError as err:
+        raise UserError(str(err), path, where.line, where.col + (err.col or 1) - 1) from None
+
+
+def bind_roles(policy: Policy, family: str, functions: set[str]) -> dict[str, re.Pattern[str]]:
+    """Each role's pattern for this kernel family, checked to match something in the lifted code or the
+    contracts (a pattern that matches nothing is an error that lists near names)."""
+    out: dict[str, re.Pattern[str]] = {}
+    for role in policy.roles.values():
+        pattern = role.bindings.get(family)
+        if pattern is None:
+            known = ", ".join(sorted(role.bindings)) or "none"
+            raise UserError(f"role '{role.name}' has no binding for kernel family '{family}' (has: {known})",
+                            policy.path, role.where.line, role.where.col)
+        compiled = re.compile(pattern)
+        for alternative in pattern.split("|"):
+            if not any(re.fullmatch(alternative, f) for f in functions):
+                near = difflib.get_close_matches(alternative, sorted(functions), n=4)
+                hint = f"; near names: {', '.join(near)}" if near else ""
+                raise UserError(f"role '{role.name}': '{alternative}' matches no function in the lifted code "
+                                f"({family}){hint}", policy.path, role.where.line, role.where.col)
+        out[role.name] = compiled
+    return out
+
+
+def rule_scope(rule: Rule, esr: z3.BitVecRef) -> z3.BoolRef:
+    """The exception classes a rule covers, as a condition on ESR_EL1."""
+    if rule.ecs is None:
+        return z3.BoolVal(True)
+    ec = z3.Extract(31, 26, esr)
+    inside = z3.Or([ec == e for e in rule.ecs])
+    return z3.Not(inside) if rule.ec_negated else inside
+
+
+# ------------------------------------------------------------------------------ compiling for a slot
+
+_DAIF_BITS = {"D": 3, "A": 2, "I": 1, "F": 0}
+_MDSCR_BITS = {"SS": 0, "KDE": 13, "MDE": 15}
+
+
+def select_rules(policy: Policy, readings: tuple[str, ...]) -> list[Rule]:
+    """The rules in force: each group of alternative readings contributes its default, or the reading
+    asked for by id."""
+    known = {rule.id for rule in policy.rules}
+    for wanted in readings:
+        if wanted not in known:
+            rules = ", ".join(sorted(known))
+            raise UserError(f"--reading {wanted}: no such rule in policy {policy.name} (rules: {rules})")
+    chosen: list[Rule] = []
+    for rule in policy.rules:
+        if rule.reading is None:
+            chosen.append(rule)
+            continue
+        group = [r for r in policy.rules if r.reading is not None and (r.kind, r.source, r.event, r.role) ==
+                 (rule.kind, rule.source, rule.event, rule.role)]
+        picked = [r for r in group if r.id in readings]
+        if (picked and rule in picked) or (not picked and rule.default):
+            chosen.append(rule)
+    return chosen
+
+
+def compile_rules(policy: Policy, rules: list[Rule], roles: dict[str, re.Pattern[str]], slot_source: str,
+                  slot_kind: str, context: object, tif: dict[str, int]) -> list:
+    """PolicyRule objects for one slot; `context` is the slot's constraints.Context."""
+    from verifier.engine.explore import PolicyRule
+    from verifier.semantics.state import MDSCR, Region
+    from verifier.spec.constraints import ConstraintError, Context, _as_bool, _eval, parse_constraint
+
+    assert isinstance(context, Context)
+    out = []
+    for rule in rules:
+        if not policy.applies(rule, slot_source, slot_kind):
+            continue
+        tree = parse_constraint(rule.require)
+
+        def predicate(state, track, tree=tree, rule=rule):  # noqa: ANN001, ANN202
+            def lookup(name: str):  # noqa: ANN202
+                if name in _DAIF_BITS:
+                    bit = _DAIF_BITS[name]
+                    return z3.Extract(bit, bit, state.daif)
+                if name == "now.mdscr":
+                    return state.read_sysreg(MDSCR)
+                if name.startswith("now.mdscr."):
+                    field_name = name.split(".", 2)[2]
+                    if field_name not in _MDSCR_BITS:
+                        raise ConstraintError(f"unknown field '{name}' (known: now.mdscr.SS, .KDE, .MDE)")
+                    bit = _MDSCR_BITS[field_name]
+                    return z3.Extract(bit, bit, state.read_sysreg(MDSCR))
+                if name.startswith("percpu."):
+                    region = Region(tuple(sorted((f"&{name[7:]}", "percpu_offset"))))
+                    return state.memory.load(region, 0, 8)
+                if name.startswith("called."):
+                    return track.called.get(name[7:], z3.BoolVal(False))
+                return None
+
+            ctx = Context(context.values, tif, context.from_el0, context.caps, lookup)
+            try:
+                return _as_bool(_eval(tree, ctx))
+            except ConstraintError as err:
+                raise UserError(f"rule {rule.id}: {err}", rule.require_where.file, rule.require_where.line,
+                                rule.require_where.col) from None
+
+        esr = context.values["esr"]
+        out.append(PolicyRule(rule.id, rule.event, roles.get(rule.role) if rule.role else None,
+                              rule_scope(rule, esr), predicate, roles))
+    return out
+
+
+def family_of(rule_id: str) -> str:
+    """R4-handler -> R4: results are reported under the rule of the policy they belong to."""
+    return rule_id.split("-")[0]

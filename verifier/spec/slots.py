@@ -1,0 +1,186 @@
+"""The 16 vector slots: where each starts, the symbolic interrupted context it is taken from, and the
+assumptions (read from proofs/) that constrain that context."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import z3
+
+from verifier.engine.explore import Initial, Track, classify_region
+from verifier.engine.explore import Path as ExecPath
+from verifier.engine.image import Image
+from verifier.ir import sysregs
+from verifier.ir.program import DataValue
+from verifier.semantics.state import ELR_EL1, ESR_EL1, MDSCR, SPSR_EL1, Memory, Region, State, bv
+from verifier.spec.constraints import ConstraintError, Context, compile_constraint
+from verifier.spec.contracts import Contracts
+from verifier.util.errors import UserError
+from verifier.util.files import read_toml
+from verifier.util.paths import shown
+
+SOURCES = ("el1t", "el1h", "el0_64", "el0_32")
+PERCPU_OFFSET = "percpu_offset"
+KINDS = ("sync", "irq", "fiq", "serror")
+
+
+@dataclass(frozen=True)
+class Slot:
+    index: int
+
+    @property
+    def source(self) -> str:
+        return SOURCES[self.index // 4]
+
+    @property
+    def kind(self) -> str:
+        return KINDS[self.index % 4]
+
+    @property
+    def name(self) -> str:
+        return f"{self.source}_{self.kind}"
+
+    @property
+    def offset(self) -> int:
+        return 0x80 * self.index
+
+    @property
+    def from_el0(self) -> bool:
+        return self.source.startswith("el0")
+
+    @property
+    def synchronous(self) -> bool:
+        return self.kind == "sync"
+
+
+ALL_SLOTS = tuple(Slot(i) for i in range(16))
+
+
+def slot_by_name(name: str) -> Slot:
+    for slot in ALL_SLOTS:
+        if slot.name == name:
+            return slot
+    raise UserError(f"unknown vector slot '{name}' (known: {' '.join(s.name for s in ALL_SLOTS)})")
+
+
+@dataclass(frozen=True)
+class Assumption:
+    id: str
+    text: str
+    constraint: str
+    source: str  # file:line
+
+
+def load_assumptions(path: str | Path) -> list[Assumption]:
+    path = Path(path)
+    data, raw = read_toml(path, "assumptions")
+    out = []
+    for entry in data.get("assumption", []):
+        for key in ("id", "text", "constraint"):
+            if key not in entry:
+                raise UserError(f"an [[assumption]] needs '{key}'", str(path))
+        line = _line_of(raw, entry["id"])
+        out.append(Assumption(entry["id"], entry["text"], entry["constraint"], f"{shown(path)}:{line}"))
+    return out
+
+
+def _line_of(raw: str, needle: str) -> int:
+    for number, line in enumerate(raw.splitlines(), start=1):
+        if re.search(rf"id\s*=\s*\"{re.escape(needle)}\"", line):
+            return number
+    return 1
+
+
+# Architecture facts (Arm ARM, exception entry), not assumptions: SPSR_EL1.M says where we came from.
+_MODE = {"el1t": 0b00100, "el1h": 0b00101, "el0_64": 0b00000}
+
+
+def architecture_facts(slot: Slot, spsr: z3.BitVecRef) -> list[z3.BoolRef]:
+    mode = z3.Extract(4, 0, spsr)
+    if slot.source in _MODE:
+        return [mode == _MODE[slot.source]]
+    return [z3.Extract(4, 4, spsr) == 1, z3.Extract(3, 0, spsr) == 0]  # AArch32 User mode
+
+
+def build(slot: Slot, image: Image, contracts: Contracts, assumptions: list[Assumption],
+          vectors: int) -> tuple[Initial, ExecPath, list[z3.BoolRef], list[str]]:
+    """The start of one slot: initial values, the path at the vector, constraints (architecture +
+    assumptions) and their printable form."""
+    spsr, mdscr, esr, elr = (z3.BitVec(n, 64) for n in ("spsr0", "mdscr0", "esr0", "elr0"))
+    sp0, task = z3.BitVec("sp0", 64), z3.BitVec("task", 64)
+    flags_offset = contracts.layout["TSK_TI_FLAGS"]
+    flags = z3.BitVec(f"mem[task+{flags_offset & ~7:#x}]", 64)
+    if flags_offset & 7:
+        raise UserError("TSK_TI_FLAGS must be 8-byte aligned", contracts.path)
+    initial = Initial(spsr, mdscr, esr, elr, task, flags, slot.from_el0, {})
+    percpu_task = contracts.percpu_current
+
+    def initial_word(region: Region, word: int, epoch: int) -> z3.BitVecRef:
+        if not region.bases:
+            contents = _image_word(image, word)
+            if contents is not None:
+                return contents
+        if (epoch == 0 and slot.from_el0 and percpu_task and word == 0
+                and region.bases == tuple(sorted((f"&{percpu_task}", PERCPU_OFFSET)))):
+            return task  # this CPU's entry task is the current task
+        suffix = f"@{epoch}" if epoch else ""
+        return z3.BitVec(f"mem[{region}+{word:#x}]{suffix}", 64)
+
+    memory = Memory(initial=initial_word)
+    memory.classify = classify_region(initial)
+
+    def fresh_sysreg(encoding: int) -> z3.BitVecRef:
+        return z3.BitVec(f"{sysregs.name_of(encoding)}@entry", 64)
+
+    state = State(
+        x=[z3.BitVec(f"x{i}@entry", 64) for i in range(31)],
+        sp_el1=sp0,
+        sp_el0=z3.BitVec("sp_el0@entry", 64) if slot.from_el0 else task,
+        nzcv=z3.BitVec("nzcv@entry", 4),
+        daif=bv(0xF, 4),  # exception entry masks D, A, I and F
+        pstate_ss=bv(0, 1),
+        # this CPU's per-CPU offset: in TPIDR_EL1, or with VHE in TPIDR_EL2 (the kernel's alternatives
+        # pick the register; whichever is read holds the offset)
+        sysregs={SPSR_EL1: spsr, ELR_EL1: elr, ESR_EL1: esr, MDSCR: mdscr,
+                 sysregs.encode("tpidr_el1"): z3.BitVec(PERCPU_OFFSET, 64),
+                 sysregs.encode("tpidr_el2"): z3.BitVec(PERCPU_OFFSET, 64)},
+        memory=memory,
+        fresh_sysreg=fresh_sysreg,
+    )
+    start = ExecPath(state, z3.BoolVal(True), Track(), (), vectors + slot.offset)
+    facts = architecture_facts(slot, spsr)
+    printed = []
+    ctx = Context({"spsr": spsr, "mdscr": mdscr, "esr": esr, "elr": elr, "flags": flags}, contracts.tif,
+                  z3.BoolVal(slot.from_el0), initial.caps)
+    for assumption in assumptions:
+        try:
+            facts.append(compile_constraint(assumption.constraint, ctx))
+        except ConstraintError as err:
+            raise UserError(f"assumption {assumption.id}: {err}", assumption.source) from None
+        printed.append(f"{assumption.id}: {assumption.text} [{assumption.constraint}] ({assumption.source})")
+    return initial, start, facts, printed
+
+
+def _image_word(image: Image, address: int) -> z3.BitVecRef | None:
+    """The initial 64-bit word at a concrete address inside lifted data."""
+    value = image.data_value(address, 8)
+    if isinstance(value, DataValue):
+        if value.target is None:
+            return bv(value.value)
+        if value.pcrel:
+            return None
+        target = image.address(value.target, image.placed(address).program)  # type: ignore[union-attr]
+        if target is None:
+            return z3.simplify(z3.BitVec(f"&{value.target.symbol}", 64) + value.target.addend)  # type: ignore[union-attr]
+        return bv(target)
+    raw = image.data_bytes(address, 8)
+    if all(b is None for b in raw):
+        return None
+    if all(b is not None for b in raw):
+        return bv(int.from_bytes(bytes(raw), "little"))  # type: ignore[arg-type]
+    # a word only partly inside lifted data (a table's last bytes): known bytes, the rest unknown
+    unknown = z3.BitVec(f"mem[abs+{address:#x}]", 64)
+    parts = [bv(b, 8) if b is not None else z3.Extract(8 * i + 7, 8 * i, unknown) for i, b in enumerate(raw)]
+    return z3.simplify(z3.Concat(*reversed(parts)))

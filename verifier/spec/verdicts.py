@@ -1,0 +1,295 @@
+"""From an explored slot to verdicts: per obligation and exception class, PROVED, VIOLATED (with a
+counterexample that a concrete replay confirms), WAIVED or UNKNOWN (with why)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import z3
+
+from verifier.engine.explore import Initial, SlotRun
+from verifier.spec.slots import Slot
+from verifier.util.errors import UserError
+from verifier.util.files import read_toml
+from verifier.util.paths import shown
+
+OBLIGATIONS = ("eret-integrity", "d-restored", "ss-restored", "daif-order", "mdscr-sync")
+OBLIGATION_TEXT = {
+    "eret-integrity": "from the writes of ELR_EL1/SPSR_EL1 the eret consumes up to the eret, no exception that "
+                      "could overwrite them is unmasked",
+    "d-restored": "SPSR_EL1.D at eret equals D of the interrupted context",
+    "ss-restored": "MDSCR_EL1.SS at eret equals its value at entry (returning to EL1) or the task's "
+                   "TIF_SINGLESTEP as the return path read it (returning to EL0)",
+    "daif-order": "at every instruction, I unmasked implies D unmasked",
+    "mdscr-sync": "D is not unmasked while an MDSCR_EL1 write that changes SS or KDE awaits a context "
+                  "synchronisation event",
+}
+ALL_ECS = tuple(range(64))
+
+EC_NAMES = {
+    0x00: "UNKNOWN", 0x01: "WFx", 0x07: "FP_ASIMD", 0x0E: "ILL", 0x11: "SVC32", 0x15: "SVC64", 0x18: "SYS64",
+    0x19: "SVE", 0x1C: "FPAC", 0x20: "IABT_LOW", 0x21: "IABT_CUR", 0x22: "PC_ALIGN", 0x24: "DABT_LOW",
+    0x25: "DABT_CUR", 0x26: "SP_ALIGN", 0x28: "FP_EXC32", 0x2C: "FP_EXC64", 0x2F: "SERROR", 0x30: "BREAKPT_LOW",
+    0x31: "BREAKPT_CUR", 0x32: "SOFTSTP_LOW", 0x33: "SOFTSTP_CUR", 0x34: "WATCHPT_LOW", 0x35: "WATCHPT_CUR",
+    0x38: "BKPT32", 0x3C: "BRK64", 0x0D: "BTI", 0x27: "MOPS", 0x1D: "SME",
+}
+
+
+@dataclass(frozen=True)
+class Waiver:
+    property: str
+    function: str  # regular expression over function names the violating path runs through
+    reason: str
+    vector: str | None
+    source: str
+
+    def matches(self, prop: str, vector: str, functions: list[str]) -> bool:
+        if prop != self.property or (self.vector and self.vector != vector):
+            return False
+        return any(re.fullmatch(self.function, f) for f in functions)
+
+
+def load_waivers(path: str | Path) -> list[Waiver]:
+    path = Path(path)
+    data, _ = read_toml(path, "waivers")
+    waivers = []
+    for number, entry in enumerate(data.get("waiver", []), start=1):
+        for key in ("property", "function", "reason"):
+            if not str(entry.get(key, "")).strip():
+                raise UserError(f"waiver #{number} needs a non-empty '{key}' (a waiver without a reason is refused)",
+                                str(path))
+        if entry["property"] not in OBLIGATIONS and not re.fullmatch(r"R\d+(-[\w-]+)?", entry["property"]):
+            raise UserError(f"waiver #{number}: unknown property '{entry['property']}'", str(path))
+        try:
+            re.compile(entry["function"])
+        except re.error as err:
+            raise UserError(f"waiver #{number}: bad function pattern: {err}", str(path)) from None
+        waivers.append(Waiver(entry["property"], entry["function"], entry["reason"].strip(), entry.get("vector"),
+                              f"{shown(path)}#{number}"))
+    return waivers
+
+
+@dataclass
+class Result:
+    property: str
+    vector: str
+    ec: list[int]
+    verdict: str  # PROVED VIOLATED WAIVED UNKNOWN
+    reason: str
+    counterexample: dict[str, Any] | None = None
+    contracts: list[str] = field(default_factory=list)
+    policy: str | None = None
+    rule: str | None = None  # a policy rule's full id (R4-handler) where `property` is its family (R4)
+    location: tuple[str, int] | None = None  # where to report a violation (file, line)
+
+    def json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"property": self.property, "vector": self.vector, "ec": self.ec,
+                               "verdict": self.verdict, "reason": self.reason}
+        if self.policy:
+            out["policy"] = self.policy
+            out["rule"] = self.rule
+        if self.contracts:
+            out["contracts"] = self.contracts
+        if self.counterexample is not None:
+            out["counterexample"] = self.counterexample
+        return out
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Result:
+        return cls(data["property"], data["vector"], list(data["ec"]), data["verdict"], data["reason"],
+                   data.get("counterexample"), list(data.get("contracts", [])), data.get("policy"), data.get("rule"))
+
+
+def ec_label(ec: int) -> str:
+    return f"{ec:#04x}" + (f" ({EC_NAMES[ec]})" if ec in EC_NAMES else "")
+
+
+# Replays a model: returns the counterexample dict (trace, failing step, functions run) or None when
+# the replay did not reproduce the violation.
+Replayer = Callable[[z3.ModelRef, str], dict[str, Any] | None]
+
+
+class Judge:
+    def __init__(self, slot: Slot, run: SlotRun, facts: list[z3.BoolRef], initial: Initial,
+                 waivers: list[Waiver], replay: Replayer, timeout_ms: int = 30_000,
+                 rules: dict[str, tuple[tuple[int, ...], str]] | None = None) -> None:
+        self.slot, self.run, self.initial, self.waivers, self.replay = slot, run, initial, waivers, replay
+        self.solver = z3.Solver()
+        self.solver.set("timeout", timeout_ms)
+        for fact in facts:
+            self.solver.add(fact)
+        self.ec = z3.Extract(31, 26, initial.esr)
+        # policy rules: internal property "rule:ID" -> (the exception classes it covers, its label)
+        self.rules = rules or {}
+
+    def _check(self, *formulas: z3.BoolRef) -> tuple[z3.CheckSatResult, z3.ModelRef | None]:
+        self.solver.push()
+        for formula in formulas:
+            self.solver.add(formula)
+        result = self.solver.check()
+        model = self.solver.model() if result == z3.sat else None
+        self.solver.pop()
+        return result, model
+
+    def _not_in(self, ecs: set[int]) -> z3.BoolRef:
+        return z3.And([self.ec != e for e in sorted(ecs)]) if ecs else z3.BoolVal(True)
+
+    def judge(self) -> list[Result]:
+        results: list[Result] = []
+        for prop in OBLIGATIONS:
+            results.extend(self._obligation(prop))
+        for prop in self.rules:
+            results.extend(self._obligation(prop))
+        return results
+
+    def _violation(self, prop: str, waived_functions: tuple[str, ...] = ()) -> z3.BoolRef:
+        parts = []
+        for eret in self.run.erets:
+            formula = eret.violations[prop]
+            for function in waived_functions:
+                formula = z3.And(formula, z3.Not(eret.visited.get(function, z3.BoolVal(False))))
+            parts.append(formula)
+        return z3.Or(parts) if parts else z3.BoolVal(False)
+
+    def _contracts(self) -> list[str]:
+        return sorted({c for eret in self.run.erets for c in eret.contracts})
+
+    def _obligation(self, prop: str) -> list[Result]:
+        vector = self.slot.name
+        violation = self._violation(prop)
+        results: list[Result] = []
+        ecs = (self.rules[prop][0] if prop in self.rules else ALL_ECS) if self.slot.synchronous else ()
+        violating, timed_out = self._classes(violation, set(ecs)) if ecs else self._whole(violation)
+        if timed_out:
+            results.append(Result(prop, vector, sorted(set(ecs) - violating), "UNKNOWN",
+                                  "solver timeout looking for a violation"))
+        # one counterexample per failure site: the classes that fail at the same instruction share it
+        left = set(violating)
+        while left:
+            ec = min(left) if ecs else None
+            scope = self.ec == ec if ec is not None else z3.BoolVal(True)
+            status, model = self._check(violation, scope)
+            if model is None:
+                results.append(Result(prop, vector, [ec] if ec is not None else [], "UNKNOWN",
+                                      "solver timeout building a counterexample"))
+                left.discard(ec)  # type: ignore[arg-type]
+                continue
+            result = self._violated(prop, model, ec)
+            group = {ec} if ec is not None else set()
+            site = (result.counterexample or {}).get("failing", {}).get("address")
+            if ec is not None and site is not None and result.verdict != "UNKNOWN":
+                at_site = self._at_site(prop, site)
+                same, _ = self._classes(at_site, left - {ec})
+                group |= same
+                if result.verdict == "WAIVED":
+                    group = {e for e in group if self._waived_class(prop, result, e)}
+            result.ec = sorted(group)
+            results.append(result)
+            left -= group if group else left
+            if ec is None:
+                break
+        if timed_out:
+            return results
+        # paths that were not fully explored: UNKNOWN, never PROVED
+        unknown_ecs: set[int] = set()
+        for event in self.run.unknowns:
+            if ecs:
+                found, _ = self._classes(event.cond, set(ecs) - violating - unknown_ecs)
+                if found:
+                    results.append(Result(prop, vector, sorted(found), "UNKNOWN", event.reason))
+                    unknown_ecs |= found
+            else:
+                status, _ = self._check(event.cond)
+                if status != z3.unsat:
+                    results.append(Result(prop, vector, [], "UNKNOWN", event.reason))
+                    return results
+        if not ecs and violating:
+            return results
+        proved = sorted(set(ecs) - violating - unknown_ecs)
+        if ecs and not proved:
+            return results
+        reason = f"all paths ({len(self.run.erets)} eret sites reached, {len(self.run.fatals)} fatal ends)"
+        results.append(Result(prop, vector, proved, "PROVED", reason, contracts=self._contracts()))
+        return results
+
+    def _classes(self, formula: z3.BoolRef, candidates: set[int]) -> tuple[set[int], bool]:
+        """The exception classes among `candidates` for which `formula` is satisfiable; and whether the
+        solver gave up."""
+        found: set[int] = set()
+        if not candidates:
+            return found, False
+        allowed = z3.Or([self.ec == e for e in sorted(candidates)])
+        while True:
+            status, model = self._check(formula, allowed, self._not_in(found))
+            if status == z3.unknown:
+                return found, True
+            if model is None:
+                return found, False
+            found.add(model.eval(self.ec, model_completion=True).as_long())
+
+    def _whole(self, formula: z3.BoolRef) -> tuple[set[int], bool]:
+        status, _ = self._check(formula)
+        return ({-1} if status == z3.sat else set()), status == z3.unknown
+
+    def _at_site(self, prop: str, site: int) -> z3.BoolRef:
+        """The violation restricted to one failing instruction."""
+        parts = []
+        for eret in self.run.erets:
+            events = [e.cond for e in eret.events.get(prop, []) if e.address == site]
+            if prop in eret.events:
+                if events:
+                    parts.append(z3.And(eret.guard, z3.Or(events)))
+            elif eret.address == site:
+                parts.append(eret.violations[prop])
+        return z3.Or(parts) if parts else z3.BoolVal(False)
+
+    def _waived_class(self, prop: str, result: Result, ec: int) -> bool:
+        functions = (result.counterexample or {}).get("functions", [])
+        label = self.rules[prop][1] if prop in self.rules else prop
+        waived = tuple(w.function for w in self.waivers
+                       if w.matches(label, self.slot.name, functions)
+                       or w.matches(prop.removeprefix("rule:"), self.slot.name, functions))
+        status, _ = self._check(self._violation(prop, waived), self.ec == ec)
+        return status == z3.unsat
+
+    def _violated(self, prop: str, model: z3.ModelRef, ec: int | None) -> Result:
+        vector = self.slot.name
+        ecs = [ec] if ec is not None else []
+        cex = self.replay(model, prop)
+        if cex is None:
+            return Result(prop, vector, ecs, "UNKNOWN",
+                          "a violation was found but its concrete replay did not reproduce it (engine limit)")
+        functions = cex.get("functions", [])
+        label = self.rules[prop][1] if prop in self.rules else prop
+        for waiver in self.waivers:
+            rule_id = prop.removeprefix("rule:")
+            if waiver.matches(label, vector, functions) or waiver.matches(rule_id, vector, functions):
+                # is every violation of this class through the waived function?
+                rest = self._violation(prop, (waiver.function,))
+                scope = self.ec == ec if ec is not None else z3.BoolVal(True)
+                status, other = self._check(rest, scope)
+                if status == z3.unsat:
+                    return Result(prop, vector, ecs, "WAIVED", f"{waiver.reason} (waiver {waiver.source})",
+                                  cex, self._contracts(), location=_location(cex))
+                if other is not None:
+                    cex = self.replay(other, prop) or cex
+                break
+        reason = cex.get("failing", {}).get("what", "violated")
+        return Result(prop, vector, ecs, "VIOLATED", reason, cex, self._contracts(), location=_location(cex))
+
+
+def _location(cex: dict[str, Any]) -> tuple[str, int] | None:
+    failing = cex.get("failing", {})
+    if failing.get("file") and failing.get("line"):
+        return failing["file"], failing["line"]
+    return None
+
+
+def watched_patterns(waivers: list[Waiver]) -> tuple[str, ...]:
+    """The function-name patterns the explorer tracks visits of (the waivers')."""
+    return tuple(sorted({waiver.function for waiver in waivers}))
+
