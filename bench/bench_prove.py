@@ -17,7 +17,8 @@ from common import kernel_asm
 
 from verifier.kernel import kbuild
 from verifier.kernel.info import kernel_info
-from verifier.proof.run import ProveConfig, prove
+from verifier.proof.config import ProveConfig
+from verifier.proof.run import prove
 
 OBJECTS = ["arch/arm64/kernel/entry.o", "arch/arm64/kernel/entry-common.o", "arch/arm64/kernel/debug-monitors.o"]
 

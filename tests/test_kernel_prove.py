@@ -14,8 +14,8 @@ import pytest
 from verifier.cli.main import main
 from verifier.proof.run import replay_counterexample
 from verifier.report.results import render, verdict_lines
+from verifier.spec.obligations import OBLIGATIONS
 from verifier.spec.slots import ALL_SLOTS
-from verifier.spec.verdicts import OBLIGATIONS
 
 pytestmark = pytest.mark.kernel
 

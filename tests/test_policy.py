@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from verifier.cli.main import main
-from verifier.proof.run import BUNDLED_CONTRACTS, ProveConfig, Report, prove, replay_counterexample
+from verifier.proof.config import BUNDLED_CONTRACTS, ProveConfig
+from verifier.proof.run import Report, prove, replay_counterexample
 from verifier.spec.policy import bind_roles, parse_policy, select_rules
 from verifier.util.errors import UserError
 

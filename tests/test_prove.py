@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from verifier.cli.main import main
-from verifier.proof.run import BUNDLED_CONTRACTS, ProveConfig, Report, prove, replay_counterexample
+from verifier.proof.config import BUNDLED_CONTRACTS, ProveConfig
+from verifier.proof.run import Report, prove, replay_counterexample
 from verifier.spec.slots import slot_by_name
 
 ASM = Path(__file__).resolve().parents[1] / "asm"

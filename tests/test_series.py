@@ -14,14 +14,15 @@ import jsonschema
 import pytest
 
 from verifier.cli.main import main
-from verifier.kernel.snapshot import take
+from verifier.kernel.snapshot import Snapshot, take
 from verifier.proof.cache import proof_key
-from verifier.proof.run import ProveConfig, Report
+from verifier.proof.config import DEFAULT_WAIVERS, ProveConfig
+from verifier.proof.run import Report
 from verifier.report.progress import LineProgress
 from verifier.series.diff import differences, regressions, transitions
 from verifier.series.git import Commit
 from verifier.series.report import exit_status, render_markdown, render_text, to_json
-from verifier.series.run import FORMAT, CommitReport, SeriesResult, finish
+from verifier.series.run import FORMAT, CommitReport, SeriesPlan, SeriesResult, finish, prove_config
 from verifier.series.sarif import to_sarif
 from verifier.spec.verdicts import Result
 
@@ -310,10 +311,6 @@ def test_series_with_no_commits_or_no_kernel_is_an_input_error(tmp_path: Path,
 
 
 def test_series_proof_config_keeps_no_waivers_and_the_defaults(tmp_path: Path) -> None:
-    from verifier.kernel.snapshot import Snapshot
-    from verifier.proof.run import DEFAULT_WAIVERS
-    from verifier.series.run import SeriesPlan, prove_config
-
     snapshot = Snapshot("d", tmp_path, [tmp_path / "entry.s"], "/tree", {}, {}, "6.1")
     assert prove_config(SeriesPlan(repo=tmp_path, base="HEAD"), snapshot).waivers == DEFAULT_WAIVERS
     assert prove_config(SeriesPlan(repo=tmp_path, base="HEAD", waivers=None), snapshot).waivers is None

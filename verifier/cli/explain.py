@@ -7,7 +7,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from verifier.spec.verdicts import OBLIGATION_TEXT
+from verifier.spec.obligations import OBLIGATION_TEXT
 from verifier.util.errors import UserError
 from verifier.util.files import read_json
 

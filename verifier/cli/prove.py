@@ -5,23 +5,22 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import sys
 from pathlib import Path
 
 from verifier.engine.explore import Options
-from verifier.proof.run import (
+from verifier.proof.config import (
     BUNDLED_CONTRACTS,
     BUNDLED_SUBJECTS,
     DEFAULT_ASSUMPTIONS,
     DEFAULT_WAIVERS,
     ProveConfig,
-    Report,
-    prove,
+    parse_caps,
 )
+from verifier.proof.run import Report, prove
 from verifier.report.text import render_text
+from verifier.spec.obligations import OBLIGATIONS
 from verifier.spec.slots import ALL_SLOTS, slot_by_name
-from verifier.spec.verdicts import OBLIGATIONS
 from verifier.util.errors import UserError
 from verifier.util.outputs import write_output
 
@@ -68,22 +67,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.add_argument("files", nargs="*", metavar="FILE.s", help="lifted inputs (default: asm/*.s)")
     add_common(parser)
-
-
-def parse_caps(specs: list[str], names: dict[int, str]) -> dict[int, bool]:
-    by_name = {name: number for number, name in names.items()}
-    pins: dict[int, bool] = {}
-    for spec in specs:
-        m = re.fullmatch(r"([A-Za-z0-9_]+)=(on|off)", spec)
-        if not m:
-            raise UserError(f"--cap {spec}: expected NAME=on|off")
-        name = m.group(1)
-        number = int(name) if name.isdigit() else by_name.get(name, by_name.get(f"ARM64_{name}"))
-        if number is None:
-            hint = "" if names else " (capability names come from the kernel build; use the number here)"
-            raise UserError(f"--cap {spec}: unknown capability '{name}'{hint}")
-        pins[number] = m.group(2) == "on"
-    return pins
 
 
 def config_from(args: argparse.Namespace, files: list[Path], contracts: Path, cap_names: dict[int, str],

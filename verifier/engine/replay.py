@@ -2,18 +2,20 @@
 
 No solver runs here: every branch, alternative and indirect target is decided by evaluating it under the
 model. The replay records the trace a counterexample prints (source lines, functions, DAIF, MDSCR_EL1)
-and confirms the failure at its end.
+and what the observers found at the eret it ends in; spec/counterexample.py confirms the failure there.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import z3
 
-from verifier.engine.explore import Explorer, Initial, Options, Path
+from verifier.engine.explore import EretCheck, Explorer, Options, StepListener
 from verifier.engine.image import CodeRef, Image
+from verifier.engine.paths import Path
 from verifier.frontend.srcfunc import function_at
 from verifier.ir.program import Insn
 from verifier.semantics.state import MDSCR
@@ -70,20 +72,32 @@ def model_values(model: z3.ModelRef) -> dict[str, int | bool]:
     return out
 
 
-def _num(model: ModelLike, expr: z3.ExprRef) -> int:
+def model_number(model: ModelLike, expr: z3.ExprRef) -> int:
     value = model.eval(expr, model_completion=True)
     return value.as_long() if z3.is_bv_value(value) else 0
 
 
-def _daif_text(value: int) -> str:
+def daif_text(value: int) -> str:
     return "".join(flag if value & bit else flag.lower() for flag, bit in (("D", 8), ("A", 4), ("I", 2), ("F", 1)))
 
 
-def replay(image: Image, make_explorer: Callable[..., Explorer], initial: Initial, start: Path,
-           model: ModelLike, prop: str, cap_names: dict[int, str], options: Options | None = None
-           ) -> dict[str, Any] | None:
-    """Re-execute the path `model` describes. Returns the counterexample, or None if the path does not
-    end in an eret that violates `prop` (the explorer and the replay disagree: an engine limit)."""
+@dataclass
+class Replayed:
+    """The one path a model takes, run to its last eret: the trace a counterexample prints, and what the
+    observers found at that eret."""
+
+    trace: list[dict[str, Any]]
+    addresses: list[int]  # the address of each trace step
+    eret: EretCheck
+
+
+# Makes the explorer that replays: (guide, on_step, options) -> Explorer, started where the proof started.
+MakeExplorer = Callable[[ModelLike, StepListener, Options | None], Explorer]
+
+
+def replay(image: Image, make_explorer: MakeExplorer, model: ModelLike, options: Options | None = None
+           ) -> Replayed | None:
+    """Re-execute the path `model` describes; None if it reaches no eret."""
     trace: list[dict[str, Any]] = []
     addresses: list[int] = []
 
@@ -93,8 +107,8 @@ def replay(image: Image, make_explorer: Callable[..., Explorer], initial: Initia
             "file": (src.file or src.asm_file) if src else "?",
             "line": (src.line or src.asm_line) if src else 0,
             "function": image.function_at(path.pc) or "?",
-            "daif": _daif_text(_num(model, path.state.daif)),
-            "mdscr": f"{_num(model, path.state.read_sysreg(MDSCR)):#x}",
+            "daif": daif_text(model_number(model, path.state.daif)),
+            "mdscr": f"{model_number(model, path.state.read_sysreg(MDSCR)):#x}",
             "insn": str(insn),
         }
         if src is not None:
@@ -107,41 +121,7 @@ def replay(image: Image, make_explorer: Callable[..., Explorer], initial: Initia
         trace.append(step)
         addresses.append(path.pc)
 
-    explorer = make_explorer(guide=model, on_step=on_step, options=options)
-    run = explorer.explore()
+    run = make_explorer(model, on_step, options).explore()
     if not run.erets:
         return None
-    eret = run.erets[-1]
-    if not z3.is_true(model.eval(eret.violations[prop], model_completion=True)):
-        return None
-    failing_at = eret.address
-    what = f"{prop} fails at eret"
-    for event in eret.events.get(prop, []):
-        if z3.is_true(model.eval(event.cond, model_completion=True)):
-            failing_at, what = event.address, event.what
-            break
-    index = max((i for i, a in enumerate(addresses) if a == failing_at), default=len(trace) - 1)
-    failing = dict(trace[index]) if trace else {}
-    failing["what"] = what
-    failing["address"] = failing_at
-    failing["values"] = {name: f"{_num(model, expr):#x}" for name, expr in eret.values.items()}
-    failing["values"]["interrupted SPSR_EL1"] = f"{_num(model, initial.spsr):#x}"
-    caps = {cap_names.get(number, f"cap{number}"): z3.is_true(model.eval(var, model_completion=True))
-            for number, var in sorted(initial.caps.items())}
-    esr = _num(model, initial.esr)
-    return {
-        "initial": {
-            "SPSR_EL1": f"{_num(model, initial.spsr):#x}",
-            "MDSCR_EL1": f"{_num(model, initial.mdscr):#x}",
-            "ESR_EL1": f"{esr:#x}",
-            "EC": f"{(esr >> 26) & 0x3F:#04x}",
-            "thread_flags": f"{_num(model, initial.flags):#x}",
-            "capabilities": caps,
-        },
-        "trace": trace,
-        "failing": failing,
-        "functions": sorted({step["function"] for step in trace} |
-                            {step["source_function"] for step in trace if "source_function" in step}),
-    }
-
-
+    return Replayed(trace, addresses, run.erets[-1])

@@ -1,7 +1,7 @@
 """The assembler-side front end: statements to IR, the way gas lays them out.
 
 One pass over the statements (with macro expansion and conditionals), like gas's read.c, builds
-*fragments*: runs of fixed-size items that end in a variable part (an alignment or `.org`). Label values
+*fragments*: runs of fixed-size items that end in a variable part (an alignment). Label values
 are fragment base + offset, so differences inside one fragment are constants at once, and everything else
 (forward references, other subsections) is resolved after layout, like gas's fixups. Subsections are laid
 out in order after the whole file is read, so `alternative_if` replacement code placed in `.subsection 1`
@@ -16,23 +16,26 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from verifier.frontend import macros as mac
+from verifier.frontend.alternatives import decode_alternatives
+from verifier.frontend.decode import decode_word
 from verifier.frontend.expr import Lin, NotConstant, evaluate
 from verifier.frontend.operands import (
     OperandError,
     OperandScope,
+    Pending,
     Unsupported,
     lower_operands,
-    map_values,
+    resolve_pending,
 )
 from verifier.frontend.reader import PathNamer, Stmt, read_statements, split_statements
 from verifier.frontend.syntax import ParseError, parse_arguments, parse_expr, parse_operands
 from verifier.ir.program import (
-    Addr,
     DataValue,
     Imm,
     Insn,
     Item,
     Loc,
+    Operand,
     Program,
     Reloc,
     Section,
@@ -40,6 +43,7 @@ from verifier.ir.program import (
     SrcLoc,
     Symbol,
     SymRef,
+    Target,
 )
 from verifier.util.errors import UserError
 
@@ -96,17 +100,37 @@ class _LaidOut:
         raise NotConstant("numeric local label in a deferred expression")
 
 
+@dataclass
+class _Entry:
+    """An item as emitted into a fragment, with what is left to do for it once the layout is known."""
+
+    item: Item
+    redecode: bool = False  # an `.inst` word: decoded again at its final offset, so a PC-relative target is right
+    data_value: Lin | _Deferred | None = None  # a data field's value: made item.data after layout
+
+
+@dataclass(frozen=True)
+class Alignment:
+    """The variable part that ends a fragment: padding up to a multiple of `nbytes`, sized after layout."""
+
+    nbytes: int  # a power of two
+    fill: int | None  # the fill byte as written; None: gas's default (NOPs in code, zeros elsewhere)
+    max_skip: int | None  # no padding at all when more than this many bytes would be needed
+    src: SrcLoc
+    mapping: str | None  # gas's mapping state ("code" | "data") where the alignment was written
+
+
 class Frag:
     """A run of fixed-size items; `tail` is the variable part that ends it."""
 
-    __slots__ = ("section", "subsection", "items", "size", "tail", "address", "mapping_code")
+    __slots__ = ("section", "subsection", "entries", "size", "tail", "address")
 
     def __init__(self, section: SectionState, subsection: int) -> None:
         self.section = section
         self.subsection = subsection
-        self.items: list[Item] = []
+        self.entries: list[_Entry] = []
         self.size = 0
-        self.tail: tuple | None = None  # ("align", bytes, fill|None, max|None, src)
+        self.tail: Alignment | None = None
         self.address = 0
 
 
@@ -291,10 +315,10 @@ class Assembler(OperandScope):
             file, line = self.loc_override
         return SrcLoc(stmt.asm_file, stmt.asm_line, file, line, frame_stack)
 
-    def _emit(self, item: Item) -> None:
+    def _emit(self, item: Item, redecode: bool = False, data_value: Lin | _Deferred | None = None) -> None:
         frag = self.frag
         item.offset = frag.size
-        frag.items.append(item)
+        frag.entries.append(_Entry(item, redecode, data_value))
         frag.size += item.size
         self.cur[0].mapping = "data" if item.kind == "data" else "code"
 
@@ -574,10 +598,7 @@ class Assembler(OperandScope):
 
     def _emit_data_values(self, values: list[Lin | _Deferred], size: int, stmt: Stmt) -> None:
         for value in values:
-            item = Item(0, size, "data", src=self._srcloc(stmt))
-            item.data = (value,)  # type: ignore[assignment]  # resolved to DataValue in finish()
-            item.reason = f"field:{size}"
-            self._emit(item)
+            self._emit(Item(0, size, "data", src=self._srcloc(stmt)), data_value=value)
 
     def _emit_bytes(self, data: bytes, stmt: Stmt) -> None:
         if data:
@@ -639,7 +660,7 @@ class Assembler(OperandScope):
         if nbytes & (nbytes - 1):
             raise stmt.error(f"alignment {nbytes} is not a power of 2")
         frag = self.frag
-        frag.tail = ("align", nbytes, fill, max_skip, self._srcloc(stmt), self.cur[0].mapping)
+        frag.tail = Alignment(nbytes, fill, max_skip, self._srcloc(stmt), self.cur[0].mapping)
         self._new_frag()
 
     def _align_args(self, args: str, stmt: Stmt) -> tuple[int, int | None, int | None]:
@@ -721,21 +742,16 @@ class Assembler(OperandScope):
     def _d_inst(self, args: str, stmt: Stmt) -> None:
         for tree in self._args(args):
             word = self._const_arg(tree, stmt, ".inst") & 0xFFFFFFFF
-            self._emit(self._decoded_word(word, stmt))
+            self._emit_inst_word(word, stmt)
 
-    def _decoded_word(self, word: int, stmt: Stmt) -> Item:
+    def _emit_inst_word(self, word: int, stmt: Stmt) -> None:
         raw = word.to_bytes(4, "little")
-        try:
-            from verifier.frontend.decode import decode_word
-        except ImportError:  # pragma: no cover - the decoder ships with the package
-            return Item(0, 4, "undecoded", raw=raw, reason="no decoder", src=self._srcloc(stmt))
-        section = self.cur[0].name
-        insn = decode_word(word, section, 0)
+        insn = decode_word(word, self.cur[0].name, 0)
         if insn is None:
-            return Item(0, 4, "undecoded", raw=raw, reason=f"cannot decode .inst {word:#010x}",
-                        src=self._srcloc(stmt))
-        # decoded again in finish() at its final offset, so that a pc-relative target is right
-        return Item(0, 4, "insn", insn=insn, raw=raw, reason=".inst", src=self._srcloc(stmt))
+            self._emit(Item(0, 4, "undecoded", raw=raw, reason=f"cannot decode .inst {word:#010x}",
+                            src=self._srcloc(stmt)))
+        else:
+            self._emit(Item(0, 4, "insn", insn=insn, raw=raw, src=self._srcloc(stmt)), redecode=True)
 
     # symbols
     def _names(self, args: str) -> list[str]:
@@ -893,49 +909,48 @@ class Assembler(OperandScope):
 
     def finish(self) -> Program:
         program = Program(str(self.path), source_root=self.namer.root)
+        laid_out: dict[str, list[_Entry]] = {}  # each section's entries at their final offsets
         for state in self.sections.values():
             address = 0
-            items: list[Item] = []
+            entries: list[_Entry] = []
             for subsection in sorted(state.subsections):
                 for frag in state.subsections[subsection]:
                     frag.address = address
-                    for item in frag.items:
-                        item.offset += address
-                        items.append(item)
+                    for entry in frag.entries:
+                        entry.item.offset += address
+                        entries.append(entry)
                     address += frag.size
                     if frag.tail:
                         start = address
                         for item in self._padding(frag.tail, start, state):
                             item.offset += start
-                            items.append(item)
+                            entries.append(_Entry(item))
                             address += item.size
-            if not items and state.name != ".text":
+            if not entries and state.name != ".text":
                 continue
-            if not items and not state.subsections:
+            if not entries and not state.subsections:
                 continue
-            program.sections[state.name] = Section(state.name, state.flags, items, address)
-        for section in program.sections.values():
-            for item in section.items:
-                self._resolve_item(item, section.name)
+            program.sections[state.name] = Section(state.name, state.flags, [e.item for e in entries], address)
+            laid_out[state.name] = entries
+        for section, entries in laid_out.items():
+            for entry in entries:
+                self._resolve_entry(entry, section)
         self._symbols(program)
         if not program.sections.get(".text", Section(".text")).items:
             program.sections.pop(".text", None)
-        from verifier.frontend.alternatives import decode_alternatives
-
         program.alternatives = decode_alternatives(program)
         return program
 
     @staticmethod
-    def _padding(tail: tuple, address: int, state: SectionState) -> list[Item]:
-        _, nbytes, fill, max_skip, src, mapping = tail
-        pad = (-address) % nbytes
-        if pad == 0 or (max_skip is not None and pad > max_skip):
+    def _padding(tail: Alignment, address: int, state: SectionState) -> list[Item]:
+        pad = (-address) % tail.nbytes
+        if pad == 0 or (tail.max_skip is not None and pad > tail.max_skip):
             return []
-        if fill is None and state.is_code():
+        if tail.fill is None and state.is_code():
             # gas pads code with NOPs after any odd bytes, whatever came before (checked against
             # aarch64-linux-gnu-as 2.40: `.word 1; .balign 16` puts $x right after the word)
-            return _fill_items(pad, None, True, src)
-        return _fill_items(pad, fill or 0, mapping == "code" and state.is_code(), src)
+            return _fill_items(pad, None, True, tail.src)
+        return _fill_items(pad, tail.fill or 0, tail.mapping == "code" and state.is_code(), tail.src)
 
     def _term_value(self, key: Hashable) -> Lin | None:
         if isinstance(key, Frag):
@@ -951,10 +966,11 @@ class Assembler(OperandScope):
                 return Lin(0, {("sec", name): 1})
         return None
 
-    def _target(self, value: Lin, where: str) -> object:
-        final = value.substitute(self._term_value)
+    @staticmethod
+    def _target(final: Lin) -> Target:
+        """A laid-out value as a relocation target: a constant (spelt `*ABS*`+value), a place here or a symbol."""
         if final.is_const():
-            return final.const if where == "imm" else Loc("*ABS*", final.const)
+            return Loc("*ABS*", final.const)
         if len(final.terms) == 1:
             (key, coeff), = final.terms.items()
             if coeff == 1:
@@ -963,43 +979,32 @@ class Assembler(OperandScope):
                 return SymRef(key[1], final.const)
         raise NotConstant("expression too complex for a relocation")
 
-    def _resolve_item(self, item: Item, section: str) -> None:
-        if item.reason == ".inst" and item.raw is not None:
-            from verifier.frontend.decode import decode_word
-
+    def _resolve_entry(self, entry: _Entry, section: str) -> None:
+        item = entry.item
+        if entry.redecode:
+            assert item.raw is not None
             item.insn = decode_word(int.from_bytes(item.raw, "little"), section, item.offset)
-            item.reason = ""
             return
         if item.kind == "insn" and item.insn is not None:
             try:
-                item.insn = _apply_constant_relocs(map_values(item.insn, self._resolve_operand_value))
+                item.insn = _apply_constant_relocs(resolve_pending(item.insn, self._resolve_pending))
             except NotConstant as err:
                 raise self._item_error(item, str(err)) from None
-        elif item.kind == "data" and item.data:
-            size = int(item.reason.split(":")[1]) if item.reason.startswith("field:") else item.size
-            resolved = []
-            for value in item.data:
-                if isinstance(value, DataValue):
-                    resolved.append(value)
-                    continue
-                resolved.append(self._data_value(value, size, section, item.offset, item))  # type: ignore[arg-type]
-            item.data = tuple(resolved)
-            item.reason = ""
-            if all(v.target is None for v in item.data):
-                item.raw = b"".join((v.value & ((1 << (8 * v.size)) - 1)).to_bytes(v.size, "little")
-                                    for v in item.data)
+        elif entry.data_value is not None:
+            value = self._data_value(entry.data_value, item.size, section, item.offset, item)
+            item.data = (value,)
+            if value.target is None:
+                item.raw = (value.value & ((1 << (8 * value.size)) - 1)).to_bytes(value.size, "little")
 
     def _item_error(self, item: Item, message: str) -> UserError:
         src = item.src
         return UserError(message, src.asm_file if src else str(self.path), src.asm_line if src else None)
 
-    def _resolve_operand_value(self, value: Lin, where: str) -> object:
-        target = self._target(value, where)
-        if where == "imm":
-            if isinstance(target, int):
-                return Imm(target)
-            return Addr(target)  # type: ignore[arg-type]
-        return target
+    def _resolve_pending(self, pending: Pending) -> Operand:
+        final = pending.value.substitute(self._term_value)
+        if pending.role == "imm" and final.is_const():
+            return Imm(final.const)
+        return pending.with_target(self._target(final))
 
     def _data_value(self, value: Lin | _Deferred, size: int, section: str, address: int, item: Item) -> DataValue:
         if isinstance(value, _Deferred):
@@ -1049,8 +1054,6 @@ def _fill_items(pad: int, fill: int | None, code: bool, src: SrcLoc | None) -> l
     `fill` is None, else the fill pattern, e.g. `udf #0`)."""
     if not code:
         return [Item(0, pad, "data", raw=bytes([(fill or 0) & 0xFF]) * pad, src=src)]
-    from verifier.frontend.decode import decode_word
-
     out: list[Item] = []
     odd = pad % 4
     if odd:

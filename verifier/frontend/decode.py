@@ -16,13 +16,14 @@ from verifier.frontend.expr import Lin, NotConstant
 from verifier.frontend.operands import (
     OperandError,
     OperandScope,
+    Pending,
     Unsupported,
     address_position,
     lower_operands,
-    map_values,
+    resolve_pending,
 )
 from verifier.frontend.syntax import ParseError, parse_operands
-from verifier.ir.program import Addr, Imm, Insn, Loc, Mem, Operand, Reg, Reloc, Shifted, Target
+from verifier.ir.program import Addr, Imm, Insn, Loc, Mem, Operand, Reg, Reloc, Target
 
 _MASK64 = (1 << 64) - 1
 
@@ -128,10 +129,11 @@ def _apply_reloc(insn: Insn, word: int, kind: str, target: Target) -> Insn:
     raise DecodeError(f"unsupported relocation {kind} on '{insn}'")
 
 
-def _resolve(lin: Lin, section: str) -> Loc:
-    if not lin.is_const():
+def _resolve(pending: Pending, section: str) -> Operand:
+    """Capstone prints an address as the absolute number we disassembled at: a place in `section`."""
+    if not pending.value.is_const():
         raise DecodeError("non-constant address in disassembly")
-    return Loc(section, _signed(lin.const))
+    return pending.with_target(Loc(section, _signed(pending.value.const)))
 
 
 def decode_text(mnemonic: str, op_str: str) -> tuple[Operand, ...]:
@@ -160,12 +162,10 @@ def decode_word_checked(
         and isinstance(operands[1], Imm)
         and address_position(mnemonic) is None
     ):
-        operands = (operands[0], Addr(Lin(operands[1].value)), *operands[2:])  # type: ignore[arg-type]
-    insn = map_values(Insn(mnemonic, operands), lambda lin, _where: _resolve(lin, section))
-    assert isinstance(insn, Insn)
+        operands = (operands[0], Addr(Loc(section, _signed(operands[1].value))), *operands[2:])
+    insn = resolve_pending(Insn(mnemonic, operands), lambda pending: _resolve(pending, section))
     if reloc is not None:
         insn = _apply_reloc(insn, word, *reloc)
-    _check_shifts(insn)
     return insn
 
 
@@ -184,14 +184,6 @@ def _unprivileged_same_register(word: int, section: str, offset: int) -> Insn | 
         return None
     prefix = other.operands[0].name[0]
     return Insn(other.mnemonic, (Reg(f"{prefix}{rt}"), *other.operands[1:]))
-
-
-def _check_shifts(insn: Insn) -> None:
-    # A pending Lin left anywhere would make two decodes of one word compare unequal.
-    for op in insn.operands:
-        inner = op.base if isinstance(op, Shifted) else op
-        if isinstance(inner, Imm) and not isinstance(inner.value, int):
-            raise DecodeError(f"unresolved value in '{insn}'")
 
 
 def decode_word(word: int, section: str, offset: int, reloc: tuple[str, Target] | None = None) -> Insn | None:

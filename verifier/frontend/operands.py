@@ -1,22 +1,36 @@
 """Operand parse trees to IR operands.
 
 Both front ends use this: the assembler-side one on the source text, the disassembler-side one on
-capstone's text. Values that depend on layout (labels, `.`) stay `Lin` inside the operand until the
-assembler finishes the layout and calls `resolve_operand`.
+capstone's text. A value that depends on layout (a label, `.`) and every address or relocation target (whose
+section only the front end knows) is lowered to a `Pending` operand; each front end replaces those through
+`resolve_pending` once it knows where things are.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import re
 from collections.abc import Callable
-from typing import Any
+from dataclasses import dataclass
+from typing import Literal
 
 from lark import Token, Tree
 
 from verifier.frontend.expr import Lin, NotConstant, Scope, evaluate
 from verifier.ir import sysregs
-from verifier.ir.program import Addr, Imm, Insn, Mem, Name, Operand, Reg, Reloc, Shifted, SysReg
+from verifier.ir.program import (
+    Addr,
+    Imm,
+    Insn,
+    Mem,
+    Name,
+    Operand,
+    Reg,
+    Reloc,
+    Shifted,
+    SysReg,
+    Target,
+    UnresolvedOperand,
+)
 
 
 class Unsupported(Exception):
@@ -46,6 +60,21 @@ _LITERAL_LOADS = {"ldr", "ldrsw", "prfm"}
 _SIMD = re.compile(r"^[vz]\d+\.|^[vz]\d+$|^p\d+[./]", re.IGNORECASE)
 
 
+@dataclass(frozen=True)
+class Pending(UnresolvedOperand):
+    """An operand lower_operands cannot finish: the value, and the operand it becomes once the value is known."""
+
+    value: Lin
+    # "imm": an immediate that depends on layout (an Imm if it comes out constant, else an Addr);
+    # "address": a PC-relative address (Addr); "reloc": a relocated immediate (Reloc of `reloc_kind`)
+    role: Literal["imm", "address", "reloc"]
+    reloc_kind: str = ""  # for "reloc": as written after the colon (`page`, `lo12`, ...)
+
+    def with_target(self, target: Target) -> Addr | Reloc:
+        """The operand once `value` is known to be `target` (an immediate that is no constant is an address)."""
+        return Reloc(self.reloc_kind, target) if self.role == "reloc" else Addr(target)
+
+
 class OperandScope(Scope):
     def register_alias(self, name: str) -> str | None:
         return None
@@ -63,8 +92,8 @@ def _value(tree: Tree, scope: Scope) -> Lin:
     return evaluate(tree, scope)
 
 
-def _imm(lin: Lin) -> Imm:
-    return Imm(lin.const if lin.is_const() else lin)  # type: ignore[arg-type]
+def _imm(lin: Lin) -> Imm | Pending:
+    return Imm(lin.const) if lin.is_const() else Pending(lin, "imm")
 
 
 def _reg(token: Token | str, scope: OperandScope) -> Reg:
@@ -85,9 +114,9 @@ def _symbol_name(tree: Tree) -> str | None:
     return None
 
 
-def _reloc(tree: Tree, scope: Scope) -> Reloc:
+def _reloc(tree: Tree, scope: Scope) -> Pending:
     kind_token, expr = tree.children
-    return Reloc(str(kind_token).lower(), _value(expr, scope))  # type: ignore[arg-type]
+    return Pending(_value(expr, scope), "reloc", str(kind_token).lower())
 
 
 def _shift(tree: Tree, scope: Scope) -> tuple[str, int | None]:
@@ -177,9 +206,9 @@ def lower_operands(mnemonic: str, trees: list[Tree], scope: OperandScope) -> tup
                     mnemonic in _LITERAL_LOADS and position == 1 and kind == "bare" and not value.is_const()
                 )
                 if mnemonic == "adrp" and position == 1:
-                    out.append(Reloc("page", value))  # type: ignore[arg-type]
+                    out.append(Pending(value, "reloc", "page"))
                 elif is_address:
-                    out.append(Addr(value))  # type: ignore[arg-type]
+                    out.append(Pending(value, "address"))
                 else:
                     out.append(_imm(value))
             else:
@@ -192,24 +221,16 @@ def lower_operands(mnemonic: str, trees: list[Tree], scope: OperandScope) -> tup
 # ------------------------------------------------------------------------------------ late resolution
 
 
-def map_values(node: Any, fn: Callable[[Lin, str], Any]) -> Any:
-    """Rebuild an operand (or Insn) with every pending `Lin` replaced by fn(lin, where) where `where` is
-    the field it sits in: 'imm', 'target' (Addr/Reloc)."""
-    if isinstance(node, Lin):
-        return fn(node, "imm")
-    if isinstance(node, Insn):
-        return Insn(node.mnemonic, tuple(map_values(o, fn) for o in node.operands))
-    if isinstance(node, Imm) and isinstance(node.value, Lin):
-        return fn(node.value, "imm")
-    if isinstance(node, Addr) and isinstance(node.target, Lin):
-        return Addr(fn(node.target, "target"))
-    if isinstance(node, Reloc) and isinstance(node.target, Lin):
-        return Reloc(node.kind, fn(node.target, "target"))
-    if dataclasses.is_dataclass(node) and not isinstance(node, type):
-        changes = {}
-        for f in dataclasses.fields(node):
-            value = getattr(node, f.name)
-            if isinstance(value, Lin) or dataclasses.is_dataclass(value):
-                changes[f.name] = map_values(value, fn)
-        return dataclasses.replace(node, **changes) if changes else node
-    return node
+def resolve_pending(insn: Insn, resolve: Callable[[Pending], Operand]) -> Insn:
+    """`insn` with every Pending operand, also inside a Shifted or Mem, replaced by resolve(pending)."""
+    return Insn(insn.mnemonic, tuple(_resolved(op, resolve) for op in insn.operands))
+
+
+def _resolved(op: Operand, resolve: Callable[[Pending], Operand]) -> Operand:
+    if isinstance(op, Pending):
+        return resolve(op)
+    if isinstance(op, Shifted):
+        return Shifted(_resolved(op.base, resolve), op.kind, op.amount)
+    if isinstance(op, Mem) and op.offset is not None:
+        return Mem(op.base, _resolved(op.offset, resolve), op.mode)
+    return op

@@ -9,8 +9,7 @@ The table is driven by what the kernel's entry code and gcc's output for it actu
 
 from __future__ import annotations
 
-from verifier.frontend.expr import Lin
-from verifier.ir.program import Imm, Insn, Loc, Mem, Name, Operand, Reg, Reloc, Shifted
+from verifier.ir.program import Imm, Insn, Loc, Mem, Name, Operand, Reg, Reloc, Shifted, Target
 
 _MASK = {32: 0xFFFF_FFFF, 64: 0xFFFF_FFFF_FFFF_FFFF}
 
@@ -71,21 +70,13 @@ def _cond(name: str) -> str:
 # ---------------------------------------------------------------------------------------- immediates
 
 
-def _int(value: object) -> int | None:
-    """An immediate's integer value; the assembler side may still hold a constant `Lin`."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value
-    if isinstance(value, Lin) and value.is_const():
-        return value.const
-    if isinstance(value, Loc) and value.section == "*ABS*":  # how the assembler side spells a constant target
-        return value.offset
-    return None
+def _constant_target(target: Target) -> int | None:
+    """The value of a relocation target that is a constant: how the assembler side spells `:abs_g1:0x1234`."""
+    return target.offset if isinstance(target, Loc) and target.section == "*ABS*" else None
 
 
 def _imm(op: Operand) -> int | None:
-    return _int(op.value) if isinstance(op, Imm) else None
+    return op.value if isinstance(op, Imm) else None
 
 
 def _imm_shifted(op: Operand) -> int | None:
@@ -121,9 +112,6 @@ def _clean_shift(op: Shifted, width: int | None) -> Operand:
 
 
 def _clean(op: Operand, width: int | None = None) -> Operand:
-    if isinstance(op, Imm):
-        value = _int(op.value)
-        return op if value is None or value is op.value else Imm(value)
     if isinstance(op, Name):
         return Name(_cond(op.name)) if op.name in _COND_ALIAS else op
     if isinstance(op, Shifted):
@@ -135,8 +123,6 @@ def _clean(op: Operand, width: int | None = None) -> Operand:
         if op.mode == "offset" and offset is not None and _imm(offset) == 0:
             offset = None  # `[x0, #0]` is `[x0]`
         return Mem(op.base, offset, op.mode)
-    if isinstance(op, Reloc):
-        return op
     return op
 
 
@@ -247,7 +233,7 @@ def _mov(ops: tuple[Operand, ...], width: int) -> Insn | None:
 def _move_wide(mnemonic: str, ops: tuple[Operand, ...], width: int) -> Insn | None:
     rd, src = ops[0], ops[1]
     if isinstance(src, Reloc):
-        value = _int(src.target)
+        value = _constant_target(src.target)
         if value is None:
             return Insn(mnemonic, (rd, src))  # the linker fills it in: keep the relocation
         resolved = _movewide_constant(src.kind, value, width)

@@ -157,7 +157,15 @@ class Name:
         return self.name
 
 
-Operand = Reg | Imm | FImm | Addr | Reloc | Shifted | Mem | SysReg | Name
+class UnresolvedOperand:
+    """A front end's stand-in for an operand it can compute only after layout (a label, `.`, a symbol defined
+    further on); the front end's subclass holds the expression, which the IR does not look into. Never in a
+    finished Program: the front end replaces each by the Imm, Addr or Reloc it stands for."""
+
+    __slots__ = ()
+
+
+Operand = Reg | Imm | FImm | Addr | Reloc | Shifted | Mem | SysReg | Name | UnresolvedOperand
 
 
 # ---------------------------------------------------------------------------------------------------- items
@@ -182,7 +190,7 @@ class Item:
     insn: Insn | None = None
     data: tuple[DataValue, ...] = ()
     raw: bytes | None = None  # bytes when known (data with constant values, .inst words)
-    reason: str = ""  # for "undecoded": why
+    reason: str = ""  # kind "undecoded": why the bytes are not an instruction the IR represents
     src: SrcLoc | None = None
 
 

@@ -10,6 +10,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from verifier.frontend.assembler import lift_file
 from verifier.ir.canon import canonical
 from verifier.ir.program import Item, Program, Section
 from verifier.objfront.lift import assemble, lift_object
@@ -174,8 +175,6 @@ def compare_programs(path: str, lark: Program, obj: Program) -> FileReport:
 
 def crosscheck_file(path: str | Path, as_cmd: str = "aarch64-linux-gnu-as") -> FileReport:
     """Lift `path` both ways (the object goes to a temporary directory, never next to the input)."""
-    from verifier.frontend.assembler import lift_file
-
     lark = lift_file(path)
     with tempfile.TemporaryDirectory(prefix="entry-verify-") as tmp:
         obj_path = assemble(path, Path(tmp) / "out.o", as_cmd)

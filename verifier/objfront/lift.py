@@ -17,6 +17,7 @@ from pathlib import Path
 
 from elftools.elf.constants import SH_FLAGS
 from elftools.elf.elffile import ELFFile
+from elftools.elf.enums import ENUM_RELOC_TYPE_AARCH64
 from elftools.elf.relocation import RelocationSection
 from elftools.elf.sections import Section as ElfSection
 from elftools.elf.sections import SymbolTableSection
@@ -113,8 +114,6 @@ class _Reader:
 
 
 def _reloc_type_name(rtype: int) -> str:
-    from elftools.elf.enums import ENUM_RELOC_TYPE_AARCH64
-
     for name, value in ENUM_RELOC_TYPE_AARCH64.items():
         if value == rtype:
             return name

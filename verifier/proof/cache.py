@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from verifier import __version__
-from verifier.proof.run import ProveConfig, SlotOutcome
+from verifier.proof.config import ProveConfig
+from verifier.proof.slot import SlotOutcome
 from verifier.util.paths import ROOT
 
 _TOOL_ROOT = ROOT

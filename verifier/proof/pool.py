@@ -12,7 +12,8 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from pathlib import Path
 
-from verifier.proof.run import ProveConfig, Setup, SlotOutcome, run_slot, setup
+from verifier.proof.config import ProveConfig
+from verifier.proof.slot import Setup, SlotOutcome, run_slot, setup
 from verifier.spec.slots import slot_by_name
 
 Job = tuple[ProveConfig, str]  # the inputs and how to prove them, a vector slot's name

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from verifier.spec.obligations import OBLIGATIONS
 from verifier.spec.slots import ALL_SLOTS
 from verifier.spec.verdicts import ec_label
 
@@ -33,7 +34,6 @@ def _path(trace: list[dict[str, Any]], limit: int = 12) -> list[str]:
 
 
 def _column(prop: str) -> tuple[int, str]:
-    from verifier.spec.verdicts import OBLIGATIONS
 
     return (OBLIGATIONS.index(prop), "") if prop in OBLIGATIONS else (len(OBLIGATIONS), prop)
 

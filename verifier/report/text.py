@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from verifier.proof.run import Report
+from verifier.spec.obligations import OBLIGATIONS
 from verifier.spec.slots import ALL_SLOTS
 from verifier.spec.verdicts import Result, ec_label
 
@@ -74,7 +75,6 @@ def diagnostic(result: Result) -> list[str]:
 
 
 def _column(prop: str) -> tuple[int, str]:
-    from verifier.spec.verdicts import OBLIGATIONS
 
     return (OBLIGATIONS.index(prop), "") if prop in OBLIGATIONS else (len(OBLIGATIONS), prop)
 

@@ -15,23 +15,15 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from verifier.cli.prove import parse_caps
 from verifier.engine.explore import Options
 from verifier.kernel import kbuild
 from verifier.kernel.info import KernelInfo
 from verifier.kernel.snapshot import Snapshot, load, take
 from verifier.proof.cache import ResultStore, proof_key, tool_digest
+from verifier.proof.config import DEFAULT_ASSUMPTIONS, DEFAULT_WAIVERS, ProveConfig, parse_caps
 from verifier.proof.pool import run_slot_jobs
-from verifier.proof.run import (
-    DEFAULT_ASSUMPTIONS,
-    DEFAULT_WAIVERS,
-    ProveConfig,
-    Report,
-    SlotOutcome,
-    combine,
-    count_verdicts,
-    standing_assumptions,
-)
+from verifier.proof.run import Report, combine, count_verdicts, standing_assumptions
+from verifier.proof.slot import SlotOutcome
 from verifier.report.progress import Progress
 from verifier.series.git import Commit, Scratch, check_repo, commit, commits, resolve
 from verifier.spec.contracts import load_contracts

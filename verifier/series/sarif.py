@@ -13,7 +13,8 @@ from verifier.report.text import source_steps
 from verifier.series.diff import cells, cex_class, prop_of
 from verifier.series.report import breaks_and_fixes
 from verifier.series.run import CommitReport, SeriesResult
-from verifier.spec.verdicts import OBLIGATION_TEXT, Result, ec_label
+from verifier.spec.obligations import OBLIGATION_TEXT
+from verifier.spec.verdicts import Result, ec_label
 
 SCHEMA = "https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/sarif-schema-2.1.0.json"
 LEVEL = {"VIOLATED": "error", "UNKNOWN": "warning", "WAIVED": "note"}

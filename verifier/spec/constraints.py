@@ -14,6 +14,7 @@ import z3
 from lark import Lark, Token, Tree
 from lark.exceptions import UnexpectedInput
 
+from verifier.semantics import names
 from verifier.util.errors import UserError
 from verifier.util.paths import GRAMMARS
 
@@ -49,7 +50,7 @@ class Context:
 
     def cap(self, number: int) -> z3.BoolRef:
         if number not in self.caps:
-            self.caps[number] = z3.Bool(f"cap{number}")
+            self.caps[number] = names.capability(number)
         return self.caps[number]
 
 
@@ -171,7 +172,12 @@ def parse_constraint(text: str) -> Tree:
 
 def compile_constraint(text: str, ctx: Context) -> z3.BoolRef:
     """Raises ConstraintError (with line/col inside `text`) on syntax or name errors."""
-    return _as_bool(_eval(parse_constraint(text), ctx))
+    return evaluate(parse_constraint(text), ctx)
+
+
+def evaluate(tree: Tree, ctx: Context) -> z3.BoolRef:
+    """A parsed constraint as a formula over `ctx` (ConstraintError on a name error)."""
+    return _as_bool(_eval(tree, ctx))
 
 
 def check_syntax(text: str) -> None:

@@ -60,6 +60,13 @@ class Callback:
     registers: tuple[str, ...] = ()
     note: str = ""
 
+    @property
+    def fresh_registers(self) -> tuple[str, ...]:
+        return self.registers if self.patches == "registers" else ()
+
+    def describe(self) -> str:
+        return f"callback {self.name}: patches {self.patches}"
+
 
 @dataclass
 class Contracts:

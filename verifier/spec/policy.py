@@ -10,7 +10,6 @@ from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 
-import z3
 from lark import Lark, Token, Tree
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
 
@@ -240,20 +239,7 @@ def bind_roles(policy: Policy, family: str, functions: set[str]) -> dict[str, re
     return out
 
 
-def rule_scope(rule: Rule, esr: z3.BitVecRef) -> z3.BoolRef:
-    """The exception classes a rule covers, as a condition on ESR_EL1."""
-    if rule.ecs is None:
-        return z3.BoolVal(True)
-    ec = z3.Extract(31, 26, esr)
-    inside = z3.Or([ec == e for e in rule.ecs])
-    return z3.Not(inside) if rule.ec_negated else inside
-
-
-# ------------------------------------------------------------------------------ compiling for a slot
-
-_DAIF_BITS = {"D": 3, "A": 2, "I": 1, "F": 0}
-_MDSCR_BITS = {"SS": 0, "KDE": 13, "MDE": 15}
-
+# ------------------------------------------------------------------------------ the rules in force
 
 def select_rules(policy: Policy, readings: tuple[str, ...]) -> list[Rule]:
     """The rules in force: each group of alternative readings contributes its default, or the reading
@@ -274,53 +260,6 @@ def select_rules(policy: Policy, readings: tuple[str, ...]) -> list[Rule]:
         if (picked and rule in picked) or (not picked and rule.default):
             chosen.append(rule)
     return chosen
-
-
-def compile_rules(policy: Policy, rules: list[Rule], roles: dict[str, re.Pattern[str]], slot_source: str,
-                  slot_kind: str, context: object, tif: dict[str, int]) -> list:
-    """PolicyRule objects for one slot; `context` is the slot's constraints.Context."""
-    from verifier.engine.explore import PolicyRule
-    from verifier.semantics.state import MDSCR, Region
-    from verifier.spec.constraints import ConstraintError, Context, _as_bool, _eval, parse_constraint
-
-    assert isinstance(context, Context)
-    out = []
-    for rule in rules:
-        if not policy.applies(rule, slot_source, slot_kind):
-            continue
-        tree = parse_constraint(rule.require)
-
-        def predicate(state, track, tree=tree, rule=rule):  # noqa: ANN001, ANN202
-            def lookup(name: str):  # noqa: ANN202
-                if name in _DAIF_BITS:
-                    bit = _DAIF_BITS[name]
-                    return z3.Extract(bit, bit, state.daif)
-                if name == "now.mdscr":
-                    return state.read_sysreg(MDSCR)
-                if name.startswith("now.mdscr."):
-                    field_name = name.split(".", 2)[2]
-                    if field_name not in _MDSCR_BITS:
-                        raise ConstraintError(f"unknown field '{name}' (known: now.mdscr.SS, .KDE, .MDE)")
-                    bit = _MDSCR_BITS[field_name]
-                    return z3.Extract(bit, bit, state.read_sysreg(MDSCR))
-                if name.startswith("percpu."):
-                    region = Region(tuple(sorted((f"&{name[7:]}", "percpu_offset"))))
-                    return state.memory.load(region, 0, 8)
-                if name.startswith("called."):
-                    return track.called.get(name[7:], z3.BoolVal(False))
-                return None
-
-            ctx = Context(context.values, tif, context.from_el0, context.caps, lookup)
-            try:
-                return _as_bool(_eval(tree, ctx))
-            except ConstraintError as err:
-                raise UserError(f"rule {rule.id}: {err}", rule.require_where.file, rule.require_where.line,
-                                rule.require_where.col) from None
-
-        esr = context.values["esr"]
-        out.append(PolicyRule(rule.id, rule.event, roles.get(rule.role) if rule.role else None,
-                              rule_scope(rule, esr), predicate, roles))
-    return out
 
 
 def family_of(rule_id: str) -> str:

@@ -4,17 +4,17 @@ assumptions (read from proofs/) that constrain that context."""
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import z3
 
-from verifier.engine.explore import Initial, Track, classify_region
-from verifier.engine.explore import Path as ExecPath
 from verifier.engine.image import Image
 from verifier.ir import sysregs
 from verifier.ir.program import DataValue
-from verifier.semantics.state import ELR_EL1, ESR_EL1, MDSCR, SPSR_EL1, Memory, Region, State, bv
+from verifier.semantics import names
+from verifier.semantics.state import BV, ELR_EL1, ESR_EL1, MDSCR, SPSR_EL1, Memory, Region, State, bv
 from verifier.spec.constraints import ConstraintError, Context, compile_constraint
 from verifier.spec.contracts import Contracts
 from verifier.util.errors import UserError
@@ -22,7 +22,6 @@ from verifier.util.files import read_toml
 from verifier.util.paths import shown
 
 SOURCES = ("el1t", "el1h", "el0_64", "el0_32")
-PERCPU_OFFSET = "percpu_offset"
 KINDS = ("sync", "irq", "fiq", "serror")
 
 
@@ -65,6 +64,38 @@ def slot_by_name(name: str) -> Slot:
     raise UserError(f"unknown vector slot '{name}' (known: {' '.join(s.name for s in ALL_SLOTS)})")
 
 
+@dataclass
+class Initial:
+    """The named initial values of one slot (what assumptions and counterexamples talk about)."""
+
+    spsr: BV
+    mdscr: BV
+    esr: BV
+    elr: BV
+    task: BV
+    flags: BV
+    from_el0: bool
+    caps: dict[int, z3.BoolRef]  # capability number -> its free boolean, filled in as sites are met
+
+
+def classify_region(initial: Initial) -> Callable[[Region], str]:
+    """The memory class a region belongs to, for contracts' `writes`."""
+    task = str(initial.task)
+
+    def classify(region: Region) -> str:
+        if not region.bases:
+            return "image"
+        if names.is_stack(region):
+            return "stack"
+        if task in region.bases:
+            return "task"
+        if names.is_percpu(region):
+            return "percpu"
+        return "global"
+
+    return classify
+
+
 @dataclass(frozen=True)
 class Assumption:
     id: str
@@ -104,14 +135,23 @@ def architecture_facts(slot: Slot, spsr: z3.BitVecRef) -> list[z3.BoolRef]:
     return [z3.Extract(4, 4, spsr) == 1, z3.Extract(3, 0, spsr) == 0]  # AArch32 User mode
 
 
-def build(slot: Slot, image: Image, contracts: Contracts, assumptions: list[Assumption],
-          vectors: int) -> tuple[Initial, ExecPath, list[z3.BoolRef], list[str]]:
-    """The start of one slot: initial values, the path at the vector, constraints (architecture +
-    assumptions) and their printable form."""
+@dataclass
+class SlotStart:
+    """One slot at its vector: the initial values, the machine state, the address of its first instruction,
+    the constraints on the context (architecture + assumptions) and their printable form."""
+
+    initial: Initial
+    state: State
+    pc: int
+    facts: list[z3.BoolRef]
+    printed: list[str]
+
+
+def build(slot: Slot, image: Image, contracts: Contracts, assumptions: list[Assumption], vectors: int) -> SlotStart:
     spsr, mdscr, esr, elr = (z3.BitVec(n, 64) for n in ("spsr0", "mdscr0", "esr0", "elr0"))
-    sp0, task = z3.BitVec("sp0", 64), z3.BitVec("task", 64)
+    sp0, task = names.initial_sp(), names.current_task()
     flags_offset = contracts.layout["TSK_TI_FLAGS"]
-    flags = z3.BitVec(f"mem[task+{flags_offset & ~7:#x}]", 64)
+    flags = names.memory_word(Region((names.CURRENT_TASK,)), flags_offset & ~7)
     if flags_offset & 7:
         raise UserError("TSK_TI_FLAGS must be 8-byte aligned", contracts.path)
     initial = Initial(spsr, mdscr, esr, elr, task, flags, slot.from_el0, {})
@@ -123,33 +163,31 @@ def build(slot: Slot, image: Image, contracts: Contracts, assumptions: list[Assu
             if contents is not None:
                 return contents
         if (epoch == 0 and slot.from_el0 and percpu_task and word == 0
-                and region.bases == tuple(sorted((f"&{percpu_task}", PERCPU_OFFSET)))):
+                and region == names.percpu_region(percpu_task)):
             return task  # this CPU's entry task is the current task
-        suffix = f"@{epoch}" if epoch else ""
-        return z3.BitVec(f"mem[{region}+{word:#x}]{suffix}", 64)
+        return names.memory_word(region, word, epoch)
 
     memory = Memory(initial=initial_word)
     memory.classify = classify_region(initial)
 
     def fresh_sysreg(encoding: int) -> z3.BitVecRef:
-        return z3.BitVec(f"{sysregs.name_of(encoding)}@entry", 64)
+        return names.entry_value(sysregs.name_of(encoding))
 
     state = State(
-        x=[z3.BitVec(f"x{i}@entry", 64) for i in range(31)],
+        x=[names.entry_value(f"x{i}") for i in range(31)],
         sp_el1=sp0,
-        sp_el0=z3.BitVec("sp_el0@entry", 64) if slot.from_el0 else task,
-        nzcv=z3.BitVec("nzcv@entry", 4),
+        sp_el0=names.entry_value("sp_el0") if slot.from_el0 else task,
+        nzcv=names.entry_value("nzcv", 4),
         daif=bv(0xF, 4),  # exception entry masks D, A, I and F
         pstate_ss=bv(0, 1),
         # this CPU's per-CPU offset: in TPIDR_EL1, or with VHE in TPIDR_EL2 (the kernel's alternatives
         # pick the register; whichever is read holds the offset)
         sysregs={SPSR_EL1: spsr, ELR_EL1: elr, ESR_EL1: esr, MDSCR: mdscr,
-                 sysregs.encode("tpidr_el1"): z3.BitVec(PERCPU_OFFSET, 64),
-                 sysregs.encode("tpidr_el2"): z3.BitVec(PERCPU_OFFSET, 64)},
+                 sysregs.encode("tpidr_el1"): names.percpu_offset(),
+                 sysregs.encode("tpidr_el2"): names.percpu_offset()},
         memory=memory,
         fresh_sysreg=fresh_sysreg,
     )
-    start = ExecPath(state, z3.BoolVal(True), Track(), (), vectors + slot.offset)
     facts = architecture_facts(slot, spsr)
     printed = []
     ctx = Context({"spsr": spsr, "mdscr": mdscr, "esr": esr, "elr": elr, "flags": flags}, contracts.tif,
@@ -160,7 +198,7 @@ def build(slot: Slot, image: Image, contracts: Contracts, assumptions: list[Assu
         except ConstraintError as err:
             raise UserError(f"assumption {assumption.id}: {err}", assumption.source) from None
         printed.append(f"{assumption.id}: {assumption.text} [{assumption.constraint}] ({assumption.source})")
-    return initial, start, facts, printed
+    return SlotStart(initial, state, vectors + slot.offset, facts, printed)
 
 
 def _image_word(image: Image, address: int) -> z3.BitVecRef | None:
@@ -173,7 +211,7 @@ def _image_word(image: Image, address: int) -> z3.BitVecRef | None:
             return None
         target = image.address(value.target, image.placed(address).program)  # type: ignore[union-attr]
         if target is None:
-            return z3.simplify(z3.BitVec(f"&{value.target.symbol}", 64) + value.target.addend)  # type: ignore[union-attr]
+            return z3.simplify(names.symbol_address(value.target.symbol) + value.target.addend)  # type: ignore[union-attr]
         return bv(target)
     raw = image.data_bytes(address, 8)
     if all(b is None for b in raw):
@@ -181,6 +219,6 @@ def _image_word(image: Image, address: int) -> z3.BitVecRef | None:
     if all(b is not None for b in raw):
         return bv(int.from_bytes(bytes(raw), "little"))  # type: ignore[arg-type]
     # a word only partly inside lifted data (a table's last bytes): known bytes, the rest unknown
-    unknown = z3.BitVec(f"mem[abs+{address:#x}]", 64)
+    unknown = names.memory_word(Region(()), address)
     parts = [bv(b, 8) if b is not None else z3.Extract(8 * i + 7, 8 * i, unknown) for i, b in enumerate(raw)]
     return z3.simplify(z3.Concat(*reversed(parts)))

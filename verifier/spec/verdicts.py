@@ -3,31 +3,17 @@ counterexample that a concrete replay confirms), WAIVED or UNKNOWN (with why).""
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import z3
 
-from verifier.engine.explore import Initial, SlotRun
-from verifier.spec.slots import Slot
-from verifier.util.errors import UserError
-from verifier.util.files import read_toml
-from verifier.util.paths import shown
+from verifier.engine.explore import ExploreRun
+from verifier.spec.obligations import OBLIGATIONS
+from verifier.spec.slots import Initial, Slot
+from verifier.spec.waivers import Waiver, ran
 
-OBLIGATIONS = ("eret-integrity", "d-restored", "ss-restored", "daif-order", "mdscr-sync")
-OBLIGATION_TEXT = {
-    "eret-integrity": "from the writes of ELR_EL1/SPSR_EL1 the eret consumes up to the eret, no exception that "
-                      "could overwrite them is unmasked",
-    "d-restored": "SPSR_EL1.D at eret equals D of the interrupted context",
-    "ss-restored": "MDSCR_EL1.SS at eret equals its value at entry (returning to EL1) or the task's "
-                   "TIF_SINGLESTEP as the return path read it (returning to EL0)",
-    "daif-order": "at every instruction, I unmasked implies D unmasked",
-    "mdscr-sync": "D is not unmasked while an MDSCR_EL1 write that changes SS or KDE awaits a context "
-                  "synchronisation event",
-}
 ALL_ECS = tuple(range(64))
 
 EC_NAMES = {
@@ -37,40 +23,6 @@ EC_NAMES = {
     0x31: "BREAKPT_CUR", 0x32: "SOFTSTP_LOW", 0x33: "SOFTSTP_CUR", 0x34: "WATCHPT_LOW", 0x35: "WATCHPT_CUR",
     0x38: "BKPT32", 0x3C: "BRK64", 0x0D: "BTI", 0x27: "MOPS", 0x1D: "SME",
 }
-
-
-@dataclass(frozen=True)
-class Waiver:
-    property: str
-    function: str  # regular expression over function names the violating path runs through
-    reason: str
-    vector: str | None
-    source: str
-
-    def matches(self, prop: str, vector: str, functions: list[str]) -> bool:
-        if prop != self.property or (self.vector and self.vector != vector):
-            return False
-        return any(re.fullmatch(self.function, f) for f in functions)
-
-
-def load_waivers(path: str | Path) -> list[Waiver]:
-    path = Path(path)
-    data, _ = read_toml(path, "waivers")
-    waivers = []
-    for number, entry in enumerate(data.get("waiver", []), start=1):
-        for key in ("property", "function", "reason"):
-            if not str(entry.get(key, "")).strip():
-                raise UserError(f"waiver #{number} needs a non-empty '{key}' (a waiver without a reason is refused)",
-                                str(path))
-        if entry["property"] not in OBLIGATIONS and not re.fullmatch(r"R\d+(-[\w-]+)?", entry["property"]):
-            raise UserError(f"waiver #{number}: unknown property '{entry['property']}'", str(path))
-        try:
-            re.compile(entry["function"])
-        except re.error as err:
-            raise UserError(f"waiver #{number}: bad function pattern: {err}", str(path)) from None
-        waivers.append(Waiver(entry["property"], entry["function"], entry["reason"].strip(), entry.get("vector"),
-                              f"{shown(path)}#{number}"))
-    return waivers
 
 
 @dataclass
@@ -114,7 +66,7 @@ Replayer = Callable[[z3.ModelRef, str], dict[str, Any] | None]
 
 
 class Judge:
-    def __init__(self, slot: Slot, run: SlotRun, facts: list[z3.BoolRef], initial: Initial,
+    def __init__(self, slot: Slot, run: ExploreRun, facts: list[z3.BoolRef], initial: Initial,
                  waivers: list[Waiver], replay: Replayer, timeout_ms: int = 30_000,
                  rules: dict[str, tuple[tuple[int, ...], str]] | None = None) -> None:
         self.slot, self.run, self.initial, self.waivers, self.replay = slot, run, initial, waivers, replay
@@ -151,12 +103,12 @@ class Judge:
         for eret in self.run.erets:
             formula = eret.violations[prop]
             for function in waived_functions:
-                formula = z3.And(formula, z3.Not(eret.visited.get(function, z3.BoolVal(False))))
+                formula = z3.And(formula, z3.Not(eret.conditions.get(ran(function), z3.BoolVal(False))))
             parts.append(formula)
         return z3.Or(parts) if parts else z3.BoolVal(False)
 
     def _contracts(self) -> list[str]:
-        return sorted({c for eret in self.run.erets for c in eret.contracts})
+        return sorted({c for eret in self.run.erets for c in eret.summaries})
 
     def _obligation(self, prop: str) -> list[Result]:
         vector = self.slot.name
@@ -287,9 +239,3 @@ def _location(cex: dict[str, Any]) -> tuple[str, int] | None:
     if failing.get("file") and failing.get("line"):
         return failing["file"], failing["line"]
     return None
-
-
-def watched_patterns(waivers: list[Waiver]) -> tuple[str, ...]:
-    """The function-name patterns the explorer tracks visits of (the waivers')."""
-    return tuple(sorted({waiver.function for waiver in waivers}))
-

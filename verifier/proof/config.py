@@ -1,0 +1,52 @@
+"""How to prove: the inputs, what the proofs rest on (contracts, assumptions, waivers, a policy), pinned
+capabilities, the vector slots and the explorer's bounds. Plain data: it crosses process boundaries."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from verifier.engine.explore import Options
+from verifier.spec.slots import ALL_SLOTS, Slot
+from verifier.util.errors import UserError
+from verifier.util.paths import PROOFS, ROOT
+
+DEFAULT_ASSUMPTIONS = PROOFS / "assumptions.toml"
+DEFAULT_WAIVERS = PROOFS / "waivers.toml"
+BUNDLED_CONTRACTS = PROOFS / "contracts" / "bundled.toml"
+BUNDLED_SUBJECTS = sorted((ROOT / "asm").glob("*.s"))
+
+
+@dataclass
+class ProveConfig:
+    files: list[Path]
+    contracts: Path = BUNDLED_CONTRACTS
+    assumptions: Path = DEFAULT_ASSUMPTIONS
+    waivers: Path | None = DEFAULT_WAIVERS
+    caps: dict[int, bool] = field(default_factory=dict)  # pinned capabilities
+    cap_names: dict[int, str] = field(default_factory=dict)
+    slots: tuple[Slot, ...] = ALL_SLOTS
+    options: Options = field(default_factory=Options)
+    layout: dict[str, int] = field(default_factory=dict)  # overrides from the build (asm-offsets.h)
+    root: str | None = None  # kernel tree, for source paths
+    policy: Path | None = None  # a policy whose rules are checked besides the obligations
+    readings: tuple[str, ...] = ()  # non-default readings of the policy's open points, by rule id
+    sources: str | None = None  # where to read source text (default: root); a snapshot of the tree's files
+
+
+def parse_caps(specs: list[str], names: dict[int, str]) -> dict[int, bool]:
+    """`--cap NAME=on|off` pins, by capability name (with or without ARM64_) or number."""
+    by_name = {name: number for number, name in names.items()}
+    pins: dict[int, bool] = {}
+    for spec in specs:
+        m = re.fullmatch(r"([A-Za-z0-9_]+)=(on|off)", spec)
+        if not m:
+            raise UserError(f"--cap {spec}: expected NAME=on|off")
+        name = m.group(1)
+        number = int(name) if name.isdigit() else by_name.get(name, by_name.get(f"ARM64_{name}"))
+        if number is None:
+            hint = "" if names else " (capability names come from the kernel build; use the number here)"
+            raise UserError(f"--cap {spec}: unknown capability '{name}'{hint}")
+        pins[number] = m.group(2) == "on"
+    return pins

@@ -1,0 +1,208 @@
+"""One vector slot's proof: link once per process (Setup), explore the slot with every observer, judge
+the verdicts, and replay each counterexample."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import z3
+
+from verifier.engine.explore import Explorer, ExploreRun, Options, StepListener
+from verifier.engine.image import Image
+from verifier.engine.observer import Observer
+from verifier.engine.paths import Path as ExecPath
+from verifier.engine.replay import ModelLike, model_values, replay
+from verifier.frontend.assembler import lift_file
+from verifier.frontend.srcfunc import forget_sources
+from verifier.ir.program import Addr, Program, SymRef
+from verifier.proof.config import ProveConfig
+from verifier.semantics import names
+from verifier.spec.constraints import Context
+from verifier.spec.contract_calls import ContractCalls
+from verifier.spec.contracts import Contracts, load_contracts
+from verifier.spec.counterexample import counterexample
+from verifier.spec.obligation import SlotFacts
+from verifier.spec.obligations import REGISTERED
+from verifier.spec.policy import bind_roles, family_of, parse_policy, select_rules
+from verifier.spec.rules import BoundPolicy, PolicyCheck, PolicyRule
+from verifier.spec.slots import Assumption, Initial, Slot, SlotStart, build, load_assumptions
+from verifier.spec.verdicts import Judge, Result
+from verifier.spec.waivers import Waiver, WaiverWatch, Watchlist, load_waivers, watched_patterns
+from verifier.util.errors import UserError
+from verifier.util.paths import shown
+
+
+def lift_all(files: list[Path], root: str | None) -> list[Program]:
+    return [lift_file(path, root) for path in files]
+
+
+def link(programs: list[Program], contracts: Contracts) -> tuple[Image, int]:
+    """The lifted files in one address space, and the address of the vector table."""
+    image = Image.link(programs)
+    for section, base in contracts.aliases.items():
+        image.add_alias(section, base)
+    vectors = image.globals.get("vectors")
+    if vectors is None:
+        for local in image.locals:
+            vectors = vectors or local.get("vectors")
+    if vectors is None:
+        raise UserError("no `vectors` symbol in the inputs: which file holds the exception vector table?")
+    return image, vectors
+
+
+@dataclass
+class Setup:
+    """Everything a slot's proof reads, loaded once per process: the linked image, contracts, assumptions,
+    waivers and the policy bound to this kernel."""
+
+    contracts: Contracts
+    assumptions: list[Assumption]
+    waivers: list[Waiver]
+    programs: list[Program]
+    image: Image
+    vectors: int
+    watchlist: Watchlist
+    policy: BoundPolicy | None
+
+    def inputs(self, files: list[Path]) -> list[dict[str, Any]]:
+        return [{"path": str(p), "sections": {s.name: s.size for s in prog.sections.values()}}
+                for p, prog in zip(files, self.programs, strict=True)]
+
+
+def bind_policy(config: ProveConfig, contracts: Contracts, image: Image, assumptions: list[Assumption]
+                ) -> BoundPolicy | None:
+    """The policy's rules in force and its role bindings for this kernel family (None: no policy). Its
+    assumptions join the others."""
+    if config.policy is None:
+        return None
+    policy = parse_policy(config.policy)
+    functions = {name for local in image.locals for name in local} | set(image.globals)
+    functions |= {symbol for program in image.programs for section in program.sections.values()
+                  for item in section.items if item.insn is not None
+                  for op in item.insn.operands if isinstance(op, Addr) and isinstance(op.target, SymRef)
+                  for symbol in (op.target.symbol,)}
+    functions |= set(contracts.functions) | set(contracts.indirect)
+    roles = bind_roles(policy, contracts.family, functions)
+    for assume in policy.assumptions:
+        assumptions.append(Assumption(assume.id, assume.text, assume.constraint,
+                                      f"{shown(assume.where.file)}:{assume.where.line}"))
+    return BoundPolicy(policy, select_rules(policy, config.readings), roles)
+
+
+def setup(config: ProveConfig) -> Setup:
+    forget_sources()  # the sources may have changed since the last proof in this process
+    contracts = load_contracts(config.contracts)
+    contracts.layout.update(config.layout)
+    assumptions = load_assumptions(config.assumptions)
+    waivers: list[Waiver] = load_waivers(config.waivers) if config.waivers else []
+    programs = lift_all(config.files, config.root)
+    if config.sources:
+        for program in programs:
+            program.source_root = config.sources
+    image, vectors = link(programs, contracts)
+    policy = bind_policy(config, contracts, image, assumptions)
+    return Setup(contracts, assumptions, waivers, programs, image, vectors,
+                 Watchlist(image, watched_patterns(waivers)), policy)
+
+
+@dataclass
+class SlotOutcome:
+    """One vector slot's proof, in plain data (it crosses process boundaries)."""
+
+    slot: str
+    results: list[dict[str, Any]]
+    printed: list[str]  # the assumptions the slot's verdicts rest on
+    stats: dict[str, Any]
+    inputs: list[dict[str, Any]]
+
+
+def slot_rules(policy: BoundPolicy | None, slot: Slot, initial: Initial, contracts: Contracts
+               ) -> tuple[PolicyRule, ...]:
+    """The policy's rules that apply to this slot, compiled over its initial values."""
+    if policy is None:
+        return ()
+    context = Context({"spsr": initial.spsr, "mdscr": initial.mdscr, "esr": initial.esr, "elr": initial.elr,
+                       "flags": initial.flags}, contracts.tif, z3.BoolVal(slot.from_el0), initial.caps)
+    return policy.slot_rules(slot.source, slot.kind, context)
+
+
+def observers(initial: Initial, contracts: Contracts, rules: tuple[PolicyRule, ...], policy: BoundPolicy | None,
+              watchlist: Watchlist | None) -> list[Observer]:
+    """One observer per obligation, then the policy's rules, then the waivers' watches."""
+    facts = SlotFacts(initial.spsr, initial.mdscr, initial.flags, contracts.layout["TSK_TI_FLAGS"], contracts.tif,
+                      initial.from_el0)
+    out = [obligation.observer(facts) for obligation in REGISTERED]
+    if rules and policy is not None:
+        out.append(PolicyCheck(rules, policy.roles))
+    if watchlist is not None and watchlist.patterns:
+        out.append(WaiverWatch(watchlist))
+    return out
+
+
+def explorer(image: Image, contracts: Contracts, start: SlotStart, watching: list[Observer], options: Options,
+             guide: ModelLike | None = None, on_step: StepListener | None = None) -> Explorer:
+    path = ExecPath(start.state, z3.BoolVal(True), (), start.pc, watching)
+    return Explorer(image, ContractCalls(contracts), start.facts, start.initial.caps, path, options,
+                    guide=guide, on_step=on_step)  # type: ignore[arg-type]
+
+
+def pin_caps(start: SlotStart, caps: dict[int, bool]) -> None:
+    for number, value in caps.items():
+        cap = start.initial.caps.setdefault(number, names.capability(number))
+        start.facts.append(cap if value else z3.Not(cap))
+
+
+def run_slot(config: ProveConfig, prepared: Setup, slot: Slot) -> SlotOutcome:
+    started = time.perf_counter()
+    results, printed, stats = prove_slot(slot, prepared, config)
+    stats["seconds"] = round(time.perf_counter() - started, 3)
+    return SlotOutcome(slot.name, [r.json() for r in results], printed, stats, prepared.inputs(config.files))
+
+
+def prove_slot(slot: Slot, prepared: Setup, config: ProveConfig) -> tuple[list[Result], list[str], dict[str, Any]]:
+    image, contracts = prepared.image, prepared.contracts
+    start = build(slot, image, contracts, prepared.assumptions, prepared.vectors)
+    pin_caps(start, config.caps)
+    initial = start.initial
+    rules = slot_rules(prepared.policy, slot, initial, contracts)
+    scopes = prepared.policy.scopes(slot.source, slot.kind) if prepared.policy is not None else {}
+    run: ExploreRun = explorer(image, contracts, start, observers(initial, contracts, rules, prepared.policy,
+                                                                  prepared.watchlist), config.options).explore()
+
+    def replay_model(model: z3.ModelRef, prop: str) -> dict[str, Any] | None:
+        again = build(slot, image, contracts, prepared.assumptions, prepared.vectors)
+        again.initial.caps.update(initial.caps)
+        watching = observers(again.initial, contracts, rules, prepared.policy, None)
+
+        def make(guide: ModelLike, on_step: StepListener, options: Options | None) -> Explorer:
+            return explorer(image, contracts, again, watching, options or config.options, guide, on_step)
+
+        cex = counterexample(replay(image, make, model), model, prop, again.initial, config.cap_names)
+        if cex is not None:
+            cex["model"] = model_values(model)
+            cex["vector"] = slot.name
+            cex["property"] = prop
+            cex["replay"] = {"files": [str(f) for f in config.files], "contracts": str(config.contracts),
+                             "assumptions": str(config.assumptions), "layout": config.layout,
+                             "caps": {str(n): v for n, v in config.caps.items()}, "root": config.root,
+                             "policy": str(config.policy) if config.policy else None,
+                             "readings": list(config.readings)}
+        return cex
+
+    judge = Judge(slot, run, start.facts, initial, prepared.waivers, replay_model, config.options.solver_timeout_ms,
+                  scopes)
+    results = judge.judge()
+    policy_name = prepared.policy.policy.name if prepared.policy is not None else None
+    for result in results:
+        if result.property.startswith("rule:"):
+            result.rule = result.property.removeprefix("rule:")
+            result.property = family_of(result.rule)
+            result.policy = policy_name
+            if result.counterexample:
+                result.counterexample["property"] = f"rule:{result.rule}"
+    stats = {"steps": run.steps, "merges": run.merges, "solver_calls": run.solver_calls, "erets": len(run.erets),
+             "fatal": len(run.fatals), "unknown": len(run.unknowns), "contracts": sorted(run.summarised)}
+    return results, start.printed, stats

@@ -1,0 +1,87 @@
+"""The names of the symbolic values, declared in one place.
+
+Z3 constants are matched by name across stages: the memory model reads a region's bases from the names
+of the constants an address is built from, a counterexample file stores a model as name -> value, the
+explorer recognises a pointer loaded from a symbol by the name of the memory word it read. Every such
+name is made, and recognised, here.
+"""
+
+from __future__ import annotations
+
+import re
+
+import z3
+
+from verifier.semantics.state import BV, Region
+
+INITIAL_SP = "sp0"  # SP_EL1 at the vector: the exception's stack, where kernel_entry builds pt_regs
+CURRENT_TASK = "task"  # the current task_struct (SP_EL0 at an EL1 exception; read from per-CPU data at EL0)
+PERCPU_OFFSET = "percpu_offset"  # this CPU's per-CPU offset (TPIDR_EL1, or TPIDR_EL2 with VHE)
+
+_CAPABILITY = re.compile(r"cap(\d+)")
+
+
+def initial_sp() -> BV:
+    return z3.BitVec(INITIAL_SP, 64)
+
+
+def current_task() -> BV:
+    return z3.BitVec(CURRENT_TASK, 64)
+
+
+def percpu_offset() -> BV:
+    return z3.BitVec(PERCPU_OFFSET, 64)
+
+
+def symbol_base(symbol: str) -> str:
+    """The name of an external symbol's address, a region base."""
+    return f"&{symbol}"
+
+
+def symbol_address(symbol: str) -> BV:
+    return z3.BitVec(symbol_base(symbol), 64)
+
+
+def percpu_region(symbol: str) -> Region:
+    """Where this CPU's copy of the per-CPU variable `symbol` lives: &symbol + the per-CPU offset."""
+    return Region(tuple(sorted((symbol_base(symbol), PERCPU_OFFSET))))
+
+
+def memory_word(region: Region | str, word: int, epoch: int = 0) -> BV:
+    """The initial content of the aligned 64-bit word at `region + word`; epoch > 0 after a contract
+    havocked the memory class it belongs to."""
+    suffix = f"@{epoch}" if epoch else ""
+    return z3.BitVec(f"mem[{region}+{word:#x}]{suffix}", 64)
+
+
+def entry_value(register: str, bits: int = 64) -> BV:
+    """A register's (or system register's) value at the vector."""
+    return z3.BitVec(f"{register}@entry", bits)
+
+
+def capability(number: int) -> z3.BoolRef:
+    """The free boolean that decides every alternative of CPU capability `number`."""
+    return z3.Bool(f"cap{number}")
+
+
+def capability_number(name: str) -> int | None:
+    """`cap12` -> 12; None for any other name."""
+    match = _CAPABILITY.fullmatch(name)
+    return int(match.group(1)) if match else None
+
+
+def loaded_from_symbol(value: BV) -> str | None:
+    """For a value loaded from memory (a function pointer): the symbol whose memory it was read from."""
+    name = str(z3.simplify(value))
+    prefix = "mem[" + symbol_base("")
+    if not name.startswith(prefix):
+        return None
+    return name[len(prefix):].split("+")[0].split("]")[0]
+
+
+def is_stack(region: Region) -> bool:
+    return INITIAL_SP in region.bases
+
+
+def is_percpu(region: Region) -> bool:
+    return any(name.startswith(("tpidr", PERCPU_OFFSET)) for name in region.bases)

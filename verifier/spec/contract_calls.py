@@ -1,0 +1,87 @@
+"""Contracts applied at calls: the call model (engine/calls.py) that the contract files give.
+
+Here live the kernel's calling conventions the explorer does not know: which registers a call clobbers
+(AAPCS64 unless a contract says otherwise), what DAIF and MDSCR_EL1 it leaves, which memory classes it may
+write, and the pt_regs frame kernel_entry built at the initial SP_EL1, whose fields a handler may rewrite.
+"""
+
+from __future__ import annotations
+
+from verifier.engine.calls import Fresh, Summary
+from verifier.semantics import names
+from verifier.semantics.state import MDSCR, State, bv, split_address
+from verifier.spec.contracts import PSTATE_BITS, Callback, Contract, Contracts
+
+FIRMWARE_CLOBBERS = tuple(f"x{i}" for i in range(18))  # SMCCC: x0-x17
+
+
+class ContractCalls:
+    """engine.calls.CallModel over a contract file."""
+
+    def __init__(self, contracts: Contracts) -> None:
+        self.contracts = contracts
+
+    def for_symbol(self, symbol: str) -> Contract:
+        return self.contracts.for_function(symbol)
+
+    def for_pointer(self, origin: str) -> Contract | None:
+        return self.contracts.indirect.get(origin)
+
+    def instead_of_lifted(self, name: str) -> Contract | None:
+        contract = self.contracts.functions.get(name)
+        return contract if contract is not None and not contract.lift else None
+
+    def firmware(self) -> Contract:
+        return self.contracts.firmware or Contract("firmware call (hvc/smc)", clobbers=FIRMWARE_CLOBBERS, writes=())
+
+    def patch(self, callback: str) -> Callback | None:
+        return self.contracts.callbacks.get(callback)
+
+    def assumption(self, summary: Summary, name: str) -> str:
+        contract = _contract(summary)
+        return contract.describe() if not contract.is_default else f"{name}: default contract"
+
+    def apply(self, summary: Summary, name: str, state: State, fresh: Fresh) -> None:
+        contract = _contract(summary)
+        for reg in contract.clobbers:
+            state.write_reg(reg, fresh(f"{name}.{reg}", 64))
+        state.nzcv = fresh(f"{name}.nzcv", 4)
+        if contract.daif == "masked":
+            state.daif = bv(0xF, 4)
+        elif contract.daif == "any":
+            state.daif = fresh(f"{name}.daif", 4)
+        elif contract.daif.startswith("0b"):
+            state.daif = bv(int(contract.daif, 2), 4)
+        if contract.mdscr == "any":
+            state.write_sysreg(MDSCR, fresh(f"{name}.mdscr", 64))
+        self._havoc_memory(contract, name, state, fresh)
+
+    def _havoc_memory(self, contract: Contract, name: str, state: State, fresh: Fresh) -> None:
+        memory = state.memory
+        layout = self.contracts.layout
+        for cls in ("task", "percpu", "global"):
+            if cls in contract.writes:
+                memory.havoc_class(cls)
+        # the pt_regs frame kernel_entry built: at the initial SP_EL1 minus its size
+        frame = split_address(names.initial_sp() - layout["S_FRAME_SIZE"])
+        if frame is None:
+            return
+        region, base = frame
+        pstate = layout["S_PSTATE"]
+        size = layout["S_FRAME_SIZE"]
+        spans = {"regs.gprs": (0, 31 * 8), "regs.sp": (31 * 8, 32 * 8), "regs.pc": (layout["S_PC"], layout["S_PC"] + 8),
+                 "regs.rest": (pstate + 8, size)}
+        for cls, (lo, hi) in spans.items():
+            if cls in contract.writes:
+                for offset in range(lo, hi, 8):
+                    memory.store(region, base + offset, fresh(f"{name}.regs+{offset:#x}", 64), 8)
+        if "regs.pstate" in contract.writes:
+            old = memory.load(region, base + pstate, 8)
+            value = fresh(f"{name}.pstate", 64)
+            mask = sum(1 << PSTATE_BITS[bit] for bit in contract.pstate_bits)
+            memory.store(region, base + pstate, (old & ~bv(mask)) | (value & bv(mask)), 8)
+
+
+def _contract(summary: Summary) -> Contract:
+    assert isinstance(summary, Contract), summary  # this model hands out only contracts
+    return summary

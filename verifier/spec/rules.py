@@ -1,0 +1,180 @@
+"""A policy's rules compiled for one vector slot, and the observer that checks them on every path.
+
+A rule looks at one kind of event (a call of a role's function, a DAIF or MDSCR_EL1 change, the eret, or
+`every` DAIF change and call) and requires its predicate there, for the exception classes it covers. The
+observer records where a requirement fails and, for predicates that ask `called.ROLE`, which roles' functions
+the path has called so far (a rule at a call sees the calls before it).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Self
+
+import z3
+
+from verifier.engine.observer import Event, EventLog, Findings, Observer, Path, merge_condition
+from verifier.semantics import names
+from verifier.semantics.state import MDSCR, State
+from verifier.spec.constraints import ConstraintError, Context, Value, evaluate, parse_constraint
+from verifier.spec.masking import MDSCR_KDE, MDSCR_SS
+from verifier.spec.policy import Policy, Rule, family_of
+from verifier.util.errors import UserError
+
+_DAIF_BITS = {"D": 3, "A": 2, "I": 1, "F": 0}
+_MDSCR_BITS = {"SS": MDSCR_SS, "KDE": MDSCR_KDE, "MDE": 15}
+
+# The predicate of a rule at an event: over the state there and the roles called so far.
+Predicate = Callable[[State, dict[str, z3.BoolRef]], z3.BoolRef]
+
+
+@dataclass(frozen=True)
+class PolicyRule:
+    """A policy rule compiled for one slot: where it looks and what it requires there."""
+
+    id: str
+    event: str  # call daif mdscr eret every
+    role: re.Pattern[str] | None
+    scope: z3.BoolRef  # the exception classes it covers (a condition on ESR_EL1)
+    predicate: Predicate
+
+    @property
+    def key(self) -> str:
+        """The rule's property id in the slot's results (`rule:R4-handler`)."""
+        return f"rule:{self.id}"
+
+
+def rule_scope(rule: Rule, esr: z3.BitVecRef) -> z3.BoolRef:
+    """The exception classes a rule covers, as a condition on ESR_EL1."""
+    if rule.ecs is None:
+        return z3.BoolVal(True)
+    ec = z3.Extract(31, 26, esr)
+    inside = z3.Or([ec == e for e in rule.ecs])
+    return z3.Not(inside) if rule.ec_negated else inside
+
+
+def _predicate(rule: Rule, context: Context) -> Predicate:
+    tree = parse_constraint(rule.require)
+
+    def predicate(state: State, called: dict[str, z3.BoolRef]) -> z3.BoolRef:
+        def lookup(name: str) -> Value | None:
+            if name in _DAIF_BITS:
+                bit = _DAIF_BITS[name]
+                return z3.Extract(bit, bit, state.daif)
+            if name == "now.mdscr":
+                return state.read_sysreg(MDSCR)
+            if name.startswith("now.mdscr."):
+                field_name = name.split(".", 2)[2]
+                if field_name not in _MDSCR_BITS:
+                    raise ConstraintError(f"unknown field '{name}' (known: now.mdscr.SS, .KDE, .MDE)")
+                bit = _MDSCR_BITS[field_name]
+                return z3.Extract(bit, bit, state.read_sysreg(MDSCR))
+            if name.startswith("percpu."):
+                return state.memory.load(names.percpu_region(name[7:]), 0, 8)
+            if name.startswith("called."):
+                return called.get(name[7:], z3.BoolVal(False))
+            return None
+
+        ctx = Context(context.values, context.tif_bits, context.from_el0, context.caps, lookup)
+        try:
+            return evaluate(tree, ctx)
+        except ConstraintError as err:
+            where = rule.require_where
+            raise UserError(f"rule {rule.id}: {err}", where.file, where.line, where.col) from None
+
+    return predicate
+
+
+def compile_rules(policy: Policy, rules: list[Rule], roles: dict[str, re.Pattern[str]], slot_source: str,
+                  slot_kind: str, context: Context) -> list[PolicyRule]:
+    """The rules that apply to one slot, over its initial values (`context`)."""
+    out = []
+    for rule in rules:
+        if not policy.applies(rule, slot_source, slot_kind):
+            continue
+        out.append(PolicyRule(rule.id, rule.event, roles.get(rule.role) if rule.role else None,
+                              rule_scope(rule, context.values["esr"]), _predicate(rule, context)))
+    return out
+
+
+class PolicyCheck(Observer):
+    """The policy's rules on one path: where each fails, and which roles' functions were called."""
+
+    def __init__(self, rules: tuple[PolicyRule, ...], roles: dict[str, re.Pattern[str]],
+                 failures: dict[str, EventLog] | None = None, called: dict[str, z3.BoolRef] | None = None) -> None:
+        self.rules = rules
+        self.roles = roles
+        self.failures = failures if failures is not None else {}  # rule key -> where it fails
+        self.called = called if called is not None else {}  # role -> "a function of it was called"
+
+    def copy(self) -> Self:
+        return type(self)(self.rules, self.roles, {k: log.copy() for k, log in self.failures.items()},
+                          dict(self.called))
+
+    def merge(self, guard: z3.BoolRef, state: State, other: Self, other_guard: z3.BoolRef,
+              other_state: State) -> Self:
+        failures = {}
+        for key in set(self.failures) | set(other.failures):
+            mine, theirs = self.failures.get(key, EventLog()), other.failures.get(key, EventLog())
+            failures[key] = mine.merge(guard, theirs, other_guard)
+        called = {role: merge_condition(guard, self.called.get(role), other_guard, other.called.get(role))
+                  for role in set(self.called) | set(other.called)}
+        return type(self)(self.rules, self.roles, failures, called)
+
+    def _event(self, path: Path, kind: str, name: str | None = None) -> None:
+        """Each rule that watches this event records where its requirement fails."""
+        for rule in self.rules:
+            if rule.event != kind and not (rule.event == "every" and kind in ("daif", "call")):
+                continue
+            if rule.event == "call" and (name is None or rule.role is None or not rule.role.fullmatch(name)):
+                continue
+            failing = z3.simplify(z3.And(rule.scope, z3.Not(rule.predicate(path.state, self.called))))
+            if z3.is_false(failing):
+                continue
+            what = f"{rule.id} fails" + (f" at the call of {name}" if kind == "call" else f" at {kind}")
+            self.failures.setdefault(rule.key, EventLog()).note(Event(path.pc, z3.And(path.guard, failing), what))
+
+    def on_masking(self, path: Path, daif_changed: bool, mdscr_changed: bool) -> None:
+        if daif_changed:
+            self._event(path, "daif")
+        if mdscr_changed:
+            self._event(path, "mdscr")
+
+    def on_call(self, path: Path, name: str | None) -> None:
+        self._event(path, "call", name)
+        if name is None:
+            return
+        for role, pattern in self.roles.items():
+            if pattern.fullmatch(name):
+                self.called[role] = z3.simplify(z3.Or(self.called.get(role, z3.BoolVal(False)), path.guard))
+
+    def at_eret(self, path: Path) -> Findings:
+        self._event(path, "eret")
+        return Findings(violations={rule.key: self.failures[rule.key].condition() if rule.key in self.failures
+                                    else z3.BoolVal(False) for rule in self.rules},
+                        events={key: log.events for key, log in self.failures.items()})
+
+
+@dataclass(frozen=True)
+class BoundPolicy:
+    """A policy ready for one kernel: the rules in force (defaults or the readings asked for) and its roles
+    bound to the function names of the lifted code."""
+
+    policy: Policy
+    selected: list[Rule]
+    roles: dict[str, re.Pattern[str]]
+
+    def slot_rules(self, source: str, kind: str, context: Context) -> tuple[PolicyRule, ...]:
+        """The rules that apply to one slot, compiled over its initial values."""
+        return tuple(compile_rules(self.policy, self.selected, self.roles, source, kind, context))
+
+    def scopes(self, source: str, kind: str) -> dict[str, tuple[tuple[int, ...], str]]:
+        """Per rule that applies to the slot: its key -> (the exception classes it covers, its family)."""
+        out = {}
+        for rule in self.selected:
+            if self.policy.applies(rule, source, kind):
+                ecs = tuple(e for e in range(64) if rule.ecs is None or (e in rule.ecs) != rule.ec_negated)
+                out[f"rule:{rule.id}"] = (ecs, family_of(rule.id))
+        return out
