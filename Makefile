@@ -18,12 +18,15 @@ setup:
 demo: setup
 	@$(DEMO_CMD) || [ $$? -eq 1 ]
 
+# ruff, and the layers contract in pyproject.toml (lower layers never import higher ones, no cycles).
 lint: setup
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports --no-cache
 
 # pytest exits 5 when it collected nothing; say so, since a green run without tests proves nothing.
 test: setup
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports --no-cache
 	@rc=0; $(PY) -m pytest -q $(PYTEST_ARGS) || rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests (exit 5); failing" >&2; fi; \
 	exit $$rc

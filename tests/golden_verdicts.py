@@ -11,12 +11,17 @@ Which model the solver picks may differ between runs; what is recorded does not 
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import re
-import sys
 import tempfile
 from pathlib import Path
 from typing import Any
+
+from kernel_trees import ensure_tree
+
+from verifier.cli.main import main
 
 ROOT = Path(__file__).resolve().parents[1]
 GOLDEN = ROOT / "tests" / "golden"
@@ -54,14 +59,6 @@ def bundled_args(policy: bool) -> list[str]:
 
 
 def record() -> None:
-    import contextlib
-    import io
-
-    sys.path.insert(0, str(ROOT / "tests"))
-    from kernel_trees import ensure_tree
-
-    from verifier.cli.main import main
-
     GOLDEN.mkdir(exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         for version in VERSIONS:

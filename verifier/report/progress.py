@@ -6,6 +6,10 @@ from __future__ import annotations
 import sys
 from typing import Protocol, TextIO
 
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
+from rich.progress import Progress as RichProgress
+
 
 class Progress(Protocol):
     def note(self, text: str) -> None: ...
@@ -36,10 +40,6 @@ class BarProgress:
     """A rich progress bar; other output to stderr (Kbuild's lines) is printed above it."""
 
     def __init__(self, stream: TextIO) -> None:
-        from rich.console import Console
-        from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
-        from rich.progress import Progress as RichProgress
-
         self.bar = RichProgress(TextColumn("{task.description:<7}"), BarColumn(), MofNCompleteColumn(),
                                 TimeElapsedColumn(), TextColumn("{task.fields[last]}", markup=False),
                                 console=Console(file=stream), redirect_stderr=True, transient=False)
