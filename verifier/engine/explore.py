@@ -21,6 +21,7 @@ import heapq
 import itertools
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import z3
 
@@ -104,6 +105,12 @@ class Options:
     enumerate_limit: int = 64  # values tried for a symbolic indirect branch or table load
 
 
+class ModelLike(Protocol):
+    """A model to follow: a Z3 model, or one read back from a counterexample file."""
+
+    def eval(self, expr: z3.ExprRef, model_completion: bool = ...) -> z3.ExprRef: ...
+
+
 # Called before each instruction a path executes (the replay records its trace with it).
 StepListener = Callable[[Path, CodeRef, Insn], None]
 
@@ -113,7 +120,7 @@ StepListener = Callable[[Path, CodeRef, Insn], None]
 
 class Explorer:
     def __init__(self, image: Image, calls: CallModel, assumptions: list[z3.BoolRef], caps: dict[int, z3.BoolRef],
-                 start: Path, options: Options | None = None, guide: z3.ModelRef | None = None,
+                 start: Path, options: Options | None = None, guide: ModelLike | None = None,
                  on_step: StepListener | None = None) -> None:
         self.image = image
         self.calls = calls

@@ -9,20 +9,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 import z3
 
-from verifier.engine.explore import EretCheck, Explorer, Options, StepListener
+from verifier.engine.explore import EretCheck, Explorer, ModelLike, Options, StepListener
 from verifier.engine.image import CodeRef, Image
 from verifier.engine.paths import Path
 from verifier.frontend.srcfunc import function_at
 from verifier.ir.program import Insn
 from verifier.semantics.state import MDSCR
-
-
-class ModelLike(Protocol):
-    def eval(self, expr: z3.ExprRef, model_completion: bool = ...) -> z3.ExprRef: ...
 
 
 class DictModel:

@@ -9,8 +9,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from verifier.engine.explore import ENGINE_ASSUMPTIONS, Explorer, Options, StepListener
-from verifier.engine.replay import DictModel, ModelLike, replay
+from verifier.engine.explore import ENGINE_ASSUMPTIONS, Explorer, ModelLike, Options, StepListener
+from verifier.engine.replay import DictModel, replay
 from verifier.proof.config import ProveConfig
 from verifier.proof.pool import run_slot_jobs
 from verifier.proof.slot import SlotOutcome, bind_policy, explorer, lift_all, link, observers, slot_rules

@@ -10,11 +10,11 @@ from typing import Any
 
 import z3
 
-from verifier.engine.explore import Explorer, ExploreRun, Options, StepListener
+from verifier.engine.explore import Explorer, ExploreRun, ModelLike, Options, StepListener
 from verifier.engine.image import Image
 from verifier.engine.observer import Observer
 from verifier.engine.paths import Path as ExecPath
-from verifier.engine.replay import ModelLike, model_values, replay
+from verifier.engine.replay import model_values, replay
 from verifier.frontend.assembler import lift_file
 from verifier.frontend.srcfunc import forget_sources
 from verifier.ir.program import Addr, Program, SymRef
@@ -146,7 +146,7 @@ def explorer(image: Image, contracts: Contracts, start: SlotStart, watching: lis
              guide: ModelLike | None = None, on_step: StepListener | None = None) -> Explorer:
     path = ExecPath(start.state, z3.BoolVal(True), (), start.pc, watching)
     return Explorer(image, ContractCalls(contracts), start.facts, start.initial.caps, path, options,
-                    guide=guide, on_step=on_step)  # type: ignore[arg-type]
+                    guide=guide, on_step=on_step)
 
 
 def pin_caps(start: SlotStart, caps: dict[int, bool]) -> None:

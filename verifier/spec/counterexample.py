@@ -10,7 +10,8 @@ from typing import Any
 
 import z3
 
-from verifier.engine.replay import ModelLike, Replayed, model_number
+from verifier.engine.explore import ModelLike
+from verifier.engine.replay import Replayed, model_number
 from verifier.spec.slots import Initial
 
 
