@@ -132,7 +132,7 @@ def replay_counterexample(cex: dict[str, Any]) -> dict[str, Any] | None:
     if info.get("policy"):
         config = ProveConfig(files=[], policy=Path(info["policy"]), readings=tuple(info.get("readings", ())))
         policy = bind_policy(config, contracts, image, assumptions)
-    watching = observers(initial, contracts, slot_rules(policy, slot, initial, contracts), policy, None)
+    watching = observers(initial, contracts, slot_rules(policy, slot, start), policy, None)
 
     def make(guide: ModelLike, on_step: StepListener, options: Options | None) -> Explorer:
         return explorer(image, contracts, start, watching, options or Options(), guide, on_step)

@@ -20,7 +20,6 @@ from verifier.frontend.srcfunc import forget_sources
 from verifier.ir.program import Addr, Program, SymRef
 from verifier.proof.config import ProveConfig
 from verifier.semantics import names
-from verifier.spec.constraints import Context
 from verifier.spec.contract_calls import ContractCalls
 from verifier.spec.contracts import Contracts, load_contracts
 from verifier.spec.counterexample import counterexample
@@ -119,21 +118,17 @@ class SlotOutcome:
     inputs: list[dict[str, Any]]
 
 
-def slot_rules(policy: BoundPolicy | None, slot: Slot, initial: Initial, contracts: Contracts
-               ) -> tuple[PolicyRule, ...]:
+def slot_rules(policy: BoundPolicy | None, slot: Slot, start: SlotStart) -> tuple[PolicyRule, ...]:
     """The policy's rules that apply to this slot, compiled over its initial values."""
     if policy is None:
         return ()
-    context = Context({"spsr": initial.spsr, "mdscr": initial.mdscr, "esr": initial.esr, "elr": initial.elr,
-                       "flags": initial.flags}, contracts.tif, z3.BoolVal(slot.from_el0), initial.caps)
-    return policy.slot_rules(slot.source, slot.kind, context)
+    return policy.slot_rules(slot.source, slot.kind, start.context)
 
 
 def observers(initial: Initial, contracts: Contracts, rules: tuple[PolicyRule, ...], policy: BoundPolicy | None,
               watchlist: Watchlist | None) -> list[Observer]:
     """One observer per obligation, then the policy's rules, then the waivers' watches."""
-    facts = SlotFacts(initial.spsr, initial.mdscr, initial.flags, contracts.layout["TSK_TI_FLAGS"], contracts.tif,
-                      initial.from_el0)
+    facts = SlotFacts(initial.spsr, initial.mdscr, initial.flags, contracts.layout["TSK_TI_FLAGS"], contracts.tif)
     out = [obligation.observer(facts) for obligation in REGISTERED]
     if rules and policy is not None:
         out.append(PolicyCheck(rules, policy.roles))
@@ -167,7 +162,7 @@ def prove_slot(slot: Slot, prepared: Setup, config: ProveConfig) -> tuple[list[R
     start = build(slot, image, contracts, prepared.assumptions, prepared.vectors)
     pin_caps(start, config.caps)
     initial = start.initial
-    rules = slot_rules(prepared.policy, slot, initial, contracts)
+    rules = slot_rules(prepared.policy, slot, start)
     scopes = prepared.policy.scopes(slot.source, slot.kind) if prepared.policy is not None else {}
     run: ExploreRun = explorer(image, contracts, start, observers(initial, contracts, rules, prepared.policy,
                                                                   prepared.watchlist), config.options).explore()

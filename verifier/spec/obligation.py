@@ -19,7 +19,6 @@ class SlotFacts:
     flags: BV  # the current task's thread flags at the vector
     flags_offset: int  # TSK_TI_FLAGS: where the thread flags live in the task
     tif: dict[str, int]  # thread flag bit numbers (TIF_SINGLESTEP, ...)
-    from_el0: bool
 
 
 @dataclass(frozen=True)

@@ -145,6 +145,7 @@ class SlotStart:
     pc: int
     facts: list[z3.BoolRef]
     printed: list[str]
+    context: Context  # the initial values by the names constraints and policy rules use
 
 
 def build(slot: Slot, image: Image, contracts: Contracts, assumptions: list[Assumption], vectors: int) -> SlotStart:
@@ -190,15 +191,15 @@ def build(slot: Slot, image: Image, contracts: Contracts, assumptions: list[Assu
     )
     facts = architecture_facts(slot, spsr)
     printed = []
-    ctx = Context({"spsr": spsr, "mdscr": mdscr, "esr": esr, "elr": elr, "flags": flags}, contracts.tif,
+    context = Context({"spsr": spsr, "mdscr": mdscr, "esr": esr, "elr": elr, "flags": flags}, contracts.tif,
                   z3.BoolVal(slot.from_el0), initial.caps)
     for assumption in assumptions:
         try:
-            facts.append(compile_constraint(assumption.constraint, ctx))
+            facts.append(compile_constraint(assumption.constraint, context))
         except ConstraintError as err:
             raise UserError(f"assumption {assumption.id}: {err}", assumption.source) from None
         printed.append(f"{assumption.id}: {assumption.text} [{assumption.constraint}] ({assumption.source})")
-    return SlotStart(initial, state, vectors + slot.offset, facts, printed)
+    return SlotStart(initial, state, vectors + slot.offset, facts, printed, context)
 
 
 def _image_word(image: Image, address: int) -> z3.BitVecRef | None:
