@@ -2,14 +2,34 @@
 
 from __future__ import annotations
 
+import shutil
 import textwrap
 from pathlib import Path
 
 import pytest
 
 from verifier.frontend.assembler import lift_file
-from verifier.ir.program import Addr, Imm, Insn, Loc, Mem, Name, Program, Reg, Reloc, Shifted, SymRef, SysReg
+from verifier.ir.program import (
+    Addr,
+    DataValue,
+    Imm,
+    Insn,
+    Loc,
+    Mem,
+    Name,
+    Program,
+    Reg,
+    Reloc,
+    Shifted,
+    SymRef,
+    SysReg,
+)
+from verifier.objfront.crosscheck import compare_programs
+from verifier.objfront.lift import assemble, lift_object
 from verifier.util.errors import UserError
+
+AS = "aarch64-linux-gnu-as"
+needs_gas = pytest.mark.skipif(shutil.which(AS) is None, reason=f"{AS} not installed")
 
 
 def lift(tmp_path: Path, source: str) -> Program:
@@ -24,6 +44,46 @@ def insns(program: Program, section: str = ".text") -> list[Insn]:
 
 def text(program: Program, section: str = ".text") -> list[str]:
     return [str(i) for i in insns(program, section)]
+
+
+def data_contents(program: Program, section: str) -> tuple[dict[int, int], dict[int, DataValue]]:
+    """A section's data as (constant bytes by offset, relocated fields by offset): the same however the
+    bytes are split into items, so the two front ends compare."""
+    raw: dict[int, int] = {}
+    fields: dict[int, DataValue] = {}
+    for item in program.sections[section].items:
+        if item.kind != "data":
+            continue
+        relocated: set[int] = set()
+        offset = item.offset
+        for value in item.data:
+            if value.target is not None:
+                fields[offset] = value
+                relocated.update(range(offset, offset + value.size))
+            offset += value.size
+        for i, byte in enumerate(item.raw or b""):
+            if item.offset + i not in relocated:
+                raw[item.offset + i] = byte
+    return raw, fields
+
+
+def crosschecked(tmp_path: Path, source: str) -> Program:
+    """The Lark lift of `source`, after checking it against GNU as: every instruction (as the crosscheck
+    does) and every data byte and relocated field."""
+    path = tmp_path / "t.s"
+    path.write_text(textwrap.dedent(source))
+    lark = lift_file(path)
+    obj = lift_object(assemble(path, tmp_path / "t.o"))
+    report = compare_programs(str(path), lark, obj)
+    assert report.ok, [(d.section, hex(d.offset), d.render(d.lark), d.render(d.obj))
+                       for s in report.sections for d in s.differences]
+    for name in set(lark.sections) | set(obj.sections):
+        if name in lark.sections and name in obj.sections:
+            assert data_contents(lark, name) == data_contents(obj, name), name
+        else:  # a section only one side has must be empty
+            only = lark.sections.get(name) or obj.sections[name]
+            assert only.size == 0, name
+    return lark
 
 
 # ------------------------------------------------------------------------------------------ operands
@@ -319,6 +379,24 @@ def test_alignment_in_code_is_nop_padding(tmp_path: Path) -> None:
     assert prog.symbols["y"].loc == Loc(".text", 32)
     assert text(prog).count("nop") == 1 + 3 + 3
     assert b"".join(i.raw or b"" for i in prog.sections[".rodata"].items) == b"\x01\x00\x00\x00\x02"
+
+
+@needs_gas
+def test_explicit_fill_alignment_after_data_in_code_is_code(tmp_path: Path) -> None:
+    # gas makes every alignment in a code section `$x`, also with a fill and after data
+    prog = crosschecked(tmp_path, """
+        nop
+        .word 1
+        .balign 16, 0
+        nop
+        .section .rodata, "a"
+        .word 2
+        .balign 16, 0
+    """)
+    udf = Insn("udf", (Imm(0),))
+    assert [(it.offset, it.kind, it.insn) for it in prog.sections[".text"].items[2:4]] == [
+        (8, "insn", udf), (12, "insn", udf)]
+    assert [it.kind for it in prog.sections[".rodata"].items] == ["data", "data"]
 
 
 def test_org_pads_and_checks_backwards(tmp_path: Path) -> None:

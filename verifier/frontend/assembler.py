@@ -117,7 +117,6 @@ class Alignment:
     fill: int | None  # the fill byte as written; None: gas's default (NOPs in code, zeros elsewhere)
     max_skip: int | None  # no padding at all when more than this many bytes would be needed
     src: SrcLoc
-    mapping: str | None  # gas's mapping state ("code" | "data") where the alignment was written
 
 
 class Frag:
@@ -660,8 +659,11 @@ class Assembler(OperandScope):
         if nbytes & (nbytes - 1):
             raise stmt.error(f"alignment {nbytes} is not a power of 2")
         frag = self.frag
-        frag.tail = Alignment(nbytes, fill, max_skip, self._srcloc(stmt), self.cur[0].mapping)
+        frag.tail = Alignment(nbytes, fill, max_skip, self._srcloc(stmt))
         self._new_frag()
+        if self.cur[0].is_code():
+            # gas marks every alignment frag in a code section `$x` (aarch64_init_frag), whatever came before
+            self.cur[0].mapping = "code"
 
     def _align_args(self, args: str, stmt: Stmt) -> tuple[int, int | None, int | None]:
         trees = self._args(args)
@@ -946,11 +948,11 @@ class Assembler(OperandScope):
         pad = (-address) % tail.nbytes
         if pad == 0 or (tail.max_skip is not None and pad > tail.max_skip):
             return []
-        if tail.fill is None and state.is_code():
-            # gas pads code with NOPs after any odd bytes, whatever came before (checked against
-            # aarch64-linux-gnu-as 2.40: `.word 1; .balign 16` puts $x right after the word)
-            return _fill_items(pad, None, True, tail.src)
-        return _fill_items(pad, tail.fill or 0, tail.mapping == "code" and state.is_code(), tail.src)
+        # In a code section gas pads under `$x` whatever came before (checked against aarch64-linux-gnu-as
+        # 2.40: `.word 1; .balign 16` and `.word 1; .balign 16, 0` both put $x right after the word): NOPs
+        # after any odd bytes, or the fill pattern as words. An explicit fill starting at an odd offset
+        # gets its `$x` there, which words from the next multiple of 4 do not mirror (no input does that).
+        return _fill_items(pad, tail.fill, state.is_code(), tail.src)
 
     def _term_value(self, key: Hashable) -> Lin | None:
         if isinstance(key, Frag):
