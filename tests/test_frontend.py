@@ -7,7 +7,11 @@ import textwrap
 from pathlib import Path
 
 import pytest
+import z3
 
+from verifier.engine.image import Image
+from verifier.engine.memory import MemoryAccess
+from verifier.engine.paths import Path as EnginePath
 from verifier.frontend.assembler import lift_file
 from verifier.ir.program import (
     Addr,
@@ -23,9 +27,16 @@ from verifier.ir.program import (
     Shifted,
     SymRef,
     SysReg,
+    Target,
 )
 from verifier.objfront.crosscheck import compare_programs
 from verifier.objfront.lift import assemble, lift_object
+from verifier.proof.config import BUNDLED_CONTRACTS
+from verifier.semantics.names import symbol_address
+from verifier.semantics.state import bv
+from verifier.semantics.table import Next, execute
+from verifier.spec.contracts import load_contracts
+from verifier.spec.slots import build, slot_by_name
 from verifier.util.errors import UserError
 
 AS = "aarch64-linux-gnu-as"
@@ -544,6 +555,158 @@ def test_simd_operand_is_recorded_undecoded_not_dropped(tmp_path: Path) -> None:
     items = prog.sections[".text"].items
     assert [i.kind for i in items] == ["insn", "undecoded", "insn"]
     assert items[1].offset == 4 and "SIMD" in items[1].reason
+
+
+# ------------------------------------------------------------------------------------ literal pools
+
+
+def literal_loads(program: Program, section: str = ".text") -> dict[str, Target]:
+    """Each LDR (literal)'s destination register -> the pool entry it loads."""
+    return {str(i.operands[0]): i.operands[1].target for i in insns(program, section)
+            if i.mnemonic in ("ldr", "ldrsw") and isinstance(i.operands[-1], Addr)}
+
+
+@needs_gas
+def test_ltorg_dumps_the_pools_there_4_byte_entries_first(tmp_path: Path) -> None:
+    prog = crosschecked(tmp_path, """
+        ldr x0, =sym
+        ldr w1, =0x12
+        nop
+        .ltorg
+        ldr x2, =sym
+        .pool
+        ret
+    """)
+    # 12: the 4-byte pool, 16: the 8-byte one; after `.ltorg` a new pool, aligned with zeros (`udf #0`)
+    assert literal_loads(prog) == {"x0": Loc(".text", 16), "w1": Loc(".text", 12), "x2": Loc(".text", 32)}
+    raw, fields = data_contents(prog, ".text")
+    assert fields == {16: DataValue(8, 0, SymRef("sym")), 32: DataValue(8, 0, SymRef("sym"))}
+    assert bytes(raw[o] for o in range(12, 16)) == (0x12).to_bytes(4, "little")
+    assert [str(i) for i in insns(prog)][-2:] == ["udf #0", "ret"]
+
+
+@needs_gas
+def test_pools_left_at_the_end_go_to_the_end_of_their_section_and_subsection(tmp_path: Path) -> None:
+    prog = crosschecked(tmp_path, """
+        .text
+        ldr x0, =sym
+        .section .other, "ax"
+        ldr w0, =sym
+        ldr x1, =other
+        nop
+    other:
+        .text 1
+        ldr x3, =sym
+        .text
+        ldr x1, =sym
+        nop
+    """)
+    # .text: subsection 0 (two loads, nop, padding, its pool at 16), then subsection 1 (a load, its pool)
+    assert literal_loads(prog) == {"x0": Loc(".text", 16), "x1": Loc(".text", 16), "x3": Loc(".text", 32)}
+    assert literal_loads(prog, ".other") == {"w0": Loc(".other", 12), "x1": Loc(".other", 16)}
+    assert data_contents(prog, ".other")[1] == {12: DataValue(4, 0, SymRef("sym")),
+                                                16: DataValue(8, 0, Loc(".other", 12))}
+
+
+@needs_gas
+def test_pool_entries_are_shared_as_gas_compares_them(tmp_path: Path) -> None:
+    prog = crosschecked(tmp_path, """
+        .set abs, 0x12
+    lab:
+    1:  ldr x0, =-1
+        ldr x1, =0xffffffffffffffff  // the same bits, but gas keeps a constant's signedness as written
+        ldr x2, =~0
+        ldr x3, =1 - 2
+        ldr x4, =0x10 + 2
+        ldr x5, =abs
+        ldr x6, =sym + 8
+        ldr x7, =8 + sym
+        ldr x8, =lab
+        ldr x9, =1b                  // the same place by another symbol
+        ldr x10, =fwd
+        ldr x11, =fwd
+        ldr x12, =.
+        ldr x13, =sym + abs          // abs is a constant already: sym + 0x12
+        ldr x14, =sym + 0x12
+        .set fwd, 5
+    """)
+    at = literal_loads(prog)
+    shared = {frozenset(r for r in at if at[r] == at[first]) for first in at}
+    assert shared == {frozenset(g) for g in ({"x0"}, {"x1", "x2", "x3"}, {"x4", "x5"}, {"x6", "x7"}, {"x8"}, {"x9"},
+                                             {"x10", "x11"}, {"x12"}, {"x13", "x14"})}
+    fields = data_contents(prog, ".text")[1]
+    assert fields[at["x8"].offset] == fields[at["x9"].offset] == DataValue(8, 0, Loc(".text", 0))
+    assert fields[at["x12"].offset] == DataValue(8, 0, Loc(".text", 48))  # `.` is the ldr's own address
+
+
+@needs_gas
+def test_pool_entry_size_follows_the_register(tmp_path: Path) -> None:
+    prog = crosschecked(tmp_path, """
+        ldr w0, =0x11223344
+        ldr s1, =0x11223344
+        ldrsw x2, =0x11223344   // LDRSW loads 4 bytes: the 4-byte pool
+        ldr x3, =0x11223344
+        ldr d4, =0x11223344
+        ldr q5, =-1             // a 16-byte entry is the value sign-extended ...
+        ldr q6, =0xffffffffffffffff  // ... or zero-extended, by its signedness
+        ldr q7, =0x112233445566778899aabbccddeeff00
+        ldr w8, =sym
+    """)
+    at = literal_loads(prog)
+    assert at["w0"] == at["s1"] == at["x2"] != at["x3"] == at["d4"]
+    raw, fields = data_contents(prog, ".text")
+
+    def entry(register: str, size: int) -> bytes:
+        return bytes(raw[at[register].offset + i] for i in range(size))
+
+    assert entry("w0", 4) == entry("x3", 8)[:4] == (0x11223344).to_bytes(4, "little")
+    assert entry("q5", 16) == b"\xff" * 16
+    assert entry("q6", 16) == b"\xff" * 8 + bytes(8)
+    assert entry("q7", 16) == (0x112233445566778899AABBCCDDEEFF00).to_bytes(16, "little")
+    assert at["q5"].offset % 16 == 0
+    assert fields == {at["w8"].offset: DataValue(4, 0, SymRef("sym"))}
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ("ldr x0, =2f - 1f", "constant expression expected"),
+        ("ldr h0, =1", "operand mismatch"),
+        ("ldrsw w0, =1", "operand mismatch"),
+        ("ldr sp, =1", "operand mismatch"),
+        ("ldrb w0, =1", "invalid addressing mode"),
+        ("prfm pldl1keep, =1", "invalid addressing mode"),
+        ("ldr q0, =sym", "cannot do 16-byte relocation"),
+        (".set n, 0\n.rept 1025\nldr x0, =n\n.set n, n + 1\n.endr", "literal pool insertion failed"),
+    ],
+)
+def test_literal_pool_errors_are_gas_errors(tmp_path: Path, line: str, message: str) -> None:
+    with pytest.raises(UserError, match=message):
+        lift(tmp_path, line + "\n")
+
+
+def test_the_engine_loads_what_the_pool_entry_holds(tmp_path: Path) -> None:
+    prog = lift(tmp_path, """
+        ldr x0, =sym + 8
+        ldr x1, =here
+        ldr w2, =0x12345678
+    here:
+        ret
+    """)
+    image = Image.link([prog])
+    base = image.section_base(0, ".text")
+    pool = base + literal_loads(prog)["x0"].offset
+    assert image.data_value(pool, 8) == DataValue(8, 0, SymRef("sym", 8))
+    start = build(slot_by_name("el1h_sync"), image, load_contracts(BUNDLED_CONTRACTS), [], base)
+    state = start.state
+    for offset in (0, 4, 8):
+        code = image.code(base + offset)
+        assert code is not None and code.item.insn is not None
+        path = EnginePath(state, z3.BoolVal(True), (), code.address, [])
+        assert isinstance(execute(code.item.insn, state, MemoryAccess(image, path, code, lambda p, v: None)), Next)
+    assert z3.simplify(state.read_reg("x0") - symbol_address("sym")).eq(bv(8))
+    assert state.read_reg("x1").eq(bv(base + 12))
+    assert state.read_reg("x2").eq(bv(0x12345678, 64))
 
 
 # ------------------------------------------------------------------------------------------ errors

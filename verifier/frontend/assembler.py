@@ -15,10 +15,13 @@ from collections.abc import Hashable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from lark import Tree
+
 from verifier.frontend import macros as mac
 from verifier.frontend.alternatives import decode_alternatives
 from verifier.frontend.decode import decode_word
-from verifier.frontend.expr import Lin, NotConstant, evaluate
+from verifier.frontend.expr import MASK64, Lin, NotConstant, Scope, evaluate
+from verifier.frontend.litpool import LiteralPools, PoolEntry, PoolOverflow, bignum, written_unsigned
 from verifier.frontend.operands import (
     OperandError,
     OperandScope,
@@ -98,6 +101,27 @@ class _LaidOut:
 
     def local_ref(self, text: str) -> Lin:
         raise NotConstant("numeric local label in a deferred expression")
+
+
+class _AsGasSees(Scope):
+    """An `=expr` as gas's add_to_lit_pool compares it: a symbol is itself (a label by its name, not its
+    place), an equate already set to a constant is that constant, and each `.` is a new symbol."""
+
+    def __init__(self, asm: Assembler) -> None:
+        self.asm = asm
+
+    def symbol(self, name: str) -> Lin:
+        value = self.asm.equates.get(name)
+        if value is not None and value.is_const():
+            return value
+        return Lin.term(("sym", name))
+
+    def here(self) -> Lin:
+        self.asm.dot_count += 1
+        return Lin.term(("dot", self.asm.dot_count))
+
+    def local_ref(self, text: str) -> Lin:
+        return Lin.term(("sym", self.asm.local_name_of(text)))
 
 
 @dataclass
@@ -247,6 +271,8 @@ class Assembler(OperandScope):
         self.file_names: dict[int, str] = {}
         self.loc_override: tuple[str, int] | None = None
         self.warnings: list[str] = []
+        self.pools = LiteralPools()
+        self.dot_count = 0  # `.` in literals, each its own symbol
 
     # --------------------------------------------------------------------------------- scope for exprs
 
@@ -267,16 +293,50 @@ class Assembler(OperandScope):
         return Lin.term(frag, frag.size)
 
     def local_ref(self, text: str) -> Lin:
+        return self.symbol(self.local_name_of(text))
+
+    def local_name_of(self, text: str) -> str:
+        """The label a numeric local reference (`1b`, `2f`) means here."""
         number, direction = text[:-1], text[-1].lower()
         count = self.local_counts.get(number, 0)
         if direction == "b":
             if count == 0:
                 raise NotConstant(f"no previous definition of local label {number}")
-            return self.symbol(self._local_name(number, count))
-        return self.symbol(self._local_name(number, count + 1))
+            return self._local_name(number, count)
+        return self._local_name(number, count + 1)
 
     def register_alias(self, name: str) -> str | None:
         return self.aliases.get(name.lower())
+
+    def literal(self, tree: Tree, size: int) -> Lin:
+        """`ldr Xn, =expr`: expr goes into the current section's pool (gas's add_to_lit_pool)."""
+        assert self.stmt is not None
+        identity, value = self._literal_entry(tree, size)
+        section, subsection = self.cur
+        try:
+            label, offset = self.pools.add(section.name, subsection, size,
+                                           PoolEntry(identity, value, self._srcloc(self.stmt)))
+        except PoolOverflow as err:
+            raise OperandError(f"literal pool insertion failed ({err})") from None
+        return Lin.term(("sym", label), offset)
+
+    def _literal_entry(self, tree: Tree, size: int) -> tuple[Hashable | None, Lin]:
+        """What gas compares to share an entry, and the entry's value (evaluated here, like a `.quad`)."""
+        wide = bignum(tree)
+        if wide is not None:
+            return None, Lin(wide)  # gas never shares a bignum; it is truncated to the entry's size
+        value = evaluate(tree, self)
+        if value.is_const():
+            unsigned = written_unsigned(tree)
+            # a 16-byte entry is the 64-bit value zero- or sign-extended, by its signedness
+            return ("const", value.const, unsigned), Lin(value.const & MASK64 if unsigned else value.const)
+        if size == 16:
+            raise OperandError("cannot do 16-byte relocation")
+        seen = evaluate(tree, _AsGasSees(self))
+        if len(seen.terms) != 1 or next(iter(seen.terms.values())) != 1:
+            raise OperandError("constant expression expected")  # gas: only a constant or symbol + addend
+        (key,) = seen.terms
+        return (None if key[0] == "dot" else ("sym", key, seen.const)), value
 
     @staticmethod
     def _local_name(number: str, instance: int) -> str:
@@ -345,6 +405,7 @@ class Assembler(OperandScope):
             raise self.collect.start.error(f"missing {what} before end of file")
         if self.conds:
             raise UserError("missing .endif before end of file", str(self.path))
+        self._dump_remaining_pools()
         return self.finish()
 
     def _column_in_line(self, stmt: Stmt, err: ParseError) -> int:
@@ -658,8 +719,11 @@ class Assembler(OperandScope):
             return
         if nbytes & (nbytes - 1):
             raise stmt.error(f"alignment {nbytes} is not a power of 2")
+        self._end_frag_aligned(nbytes, fill, max_skip, self._srcloc(stmt))
+
+    def _end_frag_aligned(self, nbytes: int, fill: int | None, max_skip: int | None, src: SrcLoc) -> None:
         frag = self.frag
-        frag.tail = Alignment(nbytes, fill, max_skip, self._srcloc(stmt))
+        frag.tail = Alignment(nbytes, fill, max_skip, src)
         self._new_frag()
         if self.cur[0].is_code():
             # gas marks every alignment frag in a code section `$x` (aarch64_init_frag), whatever came before
@@ -891,9 +955,27 @@ class Assembler(OperandScope):
         pass
 
     def _d_ltorg(self, args: str, stmt: Stmt) -> None:
-        pass  # literal pools are not supported: `ldr Xn, =value` is recorded as undecoded
+        self._dump_pools(self._srcloc(stmt))
 
     _d_pool = _d_ltorg
+
+    def _dump_pools(self, src: SrcLoc | None) -> None:
+        """The current section's literal pools, here (gas's s_ltorg): each aligned to its entry size with
+        zeros (`$x` in code), its label, then its entries as data."""
+        section, subsection = self.cur
+        for pool in self.pools.take(section.name, subsection):
+            assert pool.label is not None
+            self._end_frag_aligned(pool.size, 0, None, src or pool.entries[0].src)
+            frag = self.frag
+            self.labels[pool.label] = (frag, frag.size)
+            for entry in pool.entries:
+                self._emit(Item(0, pool.size, "data", src=entry.src), data_value=entry.value)
+
+    def _dump_remaining_pools(self) -> None:
+        """At the end of the file each pool left goes to the end of its section (gas's aarch64_cleanup)."""
+        for name, subsection in self.pools.places():
+            self.cur = (self.sections[name], subsection)
+            self._dump_pools(None)
 
     # -------------------------------------------------------------------------------- instructions
 

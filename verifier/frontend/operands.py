@@ -79,6 +79,25 @@ class OperandScope(Scope):
     def register_alias(self, name: str) -> str | None:
         return None
 
+    def literal(self, tree: Tree, size: int) -> Lin:
+        """`=expr` of an LDR (literal): the address of the `size`-byte literal pool entry holding expr."""
+        raise Unsupported("literal pool load (`ldr Xn, =value`) outside the assembler")
+
+
+# LDR (literal) from a pool entry: its size by mnemonic and the destination register's kind (gas takes the
+# size from the register, and LDRSW's 4-byte load shares the 4-byte pool).
+_LITERAL_SIZES = {("ldr", "x"): 8, ("ldr", "w"): 4, ("ldr", "d"): 8, ("ldr", "s"): 4, ("ldr", "q"): 16,
+                  ("ldrsw", "x"): 4}
+
+
+def literal_size(mnemonic: str, dest: Operand) -> int:
+    if mnemonic not in ("ldr", "ldrsw"):
+        raise OperandError("invalid addressing mode: `=value` is only for ldr and ldrsw")
+    size = _LITERAL_SIZES.get((mnemonic, dest.name[0])) if isinstance(dest, Reg) else None
+    if size is None or dest.name in ("sp", "wsp"):
+        raise OperandError(f"operand mismatch: no `{mnemonic} {dest}, =value`")
+    return size
+
 
 def address_position(mnemonic: str) -> int | None:
     if mnemonic.startswith(("b.", "bc.")):
@@ -193,7 +212,10 @@ def lower_operands(mnemonic: str, trees: list[Tree], scope: OperandScope) -> tup
                 reloc = _reloc(tree, scope)
                 out.append(reloc)
             elif kind == "literal":
-                raise Unsupported("literal pool load (`ldr Xn, =value`)")
+                if position != 1 or len(trees) != 2:
+                    raise OperandError("`=value` must be the second and last operand")
+                size = literal_size(mnemonic, out[0])
+                out.append(Pending(scope.literal(tree.children[0], size), "address"))
             elif kind in ("imm", "bare"):
                 name = _symbol_name(tree)
                 if name is not None:
