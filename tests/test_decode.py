@@ -105,6 +105,25 @@ def test_operand_forms(word: int, expected: Insn) -> None:
     assert decode_word(word, ".text", 0) == expected
 
 
+@pytest.mark.parametrize(
+    ("word", "printed", "base"),
+    [
+        (0xD503427F, "smstop sm", Insn("msr", (Name("svcrsm"), Imm(0)))),  # the kernel's sme_smstop_sm()
+        (0xD503437F, "smstart sm", Insn("msr", (Name("svcrsm"), Imm(1)))),
+        (0xD503447F, "smstop za", Insn("msr", (Name("svcrza"), Imm(0)))),
+        (0xD503457F, "smstart za", Insn("msr", (Name("svcrza"), Imm(1)))),
+        (0xD503467F, "smstop", Insn("msr", (Name("svcrsmza"), Imm(0)))),
+        (0xD503477F, "smstart", Insn("msr", (Name("svcrsmza"), Imm(1)))),
+        (0xD53B4240, "mrs x0, svcr", Insn("mrs", (Reg("x0"), SysReg(encode("svcr") or -1)))),
+        (0x04BF5020, "rdvl x0, #1", Insn("rdvl", (Reg("x0"), Imm(1)))),
+    ],
+)
+def test_sme_mode_changes_are_msr_to_the_svcr_fields(word: int, printed: str, base: Insn) -> None:
+    insn = decode_word(word, ".text", 0)
+    assert insn is not None and str(insn) == printed
+    assert canonical(insn) == base
+
+
 def test_post_index_is_one_memory_operand_after_canonical() -> None:
     # the shared lowering gives `[sp], #16` as two operands; canon folds them into the IR's post-index Mem
     insn = decode_word(0xA8C107E0, ".text", 0)

@@ -13,6 +13,7 @@ from verifier.engine.image import Image
 from verifier.engine.memory import MemoryAccess
 from verifier.engine.paths import Path as EnginePath
 from verifier.frontend.assembler import lift_file
+from verifier.ir.canon import canonical
 from verifier.ir.program import (
     Addr,
     DataValue,
@@ -555,6 +556,23 @@ def test_simd_operand_is_recorded_undecoded_not_dropped(tmp_path: Path) -> None:
     items = prog.sections[".text"].items
     assert [i.kind for i in items] == ["insn", "undecoded", "insn"]
     assert items[1].offset == 4 and "SIMD" in items[1].reason
+
+
+@needs_gas
+def test_sme_mode_changes_lift_as_gas_encodes_them(tmp_path: Path) -> None:
+    prog = crosschecked(tmp_path, """
+        .arch_extension sme
+        smstart
+        smstop sm
+        smstart za
+        msr svcrsm, #1
+        .inst 0xd503427f     // what the kernel's __msr_s(SYS_SVCR_SMSTOP_SM_EL0, "xzr") makes
+        mrs x0, svcr
+        rdvl x1, #-2
+    """)
+    assert [str(canonical(i)) for i in insns(prog)] == [
+        "msr svcrsmza, #1", "msr svcrsm, #0", "msr svcrza, #1", "msr svcrsm, #1", "msr svcrsm, #0", "mrs x0, svcr",
+        "rdvl x1, #-2"]
 
 
 # ------------------------------------------------------------------------------------ literal pools

@@ -9,8 +9,11 @@ the system registers and PSTATE fields Unicorn exposes too.
 What Unicorn cannot check is tested directly below, each with the reason: eret (the exception return is
 the engine's), traps (only "Unicorn takes an exception" is compared), `at` (PAR_EL1 is havocked by
 design), msr dit/ssbs/tco (Unicorn's max CPU raises an exception on dit and ssbs; gas wants +memtag for
-tco), exclusive stores without a preceding ldxr (Unicorn fails them; we assume success), and ldsmax/ldsmin
-below 64 bits with operands of different signs (Unicorn compares them unsigned, a bug of its QEMU base).
+tco), exclusive stores without a preceding ldxr (Unicorn fails them; we assume success), ldsmax/ldsmin
+below 64 bits with operands of different signs (Unicorn compares them unsigned, a bug of its QEMU base),
+SMSTART/SMSTOP and SVCR (Unicorn 2.1's QEMU 5.0 has no SME: the differential test for them skips, saying
+so, until a Unicorn runs them), and rdvl (compared with the vector length Unicorn reports, as the length
+is an unknown of the model).
 """
 
 from __future__ import annotations
@@ -36,12 +39,14 @@ from verifier.ir import sysregs
 from verifier.ir.canon import canonical
 from verifier.ir.program import Addr, Imm, Insn, Loc, Mem, Name, Reg, Reloc, Shifted, SymRef, SysReg, Target
 from verifier.semantics import census as census_mod
+from verifier.semantics import names
 from verifier.semantics.state import MDSCR, State, bv, concrete_state
 from verifier.semantics.table import (
     ASSUMPTIONS,
     PAR_EL1,
     PSTATE_FIELDS,
     SEMANTICS,
+    SVCR,
     Barrier,
     Call,
     CondJump,
@@ -613,10 +618,11 @@ def run_semantics(insns: list[Insn], addr: int, code: bytes, start: Start, syste
     return Outcome(regs, value(state.nzcv), value(state.daif), pc, memory.data(), extra), effect
 
 
-def assemble(lines: list[str]) -> bytes:
+def assemble(lines: list[str], extension: str | None = None) -> bytes:
     with tempfile.TemporaryDirectory() as tmp:
         src, obj = Path(tmp) / "t.s", Path(tmp) / "t.o"
-        src.write_text(ARCH + "".join(f"\t{line}\n" for line in lines))
+        arch = ARCH + (f"\t.arch_extension {extension}\n" if extension else "")
+        src.write_text(arch + "".join(f"\t{line}\n" for line in lines))
         subprocess.run([AS, str(src), "-o", str(obj)], check=True, capture_output=True)
         with open(obj, "rb") as fh:
             elf = ELFFile(fh)
@@ -949,6 +955,107 @@ def test_at_havocs_par_el1() -> None:
     state.sysregs[PAR_EL1] = bv(0)
     assert isinstance(execute(Insn("at", (Name("s1e1r"), X(0))), state, UnitCtx()), Next)
     assert not z3.is_bv_value(z3.simplify(state.sysregs[PAR_EL1]))  # unconstrained, not the old 0
+
+
+# SMSTART/SMSTOP as gas writes them, and SVCR (SM: bit 0, ZA: bit 1) after each from SVCR = `before`
+SME_CASES = [("smstart", 0b00, 0b11), ("smstop", 0b11, 0b00), ("smstart sm", 0b10, 0b11), ("smstop sm", 0b11, 0b10),
+             ("smstart za", 0b01, 0b11), ("smstop za", 0b11, 0b01), ("msr svcrsm, #1", 0b00, 0b01),
+             ("msr svcrza, #0", 0b10, 0b00), ("msr svcrsmza, #1", 0b00, 0b11)]
+
+
+def sme_insn(line: str) -> Insn:
+    mnemonic, _, rest = line.partition(" ")
+    if mnemonic == "msr":
+        field, imm = rest.split(", #")
+        return canonical(Insn("msr", (Name(field), Imm(int(imm)))))
+    return canonical(Insn(mnemonic, (Name(rest),) if rest else ()))
+
+
+def test_sme_mode_changes_write_svcr_and_nothing_else() -> None:
+    for line, before, after in SME_CASES:
+        regs = {f"x{i}": 0x1000 + i for i in range(31)} | {"sp": 0x8000, "sp_el0": 0x9000}
+        state = concrete_state(regs, nzcv=0b1010, daif=0b0101)
+        state.sysregs[SVCR] = bv(before | 0xF0)  # the other bits stay as they were
+        state.sysregs[MDSCR] = bv(0x8001)
+        untouched = (list(state.x), state.sp_el1, state.sp_el0, state.nzcv, state.daif, state.spsel, state.pstate_ss)
+        assert isinstance(execute(sme_insn(line), state, UnitCtx()), Next), line
+        assert value(state.read_sysreg(SVCR)) == after | 0xF0, line
+        assert (list(state.x), state.sp_el1, state.sp_el0, state.nzcv, state.daif, state.spsel,
+                state.pstate_ss) == untouched, line
+        assert value(state.read_sysreg(MDSCR)) == 0x8001 and set(state.sysregs) == {SVCR, MDSCR}, line
+    # the register view reads and writes the same bits
+    state, _ = run(Insn("msr", (SysReg(SVCR), X(1))), {"x1": 0b10})
+    execute(sme_insn("smstart sm"), state, UnitCtx())
+    execute(Insn("mrs", (X(2), SysReg(SVCR))), state, UnitCtx())
+    assert value(state.x[2]) == 0b11
+    # on a symbolic state too: DAIF and MDSCR_EL1 are the same terms afterwards
+    state = census_mod.symbolic_state()
+    daif, mdscr = state.daif, state.read_sysreg(MDSCR)
+    assert isinstance(execute(sme_insn("smstop"), state, census_mod.SymbolicContext()), Next)
+    assert state.daif is daif and state.read_sysreg(MDSCR) is mdscr
+    assert isinstance(run(Insn("msr", (Name("svcrsm"), Imm(2))))[1], Unsupported)  # the field is one bit
+
+
+def _vector_unit_uc() -> tuple[object, dict[str, int]]:
+    """Unicorn at EL1 with FP/SIMD, SVE and SME not trapped (CPACR_EL1.FPEN/ZEN/SMEN, CPTR_EL3.EZ/ESM)."""
+    uc, ids = _uc()
+    uc.cpr_write(*cp_fields("cpacr_el1"), 0x3330000)
+    uc.cpr_write(*cp_fields("cptr_el3"), 1 << 8 | 1 << 12)
+    uc.reg_write(ids["pstate"], 0x3C5)
+    return uc, ids
+
+
+@needs_tools
+def test_sme_mode_changes_against_unicorn() -> None:
+    uc, _ = _vector_unit_uc()
+    words = assemble([line for line, _, _ in SME_CASES], extension="sme")
+    uc.mem_write(CODE, words)
+    try:
+        uc.emu_start(CODE, CODE + 4, count=1)  # smstart
+    except unicorn.UcError:
+        pytest.skip("Unicorn 2.1 (QEMU 5.0) has no SME: smstart raises an undefined-instruction exception; "
+                    "SMSTART/SMSTOP/SVCR are checked by test_sme_mode_changes_write_svcr_and_nothing_else")
+    for k, (line, before, after) in enumerate(SME_CASES):  # reached only once a Unicorn runs SME
+        insn = decode_word(int.from_bytes(words[4 * k : 4 * k + 4], "little"), ".text", 4 * k)
+        assert insn is not None and canonical(insn) == sme_insn(line), line
+        uc.cpr_write(*cp_fields("svcr"), before)
+        uc.emu_start(CODE + 4 * k, CODE + 4 * k + 4, count=1)
+        assert uc.cpr_read(*cp_fields("svcr")) & 3 == after, line
+
+
+@needs_tools
+def test_rdvl_against_unicorn() -> None:
+    # the model's vector length is an unknown: put in the one Unicorn has (rdvl x0, #1) and compare the rest
+    uc, ids = _vector_unit_uc()
+    cases = [("x0", 1), ("x1", -32), ("x2", -1), ("x3", 0), ("x4", 2), ("x5", 31)]
+    words = assemble([f"rdvl {reg}, #{imm}" for reg, imm in cases], extension="sve")
+    uc.mem_write(CODE, words)
+    uc.emu_start(CODE, CODE + len(words), count=len(cases))
+    length = uc.reg_read(ids["x0"])
+    assert length % 16 == 0 and length > 0
+    state = concrete_state()
+    state.sysregs[SVCR] = bv(0)  # not in streaming mode
+    for k, (reg, _) in enumerate(cases):
+        insn = decode_word(int.from_bytes(words[4 * k : 4 * k + 4], "little"), ".text", 4 * k)
+        assert insn is not None
+        assert isinstance(execute(canonical(insn), state, UnitCtx()), Next), insn
+        mine = z3.substitute(state.read_reg(reg), (names.vector_length(streaming=False), bv(length)))
+        assert value(z3.simplify(mine)) == uc.reg_read(ids[reg]), insn
+
+
+def test_rdvl_reads_the_vector_length_in_use() -> None:
+    state = concrete_state()
+    state.sysregs[SVCR] = bv(0)
+    execute(Insn("rdvl", (X(0), Imm(3))), state, UnitCtx())
+    execute(sme_insn("smstart sm"), state, UnitCtx())
+    execute(Insn("rdvl", (X(1), Imm(1))), state, UnitCtx())
+    assert state.read_reg("x0").eq(z3.simplify(names.vector_length(streaming=False) * 3))
+    assert state.read_reg("x1").eq(names.vector_length(streaming=True))
+    # a change of the vector length would make it wrong: no semantics for that
+    for register in ("zcr_el1", "smcr_el1"):
+        effect = run(Insn("msr", (SysReg(sysregs.encode(register) or -1), X(0))))[1]
+        assert isinstance(effect, Unsupported) and "vector length" in effect.reason
+    assert "vector lengths are not modelled" in ASSUMPTIONS and "SVCR" in ASSUMPTIONS
 
 
 def test_exclusive_store_always_succeeds() -> None:

@@ -51,7 +51,7 @@ COND_LAST = {
 PSTATE_FIELDS = {"daifset", "daifclr", "spsel", "pan", "uao", "dit", "ssbs", "tco", "allint", "svcrsm", "svcrza",
                  "svcrsmza", "pm"}
 NAMED_FIRST = {"tlbi", "dc", "ic", "at", "dsb", "dmb", "isb", "bti", "psb", "tsb", "prfm", "prfum", "cfp", "dvp",
-               "cpp", "brb", "gcsb", "tlbip"}
+               "cpp", "brb", "gcsb", "tlbip", "smstart", "smstop"}
 
 # Which operand is a PC-relative address, per mnemonic.
 _ADDRESS_POS = {"b": 0, "bl": 0, "cbz": 1, "cbnz": 1, "tbz": 2, "tbnz": 2, "adr": 1, "adrp": 1}

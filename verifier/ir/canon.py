@@ -136,6 +136,8 @@ HINTS = {
 }
 _HINT_WITH_OPERAND = {("psb", "csync"): 17, ("tsb", "csync"): 18, ("gcsb", "dsync"): 19}
 _BTI = {None: 32, "c": 34, "j": 36, "jc": 38}
+# SMSTART/SMSTOP are MSR (immediate) to the SVCR fields: `smstart sm` is `msr svcrsm, #1`, a bare one both
+_SME_MODE = {None: "svcrsmza", "sm": "svcrsm", "za": "svcrza"}
 
 BARRIER_OPTIONS = {
     "oshld": 1, "oshst": 2, "osh": 3, "nshld": 5, "nshst": 6, "nsh": 7, "ishld": 9, "ishst": 10,
@@ -284,6 +286,10 @@ def _alias(mnemonic: str, ops: tuple[Operand, ...]) -> Insn | None:
             return Insn("hint", (Imm(_BTI[target]),))
     if n == 1 and isinstance(ops[0], Name) and (mnemonic, ops[0].name) in _HINT_WITH_OPERAND:
         return Insn("hint", (Imm(_HINT_WITH_OPERAND[(mnemonic, ops[0].name)]),))
+    if mnemonic in ("smstart", "smstop") and n <= 1:
+        which = ops[0].name if ops and isinstance(ops[0], Name) else None
+        if which in _SME_MODE:
+            return Insn("msr", (Name(_SME_MODE[which]), Imm(1 if mnemonic == "smstart" else 0)))
     if mnemonic == "isb" and n == 1 and (_imm(ops[0]) == 15 or ops[0] == Name("sy")):
         return Insn("isb", ())
     if mnemonic in ("dsb", "dmb") and n == 1 and _imm(ops[0]) in _BARRIER_NAMES:

@@ -54,6 +54,11 @@ def memory_word(region: Region | str, word: int, epoch: int = 0) -> BV:
     return z3.BitVec(f"mem[{region}+{word:#x}]{suffix}", 64)
 
 
+def vector_length(streaming: bool) -> BV:
+    """The vector length in bytes rdvl reads: SVE's, or SME's streaming one."""
+    return z3.BitVec("sme_svl_bytes" if streaming else "sve_vl_bytes", 64)
+
+
 def entry_value(register: str, bits: int = 64) -> BV:
     """A register's (or system register's) value at the vector."""
     return z3.BitVec(f"{register}@entry", bits)

@@ -21,6 +21,7 @@ import z3
 from verifier.ir import sysregs
 from verifier.ir.canon import reg_width
 from verifier.ir.program import Addr, Imm, Insn, Mem, Name, Operand, Reg, Reloc, Shifted, SysReg, Target
+from verifier.semantics import names
 from verifier.semantics.state import State, bv
 
 BV = z3.BitVecRef
@@ -51,6 +52,12 @@ narrower than the architecture; the engine's verdicts hold under them):
   #imm` and `msr <field>, xN` write them; `mrs` reads them. Their side effects (PAN blocking EL0 accesses,
   UAO, speculation controls, tag checks) are not modelled.
 - SPSel is `state.spsel`, a Python int: `msr spsel, xN` with a symbolic xN is Unsupported.
+- SME's PSTATE.SM and PSTATE.ZA are bits 0 and 1 of SVCR in `state.sysregs`: SMSTART/SMSTOP (`msr svcrsm|
+  svcrza|svcrsmza, #imm`) set or clear them, `mrs`/`msr svcr` read and write the register. What entering or
+  leaving streaming mode does to the vector registers, and the ZA storage itself, are not modelled.
+- The vector lengths are not modelled: `rdvl xd, #imm` gives imm times an unknown length in bytes, one for
+  SVE and one for streaming mode (PSTATE.SM set), the same at every rdvl. Writes of the registers that
+  change them (ZCR_ELx, SMCR_ELx) are Unsupported.
 - Traps (brk, udf, hvc, smc, svc) are reported as Trap(kind, imm); what they do is the engine's business.
 - Accesses that the architecture leaves CONSTRAINED UNPREDICTABLE (writeback onto the transfer register,
   ldp into one register twice, an exclusive status register that overlaps the data or base register,
@@ -848,6 +855,13 @@ PSTATE_FIELDS: dict[str, tuple[int, int]] = {
 }
 _FIELD_BY_ENCODING = {enc: bit for enc, bit in PSTATE_FIELDS.values()}
 
+# SME's mode bits in SVCR, by the PSTATE field name MSR (immediate) writes them with (SMSTART/SMSTOP)
+SVCR = _encoding("svcr")
+SVCR_FIELDS = {"svcrsm": 0b01, "svcrza": 0b10, "svcrsmza": 0b11}
+# what sets the vector lengths rdvl reads (see ASSUMPTIONS)
+_VECTOR_LENGTH_CONTROLS = {_encoding(name) for name in ("zcr_el1", "zcr_el12", "zcr_el2", "zcr_el3", "smcr_el1",
+                                                         "smcr_el12", "smcr_el2", "smcr_el3")}
+
 
 def _sysreg(op: Operand) -> int:
     if not isinstance(op, SysReg):
@@ -892,6 +906,8 @@ def _msr(insn: Insn, state: State, ctx: ExecContext) -> Effect:
         state.spsel = value.as_long() & 1
     elif enc == CURRENT_EL:
         raise _Unsupported("CurrentEL is read-only")
+    elif enc in _VECTOR_LENGTH_CONTROLS:
+        raise _Unsupported(f"msr {sysregs.name_of(enc)}: a vector length change (rdvl's length is fixed)")
     elif enc == SP_EL1 or (enc == SP_EL0 and not state.spsel):
         raise _Unsupported(f"msr of {sysregs.name_of(enc)} while it is the current stack pointer")
     elif enc in _FIELD_BY_ENCODING:
@@ -913,8 +929,23 @@ def _msr_pstate(field: str, imm: int, state: State) -> Effect:
     elif field in PSTATE_FIELDS:
         enc, bit = PSTATE_FIELDS[field]
         state.write_sysreg(enc, bv((imm & 1) << bit))
+    elif field in SVCR_FIELDS:
+        if imm not in (0, 1):
+            raise _Unsupported(f"msr {field}, #{imm}")
+        mask = SVCR_FIELDS[field]
+        svcr = state.read_sysreg(SVCR)
+        state.write_sysreg(SVCR, svcr | bv(mask) if imm else svcr & bv(~mask & _mask(64)))
     else:
         raise _Unsupported(f"PSTATE field '{field}'")
+    return NEXT
+
+
+def _rdvl(insn: Insn, state: State, ctx: ExecContext) -> Effect:
+    """`rdvl xd, #imm`: imm times the vector length in bytes, the streaming one while PSTATE.SM is set."""
+    rd, imm = _ops(insn, 2)
+    streaming = z3.Extract(0, 0, state.read_sysreg(SVCR)) == 1
+    length = z3.If(streaming, names.vector_length(streaming=True), names.vector_length(streaming=False))
+    state.write_reg(_gpr(rd).name, z3.simplify(length * _imm(imm)))
     return NEXT
 
 
@@ -1106,6 +1137,7 @@ def _table() -> dict[str, Handler]:
     for name in ("tlbi", "dc", "ic"):
         t[name] = _maintenance
     t["at"] = _at
+    t["rdvl"] = _rdvl
     for name in ("brk", "udf", "hvc", "smc", "svc"):
         t[name] = _trap
     t["eret"] = _eret
