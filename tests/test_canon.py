@@ -365,7 +365,9 @@ def test_canonical_forms_reassemble_to_an_equivalent_word(tmp_path: Path) -> Non
             continue  # pc-relative: covered by the pairs above
         samples.append((word, form))
     src = tmp_path / "rt.s"
-    src.write_text("\t.arch armv9.3-a+profile+lse+memtag+sve2+sme+crc\n" + "".join(f"\t{f}\n" for _, f in samples))
+    # every extension a random SIMD or SVE word can need, now that vector registers decode
+    arch = "\t.arch armv9.3-a+profile+lse+memtag+sve2+sme+crc+sha3+sm4+sve2-aes+sve2-sha3+sve2-sm4+sve2-bitperm\n"
+    src.write_text(arch + "".join(f"\t{f}\n" for _, f in samples))
 
     with open(assemble(src, tmp_path / "rt.o"), "rb") as fh:
         data = ELFFile(fh).get_section_by_name(".text").data()

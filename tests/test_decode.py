@@ -124,6 +124,21 @@ def test_sme_mode_changes_are_msr_to_the_svcr_fields(word: int, printed: str, ba
     assert canonical(insn) == base
 
 
+@pytest.mark.parametrize(
+    ("word", "base"),
+    [
+        (0x4EA11C20, Insn("orr", (Reg("v0.16b"), Reg("v1.16b"), Reg("v1.16b")))),  # capstone: mov v0.16b, v1.16b
+        (0x4EA21C20, Insn("orr", (Reg("v0.16b"), Reg("v1.16b"), Reg("v2.16b")))),
+        (0x2518E403, Insn("pfalse", (Reg("p3.b"),))),
+        (0x25289000, Insn("wrffr", (Reg("p0.b"),))),
+        (0x4EA28420, Insn("add", (Reg("v0.4s"), Reg("v1.4s"), Reg("v2.4s")))),  # decoded; no semantics
+    ],
+)
+def test_vector_and_predicate_registers_are_registers(word: int, base: Insn) -> None:
+    insn = decode_word(word, ".text", 0)
+    assert insn is not None and canonical(insn) == base
+
+
 def test_post_index_is_one_memory_operand_after_canonical() -> None:
     # the shared lowering gives `[sp], #16` as two operands; canon folds them into the IR's post-index Mem
     insn = decode_word(0xA8C107E0, ".text", 0)
@@ -143,7 +158,8 @@ def test_unprivileged_load_with_rt_equal_rn() -> None:
 
 @pytest.mark.parametrize(
     ("word", "why"),
-    [(0xFFFFFFFF, "unallocated"), (0x4EA28420, "SIMD operands"), (0x1E6E1000, "floating-point immediate")],
+    [(0xFFFFFFFF, "unallocated"), (0x4C407000, "a SIMD register list"), (0x04C00020, "an SVE predicate /m"),
+     (0x4E0C1C00, "a SIMD element index"), (0x1E6E1000, "floating-point immediate")],
 )
 def test_undecodable_words(word: int, why: str) -> None:
     assert decode_word(word, ".text", 0) is None, why

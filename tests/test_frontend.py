@@ -550,12 +550,28 @@ def test_gcc_verbose_asm_comments_and_app_blocks(tmp_path: Path) -> None:
 def test_simd_operand_is_recorded_undecoded_not_dropped(tmp_path: Path) -> None:
     prog = lift(tmp_path, """
         nop
-        add v0.4s, v1.4s, v2.4s
+        add z0.d, p0/m, z0.d, z1.d
         nop
     """)
     items = prog.sections[".text"].items
     assert [i.kind for i in items] == ["insn", "undecoded", "insn"]
     assert items[1].offset == 4 and "SIMD" in items[1].reason
+
+
+@needs_gas
+def test_vector_and_predicate_registers_lift_as_gas_encodes_them(tmp_path: Path) -> None:
+    # what the kernel's sve_flush_live() makes: FOR_EACH_Z_REG mov v\n.16b, v\n.16b; pfalse p\n.b; wrffr p0.b
+    prog = crosschecked(tmp_path, """
+        .arch_extension sve
+        mov v0.16b, v0.16b
+        mov v31.16b, v30.16b
+        orr v1.16b, v2.16b, v3.16b
+        pfalse p15.b
+        wrffr p0.b
+    """)
+    assert [str(canonical(i)) for i in insns(prog)] == [
+        "orr v0.16b, v0.16b, v0.16b", "orr v31.16b, v30.16b, v30.16b", "orr v1.16b, v2.16b, v3.16b", "pfalse p15.b",
+        "wrffr p0.b"]
 
 
 @needs_gas

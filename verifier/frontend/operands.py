@@ -57,7 +57,11 @@ NAMED_FIRST = {"tlbi", "dc", "ic", "at", "dsb", "dmb", "isb", "bti", "psb", "tsb
 _ADDRESS_POS = {"b": 0, "bl": 0, "cbz": 1, "cbnz": 1, "tbz": 2, "tbnz": 2, "adr": 1, "adrp": 1}
 _LITERAL_LOADS = {"ldr", "ldrsw", "prfm"}
 
-_SIMD = re.compile(r"^[vz]\d+\.|^[vz]\d+$|^p\d+[./]", re.IGNORECASE)
+_SIMD = re.compile(r"^[vz]\d+\.|^[vz]\d+$|^p\d+[./]|^p\d+$", re.IGNORECASE)
+# A whole SIMD&FP vector (`v0.16b`), SVE vector (`z0.d`) or predicate (`p0.b`) register with its arrangement is
+# an IR register; other SIMD/SVE operand forms (element indexes, lists, `p0/m`) are not represented.
+_VECTOR_REGISTER = re.compile(r"^(?:v(?:3[01]|[12]?[0-9])\.(?:16b|8b|8h|4h|4s|2s|2d|1d|1q)"
+                              r"|z(?:3[01]|[12]?[0-9])\.[bhsdq]|p(?:1[0-5]|[0-9])\.[bhsd])$", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -174,6 +178,8 @@ def _bare_symbol(mnemonic: str, position: int, count: int, name: str, scope: Ope
     alias = scope.register_alias(name)
     if alias is not None:
         return Reg(alias)
+    if _VECTOR_REGISTER.match(name):
+        return Reg(lowered)
     if _SIMD.match(name):
         raise Unsupported(f"SIMD/SVE operand '{name}'")
     if mnemonic in COND_LAST and position == count - 1 and lowered in CONDITIONS:
@@ -236,6 +242,8 @@ def lower_operands(mnemonic: str, trees: list[Tree], scope: OperandScope) -> tup
             else:
                 raise OperandError(f"unexpected operand form {kind}")
         except NotConstant as err:
+            if any(_SIMD.match(str(token)) for token in tree.scan_values(lambda v: isinstance(v, Token))):
+                raise Unsupported(f"SIMD/SVE operand form in operand {position + 1}") from None  # `p0/m`
             raise OperandError(str(err)) from None
     return tuple(out)
 

@@ -40,6 +40,11 @@ def _as_width(reg: Reg, width: int) -> Reg:
     return Reg(("x" if width == 64 else "w") + name[1:])
 
 
+def _is_vector(op: Operand) -> bool:
+    """A SIMD&FP (`v0.16b`), SVE vector (`z0.d`) or predicate (`p0.b`) register with its arrangement."""
+    return isinstance(op, Reg) and "." in op.name
+
+
 def _is_sp(op: Operand) -> bool:
     return isinstance(op, Reg) and op.name in ("sp", "wsp")
 
@@ -270,8 +275,16 @@ def _add_sub(mnemonic: str, ops: tuple[Operand, ...]) -> Insn:
     return Insn(mnemonic, ops)
 
 
+def _vector_alias(mnemonic: str, ops: tuple[Operand, ...]) -> Insn | None:
+    if mnemonic == "mov" and len(ops) == 2 and all(_is_vector(op) and op.name[0] in "vz" for op in ops):
+        return Insn("orr", (ops[0], ops[1], ops[1]))  # MOV (vector) is ORR with the source twice
+    return None
+
+
 def _alias(mnemonic: str, ops: tuple[Operand, ...]) -> Insn | None:
     """One step from an alias towards its base form, or None when `mnemonic` is already a base form."""
+    if any(_is_vector(op) for op in ops):
+        return _vector_alias(mnemonic, ops)  # the rules below are for general-purpose registers
     width = _width_of(ops)
     n = len(ops)
     if mnemonic in _B_COND and n == 1:

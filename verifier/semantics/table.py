@@ -55,6 +55,9 @@ narrower than the architecture; the engine's verdicts hold under them):
 - SME's PSTATE.SM and PSTATE.ZA are bits 0 and 1 of SVCR in `state.sysregs`: SMSTART/SMSTOP (`msr svcrsm|
   svcrza|svcrsmza, #imm`) set or clear them, `mrs`/`msr svcr` read and write the register. What entering or
   leaving streaming mode does to the vector registers, and the ZA storage itself, are not modelled.
+- The SIMD&FP and SVE registers (vectors, predicates, FFR) are not modelled. An instruction that only moves
+  values among them (the vector forms of and/orr/eor/bic/orn, among them `mov v0.16b, v1.16b`; pfalse;
+  wrffr) has no effect on the modelled state; any other instruction with such an operand is Unsupported.
 - The vector lengths are not modelled: `rdvl xd, #imm` gives imm times an unknown length in bytes, one for
   SVE and one for streaming mode (PSTATE.SM set), the same at every rdvl. Writes of the registers that
   change them (ZCR_ELx, SMCR_ELx) are Unsupported.
@@ -392,6 +395,8 @@ _LOGIC_OPS: dict[str, Callable[[BV, BV], BV]] = {
 
 
 def _logical(insn: Insn, state: State, ctx: ExecContext, *, op: str, invert: bool, flags: bool) -> Effect:
+    if insn.operands and _unmodelled_register(insn.operands[0]):
+        return _vector_only(insn, state, ctx)
     rd, rn, op2 = _ops(insn, 3)
     width = _width(rd)
     x = _read(state, rn, width)
@@ -940,6 +945,18 @@ def _msr_pstate(field: str, imm: int, state: State) -> Effect:
     return NEXT
 
 
+def _unmodelled_register(op: Operand) -> bool:
+    """A SIMD&FP, SVE vector or predicate register: state the model does not have."""
+    return isinstance(op, Reg) and reg_width(op) is None and op.name[:1] in "vzpqdshb"
+
+
+def _vector_only(insn: Insn, state: State, ctx: ExecContext) -> Effect:
+    """An instruction among registers the model does not have: no effect on the modelled state."""
+    if not insn.operands or not all(_unmodelled_register(op) for op in insn.operands):
+        raise _Unsupported("an operand other than a SIMD&FP or SVE register")
+    return NEXT
+
+
 def _rdvl(insn: Insn, state: State, ctx: ExecContext) -> Effect:
     """`rdvl xd, #imm`: imm times the vector length in bytes, the streaming one while PSTATE.SM is set."""
     rd, imm = _ops(insn, 2)
@@ -1138,6 +1155,8 @@ def _table() -> dict[str, Handler]:
         t[name] = _maintenance
     t["at"] = _at
     t["rdvl"] = _rdvl
+    for name in ("pfalse", "wrffr"):
+        t[name] = _vector_only
     for name in ("brk", "udf", "hvc", "smc", "svc"):
         t[name] = _trap
     t["eret"] = _eret
