@@ -455,6 +455,22 @@ def test_data_directives(tmp_path: Path) -> None:
     assert items[-1].data[0].target == Loc(".rodata", 4)
 
 
+@needs_gas
+def test_dot_in_a_list_of_data_values_is_each_fields_own_address(tmp_path: Path) -> None:
+    # the kernel's __jump_table entries: `.long 1b - ., %l[l_yes] - .` on one line
+    prog = crosschecked(tmp_path, """
+        nop
+    1:  nop
+        .section .d, "a"
+        .long 1b - ., 1b - .
+    2:  .quad 1b - ., . - 2b
+    """)
+    raw, fields = data_contents(prog, ".d")
+    assert [(offset, value.target) for offset, value in sorted(fields.items())] == [
+        (0, Loc(".text", 4)), (4, Loc(".text", 4)), (8, Loc(".text", 4))]
+    assert raw[16] == 8  # `. - 2b` in the second field is 8, not 0
+
+
 def test_inst_words_are_decoded_as_instructions(tmp_path: Path) -> None:
     prog = lift(tmp_path, """
         .inst 0xd503201f

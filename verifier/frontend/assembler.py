@@ -636,8 +636,9 @@ class Assembler(OperandScope):
     def _directive(self, head: str, args: str, stmt: Stmt) -> None:
         if head in DATA_SIZES:
             size = DATA_SIZES[head]
-            values = [self._data_expr(tree) for tree in self._args(args) if tree.data != "empty"]
-            self._emit_data_values(values, size, stmt)
+            for tree in self._args(args):
+                if tree.data != "empty":  # each value in turn: `.` in it is its own field (gas)
+                    self._emit(Item(0, size, "data", src=self._srcloc(stmt)), data_value=self._data_expr(tree))
             return
         handler = getattr(self, "_d_" + head[1:].replace(".", "_"), None)
         if handler is not None:
@@ -655,10 +656,6 @@ class Assembler(OperandScope):
         except NotConstant:
             frag = self.frag
             return _Deferred(tree, frag, frag.size)
-
-    def _emit_data_values(self, values: list[Lin | _Deferred], size: int, stmt: Stmt) -> None:
-        for value in values:
-            self._emit(Item(0, size, "data", src=self._srcloc(stmt)), data_value=value)
 
     def _emit_bytes(self, data: bytes, stmt: Stmt) -> None:
         if data:
