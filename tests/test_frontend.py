@@ -328,6 +328,26 @@ def test_conditionals(tmp_path: Path) -> None:
     assert insns(prog)[0].operands[1] == Imm(2)
 
 
+@needs_gas
+def test_a_label_before_a_conditional_on_its_line_is_defined(tmp_path: Path) -> None:
+    prog = crosschecked(tmp_path, """
+        nop
+    1:  .if 1
+        nop
+        .endif
+        .if 0
+    2:  nop
+        .endif
+    lab: .if 0
+        .endif
+        .section .d, "a"
+        .long 1b - .
+        .quad lab
+    """)
+    assert data_contents(prog, ".d")[1] == {0: DataValue(4, 0, Loc(".text", 4), pcrel=True),
+                                            4: DataValue(8, 0, Loc(".text", 8))}
+
+
 def test_req_and_unreq(tmp_path: Path) -> None:
     prog = lift(tmp_path, """
     tsk .req x28

@@ -438,13 +438,14 @@ class Assembler(OperandScope):
         head = m.group(1).lower() if m else ""
         args = rest[m.end() :] if m else rest
         self._args_offset = len(text) - len(args) if m else 0
+        if active:
+            for label in labels:  # also before a conditional on its line: gas's uaccess macros write `1:.if ...`
+                self._define_label(label, stmt)
         if head in CONDITIONALS:
             self._conditional(head, args.strip(), stmt)
             return
         if not active:
             return
-        for label in labels:
-            self._define_label(label, stmt)
         if not rest.strip():
             return
         req = _REQ.match(rest)
