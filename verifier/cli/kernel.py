@@ -37,7 +37,7 @@ def run(args: argparse.Namespace) -> int:
     contracts = Path(args.contracts) if args.contracts else info.contracts()
     if not files:
         raise UserError("Kbuild produced no assembly")
-    config = config_from(args, files, contracts, info.cap_names, info.layout, root=str(tree.resolve()))
+    config = config_from(args, files, contracts, info.cap_names, info.facts(), root=str(tree.resolve()))
     return emit(prove(config, progress, max(args.jobs, 1)), args)
 
 

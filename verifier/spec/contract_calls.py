@@ -25,7 +25,9 @@ class ContractCalls:
         return self.contracts.for_function(symbol)
 
     def for_pointer(self, origin: str) -> Contract | None:
-        return self.contracts.indirect.get(origin)
+        # A call through a pointer the code loaded from a symbol's memory is a call to whatever function
+        # that memory holds: its own entry if the contracts have one, else the default, like any callee.
+        return self.contracts.indirect.get(origin, self.contracts.default)
 
     def instead_of_lifted(self, name: str) -> Contract | None:
         contract = self.contracts.functions.get(name)
