@@ -65,9 +65,10 @@ def kernel_asm(kernel_tree: Callable[[str], Path]) -> Callable[[str], dict[str, 
             toolchain=toolchain,
         )
         outputs = kbuild.build_asm(job)
-        built[version] = {
-            PurePosixPath(src).name: out for src, out in zip(kbuild.DEFAULT_FILES, outputs, strict=True)
-        }
+        defaults, generic = outputs[:len(kbuild.DEFAULT_FILES)], outputs[len(kbuild.DEFAULT_FILES):]
+        built[version] = {PurePosixPath(src).name: out for src, out in zip(kbuild.DEFAULT_FILES, defaults, strict=True)}
+        # and the generic entry code the tree's entry calls into (7.x: kernel/entry/common.c)
+        built[version] |= {f"kernel/entry/{out.with_suffix('.c').name}": out for out in generic}
         return built[version]
 
     return get

@@ -17,8 +17,10 @@ from verifier.util.files import read_toml
 from verifier.util.paths import PROOFS
 
 CONTRACTS_DIR = PROOFS / "contracts"
-# Our layout names -> the asm-offsets.h names they come from.
-_OFFSETS = {"TSK_TI_FLAGS": "TSK_TI_FLAGS", "S_PC": "S_PC", "S_PSTATE": "S_PSTATE", "S_FRAME_SIZE": "PT_REGS_SIZE"}
+# Our layout names -> the asm-offsets.h names they come from (sizeof(struct pt_regs) was S_FRAME_SIZE up to
+# 5.13, PT_REGS_SIZE since).
+_OFFSETS = {"TSK_TI_FLAGS": ("TSK_TI_FLAGS",), "S_PC": ("S_PC",), "S_PSTATE": ("S_PSTATE",),
+            "S_FRAME_SIZE": ("PT_REGS_SIZE", "S_FRAME_SIZE")}
 # The section KPTI maps a second time, at TRAMP_VALIAS (asm-offsets.h), for the return to user space.
 TRAMP_SECTION = ".entry.tramp.text"
 
@@ -86,7 +88,12 @@ def _asm_offsets(build_dir: Path) -> dict[str, int]:
 
 def read_layout(build_dir: Path) -> dict[str, int]:
     defines = _asm_offsets(build_dir)
-    return {key: defines[name] for key, name in _OFFSETS.items() if name in defines}
+    layout: dict[str, int] = {}
+    for key, names in _OFFSETS.items():
+        found = [defines[name] for name in names if name in defines]
+        if found:
+            layout[key] = found[0]
+    return layout
 
 
 def read_aliases(build_dir: Path) -> dict[str, int]:
@@ -111,7 +118,7 @@ def read_tif(build_dir: Path) -> dict[str, int]:
 def kernel_info(tree: Path, build_dir: Path) -> KernelInfo:
     layout, caps, tif = read_layout(build_dir), read_cap_names(build_dir), {}
     aliases = {section: value & (2**64 - 1) for section, value in read_aliases(build_dir).items()}
-    derived = [f"version {kernel_version(tree)}: {tree / 'Makefile'}"]
+    derived = [f"version {kernel_version(tree)}: the tree's Makefile"]
     derived.append("layout " + ", ".join(f"{k}={v}" for k, v in layout.items())
                    + ": include/generated/asm-offsets.h" if layout else "layout: none in the build (contracts' own)")
     if (build_dir / "arch/arm64/kernel/.entry-common.s.cmd").is_file():

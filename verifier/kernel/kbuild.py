@@ -21,6 +21,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
+from verifier.kernel.companions import generic_entry_sources
 from verifier.util.errors import UserError
 
 DEFAULT_FILES: tuple[str, ...] = (
@@ -136,6 +137,8 @@ class KbuildJob:
     files: tuple[str, ...] = DEFAULT_FILES
     jobs: int = field(default_factory=lambda: os.cpu_count() or 1)
     verbose: bool = False
+    # Also build the generic entry code (kernel/entry/) the files call into, where the tree has it.
+    follow_generic_entry: bool = True
 
 
 def toolchain_from(cross: str | None, llvm: bool) -> Toolchain:
@@ -296,6 +299,13 @@ def build_asm(job: KbuildJob) -> list[Path]:
         progress("KBUILD", " ".join(targets))
         start = time.monotonic()
         _run_make(job, targets, " ".join(targets))
+        more = generic_entry_sources(job.tree, job.build_dir, outputs) if job.follow_generic_entry else []
+        more = [source for source in more if str(PurePosixPath(source).with_suffix(".s")) not in targets]
+        if more:
+            extra = [str(PurePosixPath(source).with_suffix(".s")) for source in more]
+            progress("KBUILD", " ".join(extra) + " (generic entry code the entry assembly calls)")
+            _run_make(job, extra, " ".join(extra))
+            outputs += [job.build_dir / t for t in extra]
         progress("DONE", f"{time.monotonic() - start:.1f}s in {job.build_dir}")
     missing = [str(p) for p in outputs if not p.is_file()]
     if missing:

@@ -29,7 +29,7 @@ class Contract:
     name: str
     returns: bool = True
     clobbers: tuple[str, ...] = AAPCS_CLOBBERS
-    daif: str = "preserved"  # preserved | masked | any | 0bDAIF
+    daif: str = "preserved"  # preserved | masked | any | 0bDAIF (a bit x: as at the call)
     mdscr: str = "preserved"  # preserved | any
     unmasks: str = "preserved"  # none | preserved (only what DAIF at the call allows) | all
     writes: tuple[str, ...] = MEMORY_CLASSES
@@ -150,8 +150,9 @@ def _contract(name: str, table: dict, base: Contract, where: str, default: bool 
             raise UserError(f"contract {name}: unknown memory class '{cls}' (known: {', '.join(MEMORY_CLASSES)})",
                             where)
     daif = str(table.get("daif", base.daif))
-    if daif not in DAIF_RETURNS and not re.fullmatch(r"0b[01]{4}", daif):
-        raise UserError(f"contract {name}: daif must be one of {', '.join(DAIF_RETURNS)} or 0bDAIF", where)
+    if daif not in DAIF_RETURNS and not re.fullmatch(r"0b[01x]{4}", daif):
+        raise UserError(f"contract {name}: daif must be one of {', '.join(DAIF_RETURNS)} or 0bDAIF "
+                        "(each bit 0, 1 or x: as at the call)", where)
     unmasks = str(table.get("unmasks", base.unmasks))
     if unmasks not in UNMASKS:
         raise UserError(f"contract {name}: unmasks must be one of {', '.join(UNMASKS)}", where)
