@@ -12,8 +12,9 @@ from pathlib import Path
 import pytest
 
 from verifier.frontend.assembler import lift_file
+from verifier.objfront.assemblers import assemble
 from verifier.objfront.crosscheck import compare_programs
-from verifier.objfront.lift import assemble, lift_object
+from verifier.objfront.lift import lift_object
 
 pytestmark = pytest.mark.kernel
 
