@@ -530,6 +530,17 @@ def test_clang_output_of_c_code_agrees_with_llvm(tmp_path: Path) -> None:
     assert any(m.startswith(("ldclr", "ldset", "ldadd", "swp", "cas")) for m in mnemonics), sorted(mnemonics)
 
 
+def test_crosscheck_cli_says_which_assembler(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    src = tmp_path / "small.s"
+    src.write_text("\t.text\n\tcmp x0, #1\n\tret\n")
+    assert main(["crosscheck", str(src)]) == 0
+    assert "assembler: aarch64-linux-gnu-as (default: no .cmd file)" in capsys.readouterr().out
+    assert main(["crosscheck", "--as", "aarch64-linux-gnu-as", "--llvm=1", str(src)]) == 2
+    if CLANG is not None and Path(CLANG).name == "clang-19":
+        assert main(["crosscheck", "--llvm=-19", str(src)]) == 0
+        assert "assembler: clang-19 --target=aarch64-linux-gnu" in capsys.readouterr().out
+
+
 # ---------------------------------------------------------------------------------- the real kernel
 
 
