@@ -97,6 +97,8 @@ def test_clang_without_integrated_as_hands_off_to_gnu_as(tmp_path: Path) -> None
     text = CLANG_612.replace("-fintegrated-as", "-no-integrated-as --prefix=/opt/cross/bin/aarch64-linux-gnu-")
     assembler = assembler_for(_with_cmd(tmp_path, text))
     assert assembler.argv == ("/opt/cross/bin/aarch64-linux-gnu-as", "-EL", "-march=armv8.5-a")
+    text = CLANG_612.replace("-fintegrated-as", "-fno-integrated-as --prefix=/usr/bin/")  # a directory
+    assert assembler_for(_with_cmd(tmp_path, text)).argv[0] == "/usr/bin/aarch64-linux-gnu-as"
 
 
 def test_llvm_override_keeps_the_cmd_files_flags(tmp_path: Path) -> None:

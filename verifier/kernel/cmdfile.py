@@ -76,7 +76,12 @@ class BuildCommand:
         if self.kind == "gcc":
             return _GCC.sub("", self.compiler)
         prefix = _option_values(self.argv, "--prefix")
-        return prefix[-1] if prefix else DEFAULT_CROSS
+        if not prefix:
+            return DEFAULT_CROSS
+        if prefix[-1].endswith("/"):  # a directory: clang looks for <triple>-as in it
+            target = (_option_values(self.argv, "--target") or [DEFAULT_TARGET])[-1]
+            return f"{prefix[-1]}{target}-"
+        return prefix[-1]
 
 
 def cmd_file(asm: Path) -> Path:
