@@ -44,31 +44,33 @@ def kernel_tree() -> Callable[[str], Path]:
 
 
 @pytest.fixture(scope="session")
-def kernel_asm(kernel_tree: Callable[[str], Path]) -> Callable[[str], dict[str, Path]]:
+def kernel_asm(kernel_tree: Callable[[str], Path]) -> Callable[..., dict[str, Path]]:
     """`kernel_asm("6.12")` -> {'entry.S': .s, 'entry-common.c': .s, 'debug-monitors.c': .s},
-    built with defconfig in the cached build dir that `entry-verify kernel-asm` also uses."""
-    built: dict[str, dict[str, Path]] = {}
+    built with defconfig in the cached build dir that `entry-verify kernel-asm` also uses;
+    `kernel_asm("6.12", llvm="-19")` the same built with LLVM=-19 (clang-19), in that toolchain's own dir."""
+    built: dict[tuple[str, str | None], dict[str, Path]] = {}
 
-    def get(version: str) -> dict[str, Path]:
-        if version in built:
-            return built[version]
+    def get(version: str, llvm: str | None = None) -> dict[str, Path]:
+        if (version, llvm) in built:
+            return built[version, llvm]
         tree = kbuild.check_tree(kernel_tree(version))
-        toolchain = kbuild.toolchain_from(None, llvm=False)
+        toolchain = kbuild.toolchain_from(None, llvm=llvm or False)
         try:
             toolchain.check()
         except UserError as err:
             _unavailable(err.message)
         job = kbuild.KbuildJob(
             tree=tree,
-            build_dir=kbuild.check_build_dir(tree, kbuild.default_build_dir(tree)),
+            build_dir=kbuild.check_build_dir(tree, kbuild.default_build_dir(tree, toolchain)),
             config="defconfig",
             toolchain=toolchain,
         )
         outputs = kbuild.build_asm(job)
         defaults, generic = outputs[:len(kbuild.DEFAULT_FILES)], outputs[len(kbuild.DEFAULT_FILES):]
-        built[version] = {PurePosixPath(src).name: out for src, out in zip(kbuild.DEFAULT_FILES, defaults, strict=True)}
+        asm = {PurePosixPath(src).name: out for src, out in zip(kbuild.DEFAULT_FILES, defaults, strict=True)}
         # and the generic entry code the tree's entry calls into (7.x: kernel/entry/common.c)
-        built[version] |= {f"kernel/entry/{out.with_suffix('.c').name}": out for out in generic}
-        return built[version]
+        asm |= {f"kernel/entry/{out.with_suffix('.c').name}": out for out in generic}
+        built[version, llvm] = asm
+        return asm
 
     return get
