@@ -70,7 +70,9 @@ def standing_assumptions(config: ProveConfig, contracts: Contracts) -> list[str]
     lines += [f"semantics: {text}" for text in _bullets(semantics.ASSUMPTIONS)]
     lines += [f"pinned: {config.cap_names.get(n, f'cap{n}')}={'on' if v else 'off'}" for n, v in config.caps.items()]
     lines.append(f"bounds: loop bound {config.options.loop_bound} visits per instruction and call "
-                 f"context; {config.options.max_steps} steps per slot")
+                 f"context; {config.options.max_steps} steps per slot; each solver check at most "
+                 f"{config.options.solver_rlimit:,} Z3 resource units (deterministic) and "
+                 f"{config.options.solver_timeout_ms // 1000} s")
     applies = f", applies {contracts.applies}" if contracts.applies else ""
     lines.append(f"contracts: {shown(contracts.path)} ({contracts.family}{applies}); {contracts.default.describe()}")
     lines += [f"build: {text}" for text in config.build.derived]

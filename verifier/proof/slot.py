@@ -187,7 +187,7 @@ def prove_slot(slot: Slot, prepared: Setup, config: ProveConfig) -> tuple[list[R
         return cex
 
     judge = Judge(slot, run, start.facts, initial, prepared.waivers, replay_model, config.options.solver_timeout_ms,
-                  scopes)
+                  config.options.solver_rlimit, scopes)
     results = judge.judge()
     policy_name = prepared.policy.policy.name if prepared.policy is not None else None
     for result in results:

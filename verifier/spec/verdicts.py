@@ -67,11 +67,12 @@ Replayer = Callable[[z3.ModelRef, str], dict[str, Any] | None]
 
 class Judge:
     def __init__(self, slot: Slot, run: ExploreRun, facts: list[z3.BoolRef], initial: Initial,
-                 waivers: list[Waiver], replay: Replayer, timeout_ms: int = 30_000,
+                 waivers: list[Waiver], replay: Replayer, timeout_ms: int = 600_000, rlimit: int = 60_000_000,
                  rules: dict[str, tuple[tuple[int, ...], str]] | None = None) -> None:
         self.slot, self.run, self.initial, self.waivers, self.replay = slot, run, initial, waivers, replay
         self.solver = z3.Solver()
         self.solver.set("timeout", timeout_ms)
+        self.solver.set("rlimit", rlimit)
         for fact in facts:
             self.solver.add(fact)
         self.ec = z3.Extract(31, 26, initial.esr)
@@ -118,7 +119,7 @@ class Judge:
         violating, timed_out = self._classes(violation, set(ecs)) if ecs else self._whole(violation)
         if timed_out:
             results.append(Result(prop, vector, sorted(set(ecs) - violating), "UNKNOWN",
-                                  "solver timeout looking for a violation"))
+                                  "solver limit reached looking for a violation"))
         # one counterexample per failure site: the classes that fail at the same instruction share it
         left = set(violating)
         while left:
@@ -127,7 +128,7 @@ class Judge:
             status, model = self._check(violation, scope)
             if model is None:
                 results.append(Result(prop, vector, [ec] if ec is not None else [], "UNKNOWN",
-                                      "solver timeout building a counterexample"))
+                                      "solver limit reached building a counterexample"))
                 left.discard(ec)  # type: ignore[arg-type]
                 continue
             result = self._violated(prop, model, ec)
