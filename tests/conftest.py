@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Callable
 from pathlib import Path, PurePosixPath
@@ -10,6 +11,7 @@ from typing import NoReturn
 import pytest
 from kernel_trees import VERSIONS, TreeUnavailable, ensure_tree
 
+from verifier.cli.main import main
 from verifier.kernel import kbuild
 from verifier.util.errors import UserError
 
@@ -72,5 +74,32 @@ def kernel_asm(kernel_tree: Callable[[str], Path]) -> Callable[..., dict[str, Pa
         asm |= {f"kernel/entry/{out.with_suffix('.c').name}": out for out in generic}
         built[version, llvm] = asm
         return asm
+
+    return get
+
+
+POLICY = Path(__file__).resolve().parents[1] / "proofs" / "policies" / "proposed-2020.policy"
+
+
+@pytest.fixture(scope="session")
+def kernel_report(kernel_tree: Callable[[str], Path], kernel_asm: Callable[..., dict[str, Path]],
+                  tmp_path_factory: pytest.TempPathFactory) -> Callable[..., dict]:
+    """`kernel_report("7.3")` -> the JSON report of `entry-verify kernel` on that tree (defconfig, all 16
+    slots, the proposed policy as well as the built-in obligations), proved once per session and shared by
+    every test that reads it; `policy=False` for the obligations alone, `llvm="-19"` for a clang build."""
+    reports: dict[tuple[str, bool, str | None], dict] = {}
+    tmp = tmp_path_factory.mktemp("kernel-reports")
+
+    def get(version: str, policy: bool = True, llvm: str | None = None) -> dict:
+        key = (version, policy, llvm)
+        if key not in reports:
+            kernel_asm(version, llvm=llvm)  # the toolchain is there (or skip / fail under CI)
+            out = tmp / f"{version}-{policy}-{llvm}.json"
+            args = ["kernel", "--tree", str(kernel_tree(version)), "--format", "json", "-o", str(out)]
+            args += ["--policy", str(POLICY)] if policy else []
+            args += [f"--llvm={llvm}"] if llvm else []
+            status = main(args)
+            reports[key] = json.loads(out.read_text()) | {"status": status}
+        return reports[key]
 
     return get
