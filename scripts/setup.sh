@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
-# Set up a Debian machine for entry-verify: the arm64 cross toolchain and what Kbuild needs,
-# then .venv with the package (editable) and its test tools. Safe to run again: it only
-# installs what is missing.
+# Set up a Debian machine for entry-verify: the arm64 cross toolchain, LLVM 19 (clang builds of the
+# kernel with LLVM=-19, crosschecked with LLVM's assembler), what Kbuild needs, then .venv with the
+# package (editable) and its test tools. Safe to run again: it only installs what is missing.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
 
 PACKAGES=(
     gcc-aarch64-linux-gnu binutils-aarch64-linux-gnu
+    clang-19 lld-19 llvm-19
     make flex bison bc libssl-dev libelf-dev
     dpkg-dev xz-utils
     python3 python3-venv

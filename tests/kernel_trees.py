@@ -1,9 +1,11 @@
 """Fetch and cache the real Debian kernel source trees the `kernel` tests run against.
 
 Layout under the cache ($ENTRY_VERIFY_CACHE or ~/.cache/entry-verify):
-    debs/linux-source-6.1_*.deb        what `apt-get download` fetched
+    apt/                               private apt sources, lists and cache (bullseye .. sid, this
+                                       machine's mirror); the machine's own sources are never touched
+    debs/linux-source-6.1_*.deb        what `apt-get download` fetched (kept: results name its version)
     src/linux-source-6.1/              the extracted tree (never written to afterwards)
-    src/.linux-source-6.1.complete     marker: extraction finished (kept outside the tree)
+    src/.linux-source-6.1.complete     marker: extraction finished, holding the Debian package version
 Extraction happens once, into a temp dir that is renamed into place, under a file lock, so
 parallel or interrupted runs never leave or see a half-extracted tree.
 """
@@ -12,16 +14,26 @@ from __future__ import annotations
 
 import fcntl
 import os
+import re
 import shutil
 import subprocess
 import tempfile
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 from verifier.kernel.kbuild import cache_dir
 
-VERSIONS = ("6.1", "6.12")
+# Debian's kernel source packages the tests run on, and the suite that serves each. Only bookworm is
+# in this machine's own sources; the others are reached through a private apt configuration in the
+# cache (never by editing the machine's sources).
+SUITES = {"5.10": "bullseye", "6.1": "bookworm", "6.12": "trixie", "7.2": "sid", "7.3": "trixie-backports"}
+VERSIONS = tuple(SUITES)
+KEYRING = "/usr/share/keyrings/debian-archive-keyring.gpg"
+FALLBACK_MIRROR = "http://deb.debian.org/debian"
+# How old the private package lists may get before a fetch refreshes them (sid and backports move on).
+LISTS_MAX_AGE = 24 * 3600
 
 
 class TreeUnavailable(Exception):
@@ -57,8 +69,74 @@ def _run(cmd: list[str], cwd: Path | None = None) -> subprocess.CompletedProcess
     return subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, stdin=subprocess.DEVNULL)
 
 
+def machine_mirror(sources: Path = Path("/etc/apt")) -> str:
+    """The Debian mirror this machine's bookworm sources use (deb822 `URIs:` or one-line `deb URI`)."""
+    files = [sources / "sources.list", *sorted((sources / "sources.list.d").glob("*"))]
+    for path in files:
+        try:
+            text = path.read_text(errors="replace")
+        except OSError:
+            continue
+        for block in re.split(r"\n\s*\n", text):
+            if re.search(r"^Suites:.*\bbookworm\b", block, re.MULTILINE):
+                uri = re.search(r"^URIs:\s*(\S+)", block, re.MULTILINE)
+                if uri and "security" not in uri.group(1):
+                    return uri.group(1).rstrip("/")
+        for uri in re.findall(r"^deb\s+(?:\[[^]]*\]\s+)?(\S+)\s+bookworm\s", text, re.MULTILINE):
+            return uri.rstrip("/")
+    return FALLBACK_MIRROR
+
+
+def _apt_dir() -> Path:
+    return cache_dir() / "apt"
+
+
+def _apt_options() -> list[str]:
+    apt = _apt_dir()
+    return [
+        "-o", f"Dir::Etc::sourcelist={apt / 'sources.list'}",
+        "-o", "Dir::Etc::sourceparts=/dev/null",
+        "-o", f"Dir::State::Lists={apt / 'lists'}",
+        "-o", f"Dir::Cache={apt / 'cache'}",
+        "-o", "Dir::State::status=/dev/null",
+    ]
+
+
+def _refresh_lists() -> None:
+    """Write the private sources (every suite of SUITES, the machine's mirror) and `apt-get update`
+    them when missing or older than LISTS_MAX_AGE."""
+    apt = _apt_dir()
+    mirror = machine_mirror()
+    keyring = f" [signed-by={KEYRING}]" if Path(KEYRING).is_file() else ""
+    sources = "".join(f"deb{keyring} {mirror} {suite} main\n" for suite in sorted(set(SUITES.values())))
+    stamp = apt / "lists" / ".updated"
+    listed = apt / "sources.list"
+    fresh = (stamp.is_file() and listed.is_file() and listed.read_text() == sources
+             and time.time() - stamp.stat().st_mtime < LISTS_MAX_AGE)
+    if fresh:
+        return
+    for sub in ("lists/partial", "cache/archives/partial"):
+        (apt / sub).mkdir(parents=True, exist_ok=True)
+    listed.write_text(sources)
+    result = _run(["apt-get", *_apt_options(), "update"])
+    if result.returncode != 0:
+        raise RuntimeError(f"apt-get update (private lists in {apt}) failed:\n{result.stderr.strip()}")
+    stamp.touch()
+
+
+def available_versions(prefix: str) -> list[str]:
+    """Kernel source versions the mirror has whose VERSION.PATCHLEVEL starts with PREFIX ("7." -> the
+    7.x series), oldest first: what "the newest 7.x" resolves to at run time."""
+    _refresh_lists()
+    result = _run(["apt-cache", *_apt_options(), "pkgnames", "linux-source-"])
+    found = {name.removeprefix("linux-source-") for name in result.stdout.split()}
+    versions = [v for v in found if re.fullmatch(r"\d+\.\d+", v) and v.startswith(prefix)]
+    return sorted(versions, key=lambda v: tuple(int(n) for n in v.split(".")))
+
+
 def fetch_deb(version: str) -> Path:
-    """The linux-source-VERSION .deb, downloaded with apt-get into the cache on first use."""
+    """The linux-source-VERSION .deb, downloaded with apt-get (private lists) into the cache on first use.
+    A cached .deb is kept until it is deleted, so results stay reproducible while sid moves on."""
     debs = cache_dir() / "debs"
     package = f"linux-source-{version}"
     found = sorted(debs.glob(f"{package}_*.deb"))
@@ -67,18 +145,22 @@ def fetch_deb(version: str) -> Path:
     if not shutil.which("apt-get"):
         raise TreeUnavailable(f"apt-get not found: cannot fetch {package} (needs a Debian machine)")
     debs.mkdir(parents=True, exist_ok=True)
-    result = _run(["apt-get", "download", package], cwd=debs)
-    if result.returncode != 0 and os.geteuid() == 0:
-        # Fresh machines often have no package lists yet; refreshing them is harmless as root.
-        _run(["apt-get", "update"])
-        result = _run(["apt-get", "download", package], cwd=debs)
+    _refresh_lists()
+    result = _run(["apt-get", *_apt_options(), "download", package], cwd=debs)
     found = sorted(debs.glob(f"{package}_*.deb"))
     if result.returncode != 0 or not found:
-        raise RuntimeError(
-            f"apt-get download {package} failed (exit {result.returncode}); "
-            f"try `apt-get update` first:\n{result.stderr.strip()}"
-        )
+        raise RuntimeError(f"apt-get download {package} failed (exit {result.returncode}):\n{result.stderr.strip()}")
     return found[-1]
+
+
+def package_version(version: str) -> str:
+    """The Debian package version of the cached tree ("7.3.4-1~bpo13+1"), from the .deb it came from."""
+    marker = _marker(version)
+    recorded = marker.read_text().strip() if marker.is_file() else ""
+    if recorded:
+        return recorded
+    found = sorted((cache_dir() / "debs").glob(f"linux-source-{version}_*.deb"))
+    return found[-1].name.split("_")[1] if found else "unknown"
 
 
 def _extract(deb: Path, version: str, dest: Path) -> None:
@@ -124,6 +206,16 @@ def ensure_tree(version: str) -> Path:
             # A partial tree can only come from outside this code (we rename complete ones in);
             # move it aside rather than delete what someone may still want.
             tree.rename(tree.with_name(f".{tree.name}.broken-{os.getpid()}"))
-        _extract(fetch_deb(version), version, tree)
-        marker.touch()
+        deb = fetch_deb(version)
+        _extract(deb, version, tree)
+        marker.write_text(deb.name.split("_")[1] + "\n")
     return tree
+
+
+def newest(series: str) -> str:
+    """The newest VERSION.PATCHLEVEL of a series the mirror has now ("7" -> "7.3"), resolved at run time:
+    sid and backports replace versions, so no test hard-codes which 7.x is current."""
+    versions = available_versions(f"{series}.")
+    if not versions:
+        raise TreeUnavailable(f"the mirror has no linux-source-{series}.* package")
+    return versions[-1]

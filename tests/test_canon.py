@@ -22,7 +22,7 @@ from verifier.frontend.operands import OperandScope, Pending, lower_operands, re
 from verifier.frontend.syntax import parse_operands
 from verifier.ir.canon import canonical, same
 from verifier.ir.program import Addr, Imm, Insn, Loc, Mem, Operand, Reg, Reloc, Shifted, SymRef
-from verifier.objfront.lift import assemble
+from verifier.objfront.assemblers import assemble
 
 AS = "aarch64-linux-gnu-as"
 ARCH = "\t.arch armv9.3-a+profile+lse\n"

@@ -30,8 +30,9 @@ from verifier.ir.program import (
     SysReg,
     Target,
 )
+from verifier.objfront.assemblers import assemble
 from verifier.objfront.crosscheck import compare_programs
-from verifier.objfront.lift import assemble, lift_object
+from verifier.objfront.lift import lift_object
 from verifier.proof.config import BUNDLED_CONTRACTS
 from verifier.semantics.names import symbol_address
 from verifier.semantics.state import bv
@@ -583,6 +584,52 @@ def test_gcc_verbose_asm_comments_and_app_blocks(tmp_path: Path) -> None:
     assert second.src.line == 19 and second.src.file.endswith("arch/arm64/include/asm/current.h")
 
 
+def test_clang_comments_labels_and_lse_atomics(tmp_path: Path) -> None:
+    """clang's -S forms: `// @f` and `// %bb.N:` comments, `//APP`, `.Ltmp` labels, `.p2align N, 0x0` and
+    `.p2align N, , MAX`, LSE atomics written bare, `.addrsig`, `.addrsig_sym`, a quoted section name."""
+    prog = lift(tmp_path, """\
+        \t.globl\tf                               // -- Begin function f
+        \t.p2align\t2
+        \t.type\tf,@function
+        f:                                      // @f
+        // %bb.0:
+        \t//APP
+        \tmrs\tx8, SP_EL0
+        \t//NO_APP
+        .Ltmp0:
+        \tstclr\tw8, [x9]
+        \tldaddal\tx1, x2, [x3]
+        \tswpl\tw1, w2, [x3]
+        \tcasa\tx1, x2, [x3]
+        \t.p2align\t4, , 8
+        \tb\t.Ltmp0
+        .Lfunc_end0:
+        \t.size\tf, .Lfunc_end0-f
+        \t.p2align\t3, 0x0
+        \t.section\t".note.GNU-stack","",@progbits
+        \t.addrsig
+        \t.addrsig_sym f
+    """)
+    assert text(prog)[1:5] == ["stclr w8, [x9]", "ldaddal x1, x2, [x3]", "swpl w1, w2, [x3]", "casa x1, x2, [x3]"]
+    assert text(prog)[5:] == ["b <.text+0x4>"]  # at 0x14 the next 16 is 12 bytes away, more than 8: no padding
+    assert prog.symbols["f"].size == 0x18
+    assert ".note.GNU-stack" not in prog.sections or not prog.sections[".note.GNU-stack"].items
+
+
+def test_local_common_in_bss_as_gas_or_llvm_lays_it_out(tmp_path: Path) -> None:
+    source = "\t.bss\nb:\t.zero 8\n\t.local a\n\t.comm a,4,16\n\t.bss\nc:\t.zero 4\n\t.comm d,8,8\n"
+    path = tmp_path / "t.s"
+    path.write_text(source)
+    gnu, llvm = lift_file(path, dialect="gnu"), lift_file(path, dialect="llvm")
+    assert (gnu.symbols["a"].loc, gnu.symbols["c"].loc) == (Loc(".bss", 0x10), Loc(".bss", 0x8))  # after all .bss
+    assert (llvm.symbols["a"].loc, llvm.symbols["c"].loc) == (Loc(".bss", 0x10), Loc(".bss", 0x14))  # in place
+    assert gnu.symbols["a"].size == 4 and gnu.symbols["a"].binding == "local"
+    assert gnu.symbols["d"].loc is None and gnu.symbols["d"].binding == "global"  # the linker's common symbol
+    assert lift_file(path).symbols["a"].loc == Loc(".bss", 0x10) == gnu.symbols["a"].loc  # no .addrsig: gas
+    path.write_text(source + "\t.addrsig\n")
+    assert lift_file(path).symbols["c"].loc == Loc(".bss", 0x14)  # clang's output: LLVM's layout
+
+
 def test_simd_operand_is_recorded_undecoded_not_dropped(tmp_path: Path) -> None:
     prog = lift(tmp_path, """
         nop
@@ -794,6 +841,8 @@ def test_the_engine_loads_what_the_pool_entry_holds(tmp_path: Path) -> None:
         ("x:\nx:\n", "symbol 'x' is already defined", 2, 1),
         ('\t.error "stop here"\n', "stop here", 1, 2),
         ("\tb 1b\n", "no previous definition of local label 1", 1, 2),
+        ("\t.comm 4, 4\n", "expected a symbol name", 1, 2),
+        ("\t.comm x\n", "expected `symbol, size[, alignment]`", 1, 2),
     ],
 )
 def test_errors_have_file_line_col(tmp_path: Path, source: str, message: str, line: int | None,

@@ -187,6 +187,35 @@ def test_toolchain_from_env(monkeypatch: pytest.MonkeyPatch) -> None:
     assert kbuild.toolchain_from(None, llvm=True).make_vars() == ["LLVM=1"]
     monkeypatch.setenv("LLVM", "-15")
     assert kbuild.toolchain_from(None, llvm=False).make_vars() == ["LLVM=-15"]
+    assert kbuild.toolchain_from(None, llvm="-19").make_vars() == ["LLVM=-19"]  # --llvm=-19 beats $LLVM
+
+
+def test_llvm_build_dirs_are_their_own(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A clang build never reconfigures the GCC build dir of the same tree (nor one of another LLVM)."""
+    monkeypatch.setenv("ENTRY_VERIFY_CACHE", str(tmp_path / "cache"))
+    tree = tmp_path / "linux"
+    tree.mkdir()
+    gcc = kbuild.default_build_dir(tree)
+    assert kbuild.default_build_dir(tree, kbuild.Toolchain(kbuild.DEFAULT_CROSS, None)) == gcc
+    llvm19 = kbuild.default_build_dir(tree, kbuild.Toolchain(kbuild.DEFAULT_CROSS, "-19"))
+    assert llvm19 == gcc.with_name(gcc.name + "-llvm-19")
+    assert kbuild.default_build_dir(tree, kbuild.Toolchain(kbuild.DEFAULT_CROSS, "1")).name == gcc.name + "-llvm"
+    other = kbuild.default_build_dir(tree, kbuild.Toolchain(kbuild.DEFAULT_CROSS, "/opt/llvm/bin/"))
+    assert other.name.startswith(gcc.name + "-llvm-") and other not in (gcc, llvm19)
+
+
+def test_llvm_tool_names() -> None:
+    assert kbuild.llvm_tool("clang", "1") == "clang"
+    assert kbuild.llvm_tool("clang", "-19") == "clang-19"
+    assert kbuild.llvm_tool("clang", "/usr/lib/llvm-19/bin/") == "/usr/lib/llvm-19/bin/clang"
+
+
+def test_llvm_option_takes_kbuild_values_only(capsys: pytest.CaptureFixture[str]) -> None:
+    # `--llvm FILE.s` must not swallow the file as the LLVM= value
+    with pytest.raises(SystemExit) as err:
+        main(["kernel-asm", "--tree", "/nonexistent", "--llvm", "entry.s"])
+    assert err.value.code == 2
+    assert "no LLVM= value" in capsys.readouterr().err
 
 
 # --- the build flow, with a stand-in make -------------------------------------------------------

@@ -64,8 +64,47 @@ def test_pattern_matching_nothing_lists_near_names(tmp_path: Path) -> None:
     path = write(tmp_path, 'policy "t"\nrole h {\n    bundled: "do_el0_snyc"\n}\n')
     policy = parse_policy(path)
     with pytest.raises(UserError, match=r"matches no function.*near names: do_el0_sync") as info:
-        bind_roles(policy, "bundled", {"do_el0_sync", "do_el1_sync", "handle_irq"})
-    assert info.value.line == 2
+        bind_roles(policy, "bundled", "", {"do_el0_sync", "do_el1_sync", "handle_irq"})
+    assert info.value.line == 3  # the binding that matched nothing
+
+
+ROLE_BY_RANGE = """policy "t"
+role h {
+    linux < 6.2:         "old_handler"
+    linux >= 6.2, < 7.0: "mid_handler"
+    linux-7.3:           "new_handler"
+    bundled:             "do_el0_sync"
+}
+"""
+FUNCTIONS = {"old_handler", "mid_handler", "new_handler", "do_el0_sync"}
+
+
+@pytest.mark.parametrize(("family", "version", "pattern"), [
+    ("linux", "5.10.223", "old_handler"), ("linux", "6.1.192", "old_handler"), ("linux", "6.2.0", "mid_handler"),
+    ("linux", "6.12.117", "mid_handler"), ("linux", "7.3.4", "new_handler"), ("bundled", "", "do_el0_sync"),
+])
+def test_role_binding_is_chosen_by_version_range(tmp_path: Path, family: str, version: str, pattern: str) -> None:
+    policy = parse_policy(write(tmp_path, ROLE_BY_RANGE))
+    assert bind_roles(policy, family, version, FUNCTIONS)["h"].pattern == pattern
+
+
+def test_a_version_no_binding_covers_is_an_error_naming_the_ranges(tmp_path: Path) -> None:
+    policy = parse_policy(write(tmp_path, ROLE_BY_RANGE))
+    with pytest.raises(UserError, match=r"no binding for linux 7\.2\.1 \(has: linux < 6\.2; linux >= 6\.2, < 7\.0; "
+                       r"linux == 7\.3; bundled\)"):
+        bind_roles(policy, "linux", "7.2.1", FUNCTIONS)
+
+
+def test_overlapping_bindings_are_an_error(tmp_path: Path) -> None:
+    path = write(tmp_path, 'policy "t"\nrole h {\n    linux >= 6.0: "a"\n    linux < 6.5: "b"\n}\n')
+    both = r"bindings 'linux >= 6\.0' \(line 3\) and 'linux < 6\.5' \(line 4\) both apply"
+    with pytest.raises(UserError, match=both):
+        bind_roles(parse_policy(path), "linux", "6.1.0", {"a", "b"})
+
+
+def test_a_malformed_version_range_is_a_syntax_error(tmp_path: Path) -> None:
+    with pytest.raises(UserError):
+        parse_policy(write(tmp_path, 'policy "t"\nrole h {\n    linux >= six: "a"\n}\n'))
 
 
 def test_unknown_field_in_a_predicate_is_reported_where_it_is(tmp_path: Path,

@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from verifier.cli.prove import EPILOG, add_common, config_from, emit, progress
+from verifier.cli.toolchain import add_llvm_option
 from verifier.kernel import kbuild
 from verifier.kernel.info import kernel_info
 from verifier.proof.run import prove
@@ -24,20 +25,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def add_kbuild_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", default="defconfig", help="`defconfig` (default) or a .config file")
     parser.add_argument("--cross", help=f"CROSS_COMPILE prefix (default: $CROSS_COMPILE or {kbuild.DEFAULT_CROSS})")
-    parser.add_argument("--llvm", action="store_true", help="build with LLVM=1 (also implied by $LLVM)")
+    add_llvm_option(parser)
 
 
 def run(args: argparse.Namespace) -> int:
     tree = kbuild.check_tree(args.tree)
-    build_dir = kbuild.check_build_dir(tree, args.build_dir or kbuild.default_build_dir(tree))
-    job = kbuild.KbuildJob(tree=tree, build_dir=build_dir, config=args.config,
-                           toolchain=kbuild.toolchain_from(args.cross, args.llvm), jobs=max(args.jobs, 1))
+    toolchain = kbuild.toolchain_from(args.cross, args.llvm)
+    build_dir = kbuild.check_build_dir(tree, args.build_dir or kbuild.default_build_dir(tree, toolchain))
+    job = kbuild.KbuildJob(tree=tree, build_dir=build_dir, config=args.config, toolchain=toolchain,
+                           jobs=max(args.jobs, 1))
     files = kbuild.build_asm(job)
     info = kernel_info(tree, build_dir)
     contracts = Path(args.contracts) if args.contracts else info.contracts()
     if not files:
         raise UserError("Kbuild produced no assembly")
-    config = config_from(args, files, contracts, info.cap_names, info.layout, root=str(tree.resolve()))
+    config = config_from(args, files, contracts, info.cap_names, info.facts(), root=str(tree.resolve()))
     return emit(prove(config, progress, max(args.jobs, 1)), args)
 
 

@@ -6,6 +6,7 @@ import argparse
 import os
 from pathlib import Path
 
+from verifier.cli.toolchain import add_llvm_option
 from verifier.kernel import kbuild
 from verifier.util.errors import UserError
 
@@ -23,7 +24,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--build-dir",
         type=Path,
         help="Kbuild output dir (O=), reused across runs; default: "
-        "$ENTRY_VERIFY_CACHE/kbuild/<tree>-<hash> (cache defaults to ~/.cache/entry-verify)",
+        "$ENTRY_VERIFY_CACHE/kbuild/<tree>-<hash>, with -llvm-19 after it for LLVM=-19 "
+        "(cache defaults to ~/.cache/entry-verify)",
     )
     parser.add_argument(
         "--cross",
@@ -34,7 +36,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="comma-separated sources relative to the tree (a bare name means arch/arm64/kernel/NAME); "
         "default: " + ",".join(kbuild.DEFAULT_FILES),
     )
-    parser.add_argument("--llvm", action="store_true", help="build with LLVM=1 (also implied by $LLVM)")
+    add_llvm_option(parser)
     parser.add_argument(
         "-j", "--jobs", type=int, default=os.cpu_count() or 1, metavar="N", help="parallel make jobs"
     )
@@ -45,7 +47,8 @@ def run(args: argparse.Namespace) -> int:
     if args.jobs < 1:
         raise UserError("-j must be at least 1")
     tree = kbuild.check_tree(args.tree)
-    build_dir = kbuild.check_build_dir(tree, args.build_dir or kbuild.default_build_dir(tree))
+    toolchain = kbuild.toolchain_from(args.cross, args.llvm)
+    build_dir = kbuild.check_build_dir(tree, args.build_dir or kbuild.default_build_dir(tree, toolchain))
     files = kbuild.DEFAULT_FILES
     if args.files is not None:
         files = tuple(f for f in args.files.split(",") if f.strip())
@@ -55,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
         tree=tree,
         build_dir=build_dir,
         config=args.config,
-        toolchain=kbuild.toolchain_from(args.cross, args.llvm),
+        toolchain=toolchain,
         files=files,
         jobs=args.jobs,
         verbose=args.verbose,

@@ -19,6 +19,7 @@ from verifier.proof.config import (
 )
 from verifier.proof.run import Report, prove
 from verifier.report.text import render_text
+from verifier.spec.contracts import BuildFacts
 from verifier.spec.obligations import OBLIGATIONS
 from verifier.spec.slots import ALL_SLOTS, slot_by_name
 from verifier.util.errors import UserError
@@ -70,14 +71,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def config_from(args: argparse.Namespace, files: list[Path], contracts: Path, cap_names: dict[int, str],
-                layout: dict[str, int] | None = None, root: str | None = None) -> ProveConfig:
+                build: BuildFacts | None = None, root: str | None = None) -> ProveConfig:
     slots = tuple(slot_by_name(v) for v in args.vector) if args.vector else ALL_SLOTS
     if args.loop_bound < 1:
         raise UserError("--loop-bound must be at least 1")
     waivers = None if args.waivers == "none" else Path(args.waivers)
     return ProveConfig(files=files, contracts=contracts, assumptions=Path(args.assumptions), waivers=waivers,
                        caps=parse_caps(args.cap, cap_names), cap_names=cap_names, slots=slots,
-                       options=Options(loop_bound=args.loop_bound), layout=layout or {}, root=root,
+                       options=Options(loop_bound=args.loop_bound), build=build or BuildFacts(), root=root,
                        policy=Path(args.policy) if args.policy else None, readings=tuple(args.reading))
 
 

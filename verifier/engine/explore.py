@@ -101,7 +101,11 @@ class Options:
     loop_bound: int = 8  # backward jumps to one target per path and call context
     max_visits: int = 2_000  # executions of one instruction in one context, over all paths: explosion guard
     max_steps: int = 400_000
-    solver_timeout_ms: int = 20_000
+    # Each solver check is bounded by Z3's resource count, not by the clock, so a verdict does not depend on
+    # how loaded the machine is; the clock bound only stops a runaway check. The heaviest check the real
+    # trees need is ~1e7 units (bench and tests: 6.12 el0_32_sync, ss-restored).
+    solver_rlimit: int = 60_000_000
+    solver_timeout_ms: int = 600_000
     enumerate_limit: int = 64  # values tried for a symbolic indirect branch or table load
 
 
@@ -129,6 +133,7 @@ class Explorer:
         self.run = ExploreRun()
         self.solver = z3.Solver()
         self.solver.set("timeout", self.options.solver_timeout_ms)
+        self.solver.set("rlimit", self.options.solver_rlimit)
         for fact in assumptions:
             self.solver.add(fact)
         self.visits: dict[tuple, int] = {}
@@ -387,7 +392,7 @@ class Explorer:
         elif isinstance(effect, sem.CondJump):
             taken, fallthrough, timeout = self._split(path, effect.cond)
             if timeout:
-                self.unknown(path, "solver timeout on a branch condition")
+                self.unknown(path, "solver limit reached on a branch condition")
                 return
             if fallthrough is not None:
                 other = path.copy() if taken is not None else path

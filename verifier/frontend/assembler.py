@@ -14,6 +14,7 @@ import re
 from collections.abc import Hashable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 from lark import Tree
 
@@ -68,10 +69,13 @@ DATA_SIZES = {
     ".quad": 8, ".xword": 8, ".8byte": 8, ".dword": 8,
 }
 IGNORED = {
-    ".arch", ".arch_extension", ".cpu", ".ident", ".file", ".hidden", ".protected", ".internal", ".local",
+    ".arch", ".arch_extension", ".cpu", ".ident", ".file", ".hidden", ".protected", ".internal",
     ".symver", ".reloc", ".end", ".fpu", ".eabi_attribute", ".variant_pcs", ".cfi_startproc", ".cfi_endproc",
     ".addrsig", ".addrsig_sym", ".loc_mark_labels", ".uleb128", ".sleb128", ".nops", ".altmacro_off",
 }
+# Whose layout to follow where GNU as and LLVM's assembler differ (only a `.local` symbol's `.comm`, so far).
+Dialect = Literal["gnu", "llvm"]
+_LLVM_ONLY = re.compile(r"^[ \t]*\.addrsig\b", re.MULTILINE)  # clang writes it, GNU as rejects it
 TEXT_LIKE = (".text", ".noinstr.text", ".entry.text", ".entry.tramp.text", ".init.text", ".exit.text")
 
 
@@ -247,9 +251,10 @@ def _decode_string(token: str) -> bytes:
 
 
 class Assembler(OperandScope):
-    def __init__(self, path: Path, root: str | None = None) -> None:
+    def __init__(self, path: Path, root: str | None = None, dialect: Dialect | None = None) -> None:
         self.path = path
         self.root = root
+        self.dialect = dialect  # None: decided from the file the first time it matters (_layout_dialect)
         self.namer = PathNamer(path, root)
         self.sections: dict[str, SectionState] = {}
         self.cur: tuple[SectionState, int] = (self._section(".text", None), 0)
@@ -258,6 +263,7 @@ class Assembler(OperandScope):
         self.labels: dict[str, tuple[Frag, int]] = {}
         self.equates: dict[str, Lin] = {}
         self.globals: dict[str, str] = {}
+        self.local_names: set[str] = set()  # `.local`: a `.comm` of one of these is allocated here, in .bss
         self.types: dict[str, str] = {}
         self.sizes: dict[str, Lin] = {}
         self.aliases: dict[str, str] = {}
@@ -831,6 +837,43 @@ class Assembler(OperandScope):
         for name in self._names(args):
             self.globals[name] = "weak"
 
+    def _d_local(self, args: str, stmt: Stmt) -> None:
+        for name in self._names(args):
+            self.local_names.add(name)
+            self.globals.pop(name, None)
+
+    def _layout_dialect(self) -> Dialect:
+        if self.dialect is None:
+            try:
+                text = self.path.read_text(errors="replace")
+            except OSError:
+                text = ""
+            self.dialect = "llvm" if _LLVM_ONLY.search(text) else "gnu"
+        return self.dialect
+
+    def _d_comm(self, args: str, stmt: Stmt) -> None:
+        """`.comm sym, size[, align]` (how gcc and clang write static zero-initialised data): the linker's
+        common symbol, or for a `.local` one `size` zero bytes in .bss. GNU as puts those in .bss
+        subsection 1, after the rest of .bss; LLVM's assembler appends them to .bss where it stands."""
+        trees = self._needed(args, 2, stmt, "`symbol, size[, alignment]`")
+        if trees[0].data != "symbol":
+            raise stmt.error("expected a symbol name")
+        name = str(trees[0].children[0])
+        size = self._const_arg(trees[1], stmt, ".comm size")
+        align = self._const_arg(trees[2], stmt, ".comm alignment") if len(trees) > 2 and trees[2].data != "empty" else 1
+        if not 0 <= size <= MAX_SPACE:
+            raise stmt.error(f".comm size {size} out of range")
+        if name not in self.local_names:
+            self.globals.setdefault(name, "global")
+            return
+        saved = (self.cur, self.prev)
+        self._switch(self._section(".bss", None), 1 if self._layout_dialect() == "gnu" else 0)
+        self._align(align, 0, None, stmt)
+        self._define_label(name, stmt)
+        self._emit_bytes(bytes(size), stmt)
+        self.sizes[name] = Lin(size)
+        self.cur, self.prev = saved
+
     def _d_type(self, args: str, stmt: Stmt) -> None:
         parts = self._names(args)
         if len(parts) >= 2:
@@ -1174,10 +1217,11 @@ def _apply_constant_relocs(insn: Insn) -> Insn:
     return Insn(mnemonic, tuple(operands))
 
 
-def lift_file(path: str | Path, root: str | None = None) -> Program:
-    """Lift a GNU as `.s` file into the IR."""
+def lift_file(path: str | Path, root: str | None = None, dialect: Dialect | None = None) -> Program:
+    """Lift a GNU as `.s` file into the IR, laid out as `dialect`'s assembler does (default: LLVM's for
+    clang's output, which has `.addrsig`, else GNU as)."""
     p = Path(path)
     if not p.is_file():
         raise UserError("no such file", str(p))
-    return Assembler(p, root).run()
+    return Assembler(p, root, dialect).run()
 

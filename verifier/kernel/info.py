@@ -1,5 +1,7 @@
-"""What a kernel build tells the prover: its version (which contracts apply), the asm-offsets layout the
-obligations need, and the names of the CPU capabilities the alternatives test."""
+"""What a kernel build tells the prover about itself: its version (which contracts and role bindings apply),
+the asm-offsets layout and thread-flag bits the obligations need, the KPTI trampoline's alias, and the names
+of the CPU capabilities the alternatives test. All of it is read from the build or asked of the tree's own
+compiler (verifier.kernel.probe); nothing here is written per version."""
 
 from __future__ import annotations
 
@@ -7,49 +9,97 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from verifier.kernel.probe import probe_values
+from verifier.spec.contracts import BuildFacts
+from verifier.spec.versions import version_in
 from verifier.util.errors import UserError
+from verifier.util.files import read_toml
 from verifier.util.paths import PROOFS
 
 CONTRACTS_DIR = PROOFS / "contracts"
-_OFFSETS = {"TSK_TI_FLAGS": "TSK_TI_FLAGS", "S_PC": "S_PC", "S_PSTATE": "S_PSTATE", "S_FRAME_SIZE": "PT_REGS_SIZE"}
+# Our layout names -> the asm-offsets.h names they come from (sizeof(struct pt_regs) was S_FRAME_SIZE up to
+# 5.13, PT_REGS_SIZE since).
+_OFFSETS = {"TSK_TI_FLAGS": ("TSK_TI_FLAGS",), "S_PC": ("S_PC",), "S_PSTATE": ("S_PSTATE",),
+            "S_FRAME_SIZE": ("PT_REGS_SIZE", "S_FRAME_SIZE")}
+# The section KPTI maps a second time, at TRAMP_VALIAS (asm-offsets.h), for the return to user space.
+TRAMP_SECTION = ".entry.tramp.text"
 
 
 @dataclass
 class KernelInfo:
-    version: str  # "6.12"
+    version: str  # "7.3.4"
     layout: dict[str, int]
     cap_names: dict[int, str]
+    tif: dict[str, int]
+    aliases: dict[str, int]
+    derived: tuple[str, ...] = ()
+
+    @property
+    def series(self) -> str:
+        """"7.3.4" -> "7.3"."""
+        return ".".join(self.version.split(".")[:2])
+
+    def facts(self) -> BuildFacts:
+        return BuildFacts(self.version, dict(self.layout), dict(self.tif), dict(self.aliases), self.derived)
 
     def contracts(self) -> Path:
-        path = CONTRACTS_DIR / f"linux-{self.version}.toml"
-        if not path.is_file():
-            known = ", ".join(sorted(p.stem for p in CONTRACTS_DIR.glob("linux-*.toml")))
-            raise UserError(f"no contracts for Linux {self.version} in {CONTRACTS_DIR} (have: {known}); "
-                            "pass --contracts FILE")
-        return path
+        return contracts_for(self.version)
+
+
+def contracts_for(version: str) -> Path:
+    """The contracts file of family `linux` whose `applies` range holds this version."""
+    candidates = []
+    for path in sorted(CONTRACTS_DIR.glob("*.toml")):
+        data, _ = read_toml(path, "contracts")
+        if str(data.get("family", "")) != "linux":
+            continue
+        applies = str(data.get("applies", ""))
+        try:
+            if version_in(version, applies):
+                candidates.append(path)
+        except ValueError as err:
+            raise UserError(f"applies: {err}", str(path)) from None
+    if len(candidates) != 1:
+        what = "no" if not candidates else "more than one (" + ", ".join(p.name for p in candidates) + ")"
+        raise UserError(f"{what} contracts file in {CONTRACTS_DIR} applies to Linux {version}; "
+                        "pass --contracts FILE")
+    return candidates[0]
 
 
 def kernel_version(tree: Path) -> str:
+    """VERSION.PATCHLEVEL.SUBLEVEL from the tree's Makefile."""
     try:
         text = (tree / "Makefile").read_text(errors="replace")
     except OSError as err:
         raise UserError(f"cannot read Makefile: {err.strerror}", str(tree / "Makefile")) from None
-    fields = dict(re.findall(r"^(VERSION|PATCHLEVEL)\s*=\s*(\d+)", text, re.MULTILINE))
-    if "VERSION" not in fields or "PATCHLEVEL" not in fields:
+    fields = dict(re.findall(r"^(VERSION|PATCHLEVEL|SUBLEVEL)\s*=\s*(\d*)", text, re.MULTILINE))
+    if not fields.get("VERSION") or not fields.get("PATCHLEVEL"):
         raise UserError("not a kernel Makefile (no VERSION/PATCHLEVEL)", str(tree / "Makefile"))
-    return f"{fields['VERSION']}.{fields['PATCHLEVEL']}"
+    return f"{fields['VERSION']}.{fields['PATCHLEVEL']}.{fields.get('SUBLEVEL') or 0}"
+
+
+def _asm_offsets(build_dir: Path) -> dict[str, int]:
+    path = build_dir / "include" / "generated" / "asm-offsets.h"
+    if not path.is_file():
+        return {}
+    return {name: int(value) for name, value in re.findall(r"^#define\s+(\w+)\s+(-?\d+)", path.read_text(),
+                                                             re.MULTILINE)}
 
 
 def read_layout(build_dir: Path) -> dict[str, int]:
-    path = build_dir / "include" / "generated" / "asm-offsets.h"
+    defines = _asm_offsets(build_dir)
     layout: dict[str, int] = {}
-    if not path.is_file():
-        return layout
-    defines = dict(re.findall(r"^#define\s+(\w+)\s+(-?\d+)", path.read_text(), re.MULTILINE))
-    for key, name in _OFFSETS.items():
-        if name in defines:
-            layout[key] = int(defines[name])
+    for key, names in _OFFSETS.items():
+        found = [defines[name] for name in names if name in defines]
+        if found:
+            layout[key] = found[0]
     return layout
+
+
+def read_aliases(build_dir: Path) -> dict[str, int]:
+    """The trampoline section's alias, when the configuration has KPTI (asm-offsets defines TRAMP_VALIAS)."""
+    defines = _asm_offsets(build_dir)
+    return {TRAMP_SECTION: defines["TRAMP_VALIAS"]} if "TRAMP_VALIAS" in defines else {}
 
 
 def read_cap_names(build_dir: Path) -> dict[int, str]:
@@ -60,5 +110,24 @@ def read_cap_names(build_dir: Path) -> dict[int, str]:
             if name != "ARM64_NCAPS"}
 
 
+def read_tif(build_dir: Path) -> dict[str, int]:
+    """The thread-flag bits, as the tree's compiler evaluates <linux/thread_info.h> for this configuration."""
+    return probe_values(build_dir, "linux/thread_info.h", r"TIF_\w+")
+
+
 def kernel_info(tree: Path, build_dir: Path) -> KernelInfo:
-    return KernelInfo(kernel_version(tree), read_layout(build_dir), read_cap_names(build_dir))
+    layout, caps, tif = read_layout(build_dir), read_cap_names(build_dir), {}
+    aliases = {section: value & (2**64 - 1) for section, value in read_aliases(build_dir).items()}
+    derived = [f"version {kernel_version(tree)}: the tree's Makefile"]
+    derived.append("layout " + ", ".join(f"{k}={v}" for k, v in layout.items())
+                   + ": include/generated/asm-offsets.h" if layout else "layout: none in the build (contracts' own)")
+    if (build_dir / "arch/arm64/kernel/.entry-common.s.cmd").is_file():
+        tif = read_tif(build_dir)
+        derived.append(f"thread flags ({len(tif)} TIF_* bits, TIF_SINGLESTEP={tif.get('TIF_SINGLESTEP')}): "
+                       "<linux/thread_info.h> probed with entry-common.c's Kbuild command")
+    else:
+        derived.append("thread flags: not probed (no entry-common.c build); the contracts' own")
+    derived.append(", ".join(f"alias {s} at {v:#x}" for s, v in aliases.items()) + ": TRAMP_VALIAS, asm-offsets.h"
+                   if aliases else "no KPTI trampoline alias (no TRAMP_VALIAS in asm-offsets.h)")
+    derived.append(f"{len(caps)} CPU capability names: arch/arm64/include/generated/asm/cpucaps.h")
+    return KernelInfo(kernel_version(tree), layout, caps, tif, aliases, tuple(derived))

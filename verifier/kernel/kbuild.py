@@ -12,6 +12,7 @@ import fcntl
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -21,6 +22,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
+from verifier.kernel.companions import generic_entry_sources
 from verifier.util.errors import UserError
 
 DEFAULT_FILES: tuple[str, ...] = (
@@ -66,11 +68,12 @@ def cache_dir() -> Path:
     return Path(env).expanduser() if env else Path.home() / ".cache" / "entry-verify"
 
 
-def default_build_dir(tree: Path) -> Path:
-    # The path hash keeps two trees with the same basename (say two linux-6.1 checkouts) apart.
+def default_build_dir(tree: Path, toolchain: Toolchain | None = None) -> Path:
+    # The path hash keeps two trees with the same basename (say two linux-6.1 checkouts) apart; an LLVM
+    # build gets its own dir, so switching toolchains never reconfigures (and rebuilds) the other's.
     tree = tree.resolve()
     digest = hashlib.sha256(str(tree).encode()).hexdigest()[:10]
-    return cache_dir() / "kbuild" / f"{tree.name}-{digest}"
+    return cache_dir() / "kbuild" / f"{tree.name}-{digest}{toolchain.dir_suffix() if toolchain else ''}"
 
 
 def source_path(source: str) -> PurePosixPath:
@@ -93,6 +96,16 @@ def asm_target(source: str) -> str:
     return str(source_path(source).with_suffix(".s"))
 
 
+def llvm_tool(name: str, llvm: str) -> str:
+    """The LLVM program Kbuild runs for an LLVM= value: LLVM=-15 means clang-15, LLVM=/opt/llvm/bin/ means
+    /opt/llvm/bin/clang, anything else (LLVM=1) plain clang."""
+    if llvm.endswith("/"):
+        return f"{llvm}{name}"
+    if llvm.startswith("-"):
+        return f"{name}{llvm}"
+    return name
+
+
 @dataclass(frozen=True)
 class Toolchain:
     cross: str
@@ -105,15 +118,20 @@ class Toolchain:
     def describe(self) -> str:
         return f"LLVM={self.llvm}" if self.llvm else f"CROSS_COMPILE={self.cross}"
 
+    def dir_suffix(self) -> str:
+        """What a default build dir's name gets for this toolchain: nothing for GCC (the dirs that
+        existed before LLVM builds did), `-llvm-19` for LLVM=-19, `-llvm` for LLVM=1."""
+        if not self.llvm:
+            return ""
+        if self.llvm.startswith("-") and re.fullmatch(r"-[0-9.]+", self.llvm):
+            return f"-llvm{self.llvm}"
+        if self.llvm.endswith("/"):
+            return "-llvm-" + hashlib.sha256(self.llvm.encode()).hexdigest()[:6]
+        return "-llvm"
+
     def check(self) -> None:
         if self.llvm:
-            # LLVM=-15 means clang-15, LLVM=/opt/llvm/bin/ means /opt/llvm/bin/clang.
-            if self.llvm.endswith("/"):
-                clang = f"{self.llvm}clang"
-            elif self.llvm.startswith("-"):
-                clang = f"clang{self.llvm}"
-            else:
-                clang = "clang"
+            clang = llvm_tool("clang", self.llvm)
             if not shutil.which(clang):
                 raise UserError(f"{clang} not found (LLVM={self.llvm}); install clang, lld and llvm")
             return
@@ -136,12 +154,15 @@ class KbuildJob:
     files: tuple[str, ...] = DEFAULT_FILES
     jobs: int = field(default_factory=lambda: os.cpu_count() or 1)
     verbose: bool = False
+    # Also build the generic entry code (kernel/entry/) the files call into, where the tree has it.
+    follow_generic_entry: bool = True
 
 
-def toolchain_from(cross: str | None, llvm: bool) -> Toolchain:
+def toolchain_from(cross: str | None, llvm: bool | str) -> Toolchain:
+    """`llvm` is --llvm: False, True (LLVM=1 unless $LLVM says more) or an explicit LLVM= value."""
     # Kbuild itself treats any non-empty LLVM as "use LLVM", so we do the same with the env var.
     env_llvm = os.environ.get("LLVM", "")
-    llvm_value = env_llvm or ("1" if llvm else "")
+    llvm_value = llvm if isinstance(llvm, str) and llvm else env_llvm or ("1" if llvm else "")
     return Toolchain(
         cross=cross or os.environ.get("CROSS_COMPILE") or DEFAULT_CROSS,
         llvm=llvm_value or None,
@@ -296,6 +317,13 @@ def build_asm(job: KbuildJob) -> list[Path]:
         progress("KBUILD", " ".join(targets))
         start = time.monotonic()
         _run_make(job, targets, " ".join(targets))
+        more = generic_entry_sources(job.tree, job.build_dir, outputs) if job.follow_generic_entry else []
+        more = [source for source in more if str(PurePosixPath(source).with_suffix(".s")) not in targets]
+        if more:
+            extra = [str(PurePosixPath(source).with_suffix(".s")) for source in more]
+            progress("KBUILD", " ".join(extra) + " (generic entry code the entry assembly calls)")
+            _run_make(job, extra, " ".join(extra))
+            outputs += [job.build_dir / t for t in extra]
         progress("DONE", f"{time.monotonic() - start:.1f}s in {job.build_dir}")
     missing = [str(p) for p in outputs if not p.is_file()]
     if missing:

@@ -1,5 +1,6 @@
 """A commit's lifted inputs, frozen: the `.s` files Kbuild made, the C sources they name (the prover reads
-function names from them), the asm-offsets layout and capability names, and the kernel version.
+function names from them), what the build says of itself (verifier.kernel.info: layout, thread flags,
+aliases), the capability names and the kernel version.
 
 A series run checks out one commit after another in the same scratch tree and build dir; a snapshot keeps a
 commit's inputs after the next checkout replaces them, so its proof can run later, in another process.
@@ -18,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from verifier.kernel.info import kernel_info
+from verifier.spec.contracts import BuildFacts
 
 # Where a `.s` names a source file: cpp line markers (`# 12 "/tree/x.S"`) and gcc -fverbose-asm comments
 # (`// /tree/x.c:42: ...`).
@@ -30,7 +32,7 @@ class Snapshot:
     dir: Path
     files: list[Path]  # the .s files, in the order Kbuild made them
     root: str  # the tree path the .s files name (source paths are shown relative to it)
-    layout: dict[str, int]
+    build: BuildFacts
     cap_names: dict[int, str]
     version: str
 
@@ -61,7 +63,7 @@ def take(store: Path, tree: Path, build_dir: Path, files: list[Path]) -> Snapsho
         digest.update(f"{path.name}\0".encode() + _normalised(text, tree_s, build_s) + b"\0")
     for rel in sources:
         digest.update(f"src {rel}\0".encode() + (tree / rel).read_bytes() + b"\0")
-    meta = {"layout": info.layout, "cap_names": {str(k): v for k, v in sorted(info.cap_names.items())},
+    meta = {"build": info.facts().json(), "cap_names": {str(k): v for k, v in sorted(info.cap_names.items())},
             "version": info.version}
     digest.update(json.dumps(meta, sort_keys=True).encode())
     key = digest.hexdigest()[:24]
@@ -86,5 +88,6 @@ def take(store: Path, tree: Path, build_dir: Path, files: list[Path]) -> Snapsho
 def load(store: Path, key: str) -> Snapshot:
     target = store / key
     meta = json.loads((target / "meta.json").read_text())
-    return Snapshot(key, target, [target / name for name in meta["files"]], meta["root"], meta["layout"],
-                    {int(k): v for k, v in meta["cap_names"].items()}, meta["version"])
+    caps = {int(k): v for k, v in meta["cap_names"].items()}
+    return Snapshot(key, target, [target / name for name in meta["files"]], meta["root"],
+                    BuildFacts.from_json(meta["build"]), caps, meta["version"])

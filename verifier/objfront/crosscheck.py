@@ -1,6 +1,7 @@
-"""Cross-check the two front ends: the Lark lift of a `.s` file against capstone's decode of what GNU as
-makes of the same file. Both go through verifier.canon, so only real disagreements remain: a wrong
-layout (offsets), a wrong operand, a wrong relocation target, or code one side sees as data.
+"""Cross-check the two front ends: the Lark lift of a `.s` file against capstone's decode of what an
+assembler (GNU as, or LLVM's for a clang build; see verifier.objfront.assemblers) makes of the same file.
+Both go through verifier.canon, so only real disagreements remain: a wrong layout (offsets), a wrong
+operand, a wrong relocation target, or code one side sees as data.
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ from pathlib import Path
 from verifier.frontend.assembler import lift_file
 from verifier.ir.canon import canonical
 from verifier.ir.program import Item, Program, Section
-from verifier.objfront.lift import assemble, lift_object
+from verifier.objfront.assemblers import GNU_AS, Assembler, assemble
+from verifier.objfront.lift import lift_object
 
 
 @dataclass
@@ -79,6 +81,7 @@ class SectionReport:
 class FileReport:
     path: str
     sections: list[SectionReport] = field(default_factory=list)
+    assembler: str = ""  # the assembler the object side came from, as described to the user
 
     @property
     def ok(self) -> bool:
@@ -173,10 +176,14 @@ def compare_programs(path: str, lark: Program, obj: Program) -> FileReport:
     return report
 
 
-def crosscheck_file(path: str | Path, as_cmd: str = "aarch64-linux-gnu-as") -> FileReport:
+def crosscheck_file(path: str | Path, assembler: Assembler | str = GNU_AS) -> FileReport:
     """Lift `path` both ways (the object goes to a temporary directory, never next to the input)."""
-    lark = lift_file(path)
+    if isinstance(assembler, str):
+        assembler = Assembler.parse(assembler)
+    lark = lift_file(path, dialect="gnu" if assembler.kind == "gnu" else "llvm")
     with tempfile.TemporaryDirectory(prefix="entry-verify-") as tmp:
-        obj_path = assemble(path, Path(tmp) / "out.o", as_cmd)
+        obj_path = assemble(path, Path(tmp) / "out.o", assembler)
         obj = lift_object(obj_path)
-    return compare_programs(str(path), lark, obj)
+    report = compare_programs(str(path), lark, obj)
+    report.assembler = assembler.describe()
+    return report

@@ -1,4 +1,5 @@
-"""The disassembler front end: assemble a `.s` file with GNU as, read the object back into the IR.
+"""The disassembler front end: read the object an assembler made of a `.s` file (verifier.objfront.assemblers)
+back into the IR.
 
 The ELF mapping symbols (`$x`, `$d`, and `$x.N`/`$d.N`) say which bytes of a section are code; code is
 decoded word by word with capstone (verifier.decode), data stays bytes plus, where a data relocation
@@ -9,9 +10,7 @@ as `Loc(section, offset)` for anything defined in this object and `SymRef` for w
 from __future__ import annotations
 
 import re
-import shutil
 import struct
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,23 +39,6 @@ _DATA_RELOCS = {
 
 ALT_RECORD = 12  # struct alt_instr: s32 orig, s32 repl, u16 cpucap, u8 orig_len, u8 alt_len
 ALT_CB_BIT = 1 << 15  # ARM64_CB_BIT: the "replacement" is a callback that patches the site at boot
-
-
-def assemble(path_s: str | Path, out_o: str | Path, as_cmd: str = "aarch64-linux-gnu-as") -> Path:
-    """Run the GNU cross assembler on `path_s`, writing `out_o`; UserError with gas's stderr on failure."""
-    argv = as_cmd.split()
-    if not argv or shutil.which(argv[0]) is None:
-        raise UserError(
-            f"assembler '{as_cmd}' not found; install binutils-aarch64-linux-gnu or pass --as",
-            file=str(path_s),
-        )
-    # -I the file's directory: `.include "x"` then finds what the Lark front end finds
-    include = ["-I", str(Path(path_s).resolve().parent)]
-    proc = subprocess.run([*argv, *include, str(path_s), "-o", str(out_o)], capture_output=True, text=True)
-    if proc.returncode != 0:
-        detail = proc.stderr.strip() or f"exit status {proc.returncode}"
-        raise UserError(f"{argv[0]} failed:\n{detail}", file=str(path_s))
-    return Path(out_o)
 
 
 @dataclass

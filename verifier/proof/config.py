@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from verifier.engine.explore import Options
+from verifier.spec.contracts import BuildFacts
 from verifier.spec.slots import ALL_SLOTS, Slot
 from verifier.util.errors import UserError
 from verifier.util.paths import PROOFS, ROOT
@@ -28,7 +29,7 @@ class ProveConfig:
     cap_names: dict[int, str] = field(default_factory=dict)
     slots: tuple[Slot, ...] = ALL_SLOTS
     options: Options = field(default_factory=Options)
-    layout: dict[str, int] = field(default_factory=dict)  # overrides from the build (asm-offsets.h)
+    build: BuildFacts = field(default_factory=BuildFacts)  # what the kernel's build says (overrides contracts)
     root: str | None = None  # kernel tree, for source paths
     policy: Path | None = None  # a policy whose rules are checked besides the obligations
     readings: tuple[str, ...] = ()  # non-default readings of the policy's open points, by rule id

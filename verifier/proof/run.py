@@ -16,7 +16,7 @@ from verifier.proof.pool import run_slot_jobs
 from verifier.proof.slot import SlotOutcome, bind_policy, explorer, lift_all, link, observers, slot_rules
 from verifier.semantics import names
 from verifier.semantics import table as semantics
-from verifier.spec.contracts import Contracts, load_contracts
+from verifier.spec.contracts import BuildFacts, Contracts, load_contracts
 from verifier.spec.counterexample import counterexample
 from verifier.spec.slots import build, load_assumptions, slot_by_name
 from verifier.spec.verdicts import Result
@@ -48,7 +48,7 @@ Progress = Callable[[str], None]
 
 def prove(config: ProveConfig, progress: Progress | None = None, jobs: int = 1) -> Report:
     """Prove every slot of `config`; with jobs > 1 the slots run in that many worker processes."""
-    contracts = load_contracts(config.contracts)
+    contracts = load_contracts(config.contracts, config.build)
     started = time.perf_counter()
     outcomes: dict[str, SlotOutcome] = {}
 
@@ -70,8 +70,12 @@ def standing_assumptions(config: ProveConfig, contracts: Contracts) -> list[str]
     lines += [f"semantics: {text}" for text in _bullets(semantics.ASSUMPTIONS)]
     lines += [f"pinned: {config.cap_names.get(n, f'cap{n}')}={'on' if v else 'off'}" for n, v in config.caps.items()]
     lines.append(f"bounds: loop bound {config.options.loop_bound} visits per instruction and call "
-                 f"context; {config.options.max_steps} steps per slot")
-    lines.append(f"contracts: {shown(contracts.path)} ({contracts.family}); {contracts.default.describe()}")
+                 f"context; {config.options.max_steps} steps per slot; each solver check at most "
+                 f"{config.options.solver_rlimit:,} Z3 resource units (deterministic) and "
+                 f"{config.options.solver_timeout_ms // 1000} s")
+    applies = f", applies {contracts.applies}" if contracts.applies else ""
+    lines.append(f"contracts: {shown(contracts.path)} ({contracts.family}{applies}); {contracts.default.describe()}")
+    lines += [f"build: {text}" for text in config.build.derived]
     return lines
 
 
@@ -113,8 +117,7 @@ def replay_counterexample(cex: dict[str, Any]) -> dict[str, Any] | None:
     """Re-execute a recorded counterexample concretely (no solver); the replayed counterexample, or None
     when the recorded path does not end in the recorded violation."""
     info = cex["replay"]
-    contracts = load_contracts(info["contracts"])
-    contracts.layout.update(info.get("layout") or {})
+    contracts = load_contracts(info["contracts"], BuildFacts.from_json(info.get("build")))
     assumptions = load_assumptions(info["assumptions"])
     programs = lift_all([Path(f) for f in info["files"]], info.get("root"))
     image, vectors = link(programs, contracts)

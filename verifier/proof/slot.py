@@ -84,7 +84,7 @@ def bind_policy(config: ProveConfig, contracts: Contracts, image: Image, assumpt
                   for op in item.insn.operands if isinstance(op, Addr) and isinstance(op.target, SymRef)
                   for symbol in (op.target.symbol,)}
     functions |= set(contracts.functions) | set(contracts.indirect)
-    roles = bind_roles(policy, contracts.family, functions)
+    roles = bind_roles(policy, contracts.family, contracts.build.version, functions)
     for assume in policy.assumptions:
         assumptions.append(Assumption(assume.id, assume.text, assume.constraint,
                                       f"{shown(assume.where.file)}:{assume.where.line}"))
@@ -93,8 +93,7 @@ def bind_policy(config: ProveConfig, contracts: Contracts, image: Image, assumpt
 
 def setup(config: ProveConfig) -> Setup:
     forget_sources()  # the sources may have changed since the last proof in this process
-    contracts = load_contracts(config.contracts)
-    contracts.layout.update(config.layout)
+    contracts = load_contracts(config.contracts, config.build)
     assumptions = load_assumptions(config.assumptions)
     waivers: list[Waiver] = load_waivers(config.waivers) if config.waivers else []
     programs = lift_all(config.files, config.root)
@@ -181,14 +180,14 @@ def prove_slot(slot: Slot, prepared: Setup, config: ProveConfig) -> tuple[list[R
             cex["vector"] = slot.name
             cex["property"] = prop
             cex["replay"] = {"files": [str(f) for f in config.files], "contracts": str(config.contracts),
-                             "assumptions": str(config.assumptions), "layout": config.layout,
+                             "assumptions": str(config.assumptions), "build": config.build.json(),
                              "caps": {str(n): v for n, v in config.caps.items()}, "root": config.root,
                              "policy": str(config.policy) if config.policy else None,
                              "readings": list(config.readings)}
         return cex
 
     judge = Judge(slot, run, start.facts, initial, prepared.waivers, replay_model, config.options.solver_timeout_ms,
-                  scopes)
+                  config.options.solver_rlimit, scopes)
     results = judge.judge()
     policy_name = prepared.policy.policy.name if prepared.policy is not None else None
     for result in results:

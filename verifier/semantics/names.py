@@ -76,8 +76,20 @@ def capability_number(name: str) -> int | None:
 
 
 def loaded_from_symbol(value: BV) -> str | None:
-    """For a value loaded from memory (a function pointer): the symbol whose memory it was read from."""
-    name = str(z3.simplify(value))
+    """For a value loaded from memory (a function pointer): the symbol whose memory it was read from. A value
+    that merged paths made an if-then-else of loads counts when every branch loads from the same symbol."""
+    symbols = {_loaded_from(leaf) for leaf in _ite_leaves(z3.simplify(value))}
+    return symbols.pop() if len(symbols) == 1 else None
+
+
+def _ite_leaves(value: z3.ExprRef) -> list[z3.ExprRef]:
+    if z3.is_app_of(value, z3.Z3_OP_ITE):
+        return _ite_leaves(value.arg(1)) + _ite_leaves(value.arg(2))
+    return [value]
+
+
+def _loaded_from(value: z3.ExprRef) -> str | None:
+    name = str(value)
     prefix = "mem[" + symbol_base("")
     if not name.startswith(prefix):
         return None

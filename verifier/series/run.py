@@ -17,7 +17,7 @@ from typing import Any
 
 from verifier.engine.explore import Options
 from verifier.kernel import kbuild
-from verifier.kernel.info import KernelInfo
+from verifier.kernel.info import contracts_for
 from verifier.kernel.snapshot import Snapshot, load, take
 from verifier.proof.cache import ResultStore, proof_key, tool_digest
 from verifier.proof.config import DEFAULT_ASSUMPTIONS, DEFAULT_WAIVERS, ProveConfig, parse_caps
@@ -118,10 +118,10 @@ class _Inputs:
 
 
 def prove_config(plan: SeriesPlan, snapshot: Snapshot) -> ProveConfig:
-    contracts = plan.contracts or KernelInfo(snapshot.version, snapshot.layout, snapshot.cap_names).contracts()
+    contracts = plan.contracts or contracts_for(snapshot.version)
     return ProveConfig(files=snapshot.files, contracts=contracts, assumptions=plan.assumptions, waivers=plan.waivers,
                        caps=parse_caps(list(plan.caps), snapshot.cap_names), cap_names=snapshot.cap_names,
-                       slots=plan.slots, options=Options(loop_bound=plan.loop_bound), layout=snapshot.layout,
+                       slots=plan.slots, options=Options(loop_bound=plan.loop_bound), build=snapshot.build,
                        root=snapshot.root, policy=plan.policy, readings=plan.readings, sources=str(snapshot.sources))
 
 
@@ -178,7 +178,7 @@ def collect(plan: SeriesPlan, progress: Progress) -> dict[str, Any]:
         progress.advance(f"{short[key]} {outcome.slot}: {summary} ({outcome.stats['seconds']}s)")
 
     run_slot_jobs([(config_of[key], slot) for key, slot in todo], plan.workers, done)
-    standing = {key: standing_assumptions(config, load_contracts(config.contracts))
+    standing = {key: standing_assumptions(config, load_contracts(config.contracts, config.build))
                 for key, config in config_of.items()}
     return {"format": FORMAT, "tool": tool_digest(), "shard": [index, count],
             "slots": [slot.name for slot in plan.slots],

@@ -7,6 +7,8 @@ write, and the pt_regs frame kernel_entry built at the initial SP_EL1, whose fie
 
 from __future__ import annotations
 
+import z3
+
 from verifier.engine.calls import Fresh, Summary
 from verifier.semantics import names
 from verifier.semantics.state import MDSCR, State, bv, split_address
@@ -25,7 +27,9 @@ class ContractCalls:
         return self.contracts.for_function(symbol)
 
     def for_pointer(self, origin: str) -> Contract | None:
-        return self.contracts.indirect.get(origin)
+        # A call through a pointer the code loaded from a symbol's memory is a call to whatever function
+        # that memory holds: its own entry if the contracts have one, else the default, like any callee.
+        return self.contracts.indirect.get(origin, self.contracts.default)
 
     def instead_of_lifted(self, name: str) -> Contract | None:
         contract = self.contracts.functions.get(name)
@@ -51,7 +55,7 @@ class ContractCalls:
         elif contract.daif == "any":
             state.daif = fresh(f"{name}.daif", 4)
         elif contract.daif.startswith("0b"):
-            state.daif = bv(int(contract.daif, 2), 4)
+            state.daif = _daif_on_return(contract.daif[2:], state.daif)
         if contract.mdscr == "any":
             state.write_sysreg(MDSCR, fresh(f"{name}.mdscr", 64))
         self._havoc_memory(contract, name, state, fresh)
@@ -85,3 +89,15 @@ class ContractCalls:
 def _contract(summary: Summary) -> Contract:
     assert isinstance(summary, Contract), summary  # this model hands out only contracts
     return summary
+
+
+def _daif_on_return(bits: str, at_call: z3.BitVecRef) -> z3.BitVecRef:
+    """DAIF after a call whose contract gives it bit by bit, D first: 0 or 1, or x for "as at the call"."""
+    value = at_call
+    for index, bit in enumerate(bits):
+        mask = bv(1 << (3 - index), 4)
+        if bit == "1":
+            value = value | mask
+        elif bit == "0":
+            value = value & ~mask
+    return z3.simplify(value)

@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from verifier.spec.versions import version_in
 from verifier.util.errors import UserError
 from verifier.util.files import read_toml
 
@@ -28,7 +29,7 @@ class Contract:
     name: str
     returns: bool = True
     clobbers: tuple[str, ...] = AAPCS_CLOBBERS
-    daif: str = "preserved"  # preserved | masked | any | 0bDAIF
+    daif: str = "preserved"  # preserved | masked | any | 0bDAIF (a bit x: as at the call)
     mdscr: str = "preserved"  # preserved | any
     unmasks: str = "preserved"  # none | preserved (only what DAIF at the call allows) | all
     writes: tuple[str, ...] = MEMORY_CLASSES
@@ -68,6 +69,31 @@ class Callback:
         return f"callback {self.name}: patches {self.patches}"
 
 
+LAYOUT_KEYS = ("TSK_TI_FLAGS", "S_PC", "S_PSTATE", "S_FRAME_SIZE")
+
+
+@dataclass
+class BuildFacts:
+    """What a kernel's build says about itself (asm-offsets, generated headers, a probe compiled with its
+    flags): facts a contracts file would otherwise have to state per version. They override the file's."""
+
+    version: str = ""  # "7.3.4": which contracts and role bindings apply
+    layout: dict[str, int] = field(default_factory=dict)  # LAYOUT_KEYS, from asm-offsets.h
+    tif: dict[str, int] = field(default_factory=dict)  # TIF_* bits
+    aliases: dict[str, int] = field(default_factory=dict)  # section -> the other address it is mapped at
+    derived: tuple[str, ...] = ()  # what was derived from where, and which defaults applied (printed)
+
+    def json(self) -> dict[str, object]:
+        return {"version": self.version, "layout": self.layout, "tif": self.tif, "aliases": self.aliases,
+                "derived": list(self.derived)}
+
+    @classmethod
+    def from_json(cls, data: dict | None) -> BuildFacts:
+        data = data or {}
+        return cls(str(data.get("version", "")), dict(data.get("layout", {})), dict(data.get("tif", {})),
+                   dict(data.get("aliases", {})), tuple(data.get("derived", ())))
+
+
 @dataclass
 class Contracts:
     path: str
@@ -82,6 +108,22 @@ class Contracts:
     firmware: Contract | None = None
     noreturn_patterns: tuple[str, ...] = ()
     percpu_current: str | None = None  # the per-CPU variable that holds the current task at EL0 entry
+    applies: str = ""  # the versions of the family this file is for (">= 5.10"); "" for any
+    build: BuildFacts = field(default_factory=BuildFacts)
+
+    def with_build(self, build: BuildFacts) -> Contracts:
+        """These contracts with the build's facts in place of the file's, checked for what the proofs need."""
+        self.build = build
+        self.layout.update(build.layout)
+        self.tif.update(build.tif)
+        self.aliases.update(build.aliases)
+        missing = [key for key in LAYOUT_KEYS if key not in self.layout]
+        if missing:
+            raise UserError(f"neither the build (asm-offsets.h) nor the contracts give {', '.join(missing)}",
+                            self.path)
+        if "TIF_SINGLESTEP" not in self.tif:
+            raise UserError("neither the build (thread_info.h) nor the contracts give TIF_SINGLESTEP", self.path)
+        return self
 
     def for_function(self, name: str) -> Contract:
         if name in self.functions:
@@ -108,8 +150,9 @@ def _contract(name: str, table: dict, base: Contract, where: str, default: bool 
             raise UserError(f"contract {name}: unknown memory class '{cls}' (known: {', '.join(MEMORY_CLASSES)})",
                             where)
     daif = str(table.get("daif", base.daif))
-    if daif not in DAIF_RETURNS and not re.fullmatch(r"0b[01]{4}", daif):
-        raise UserError(f"contract {name}: daif must be one of {', '.join(DAIF_RETURNS)} or 0bDAIF", where)
+    if daif not in DAIF_RETURNS and not re.fullmatch(r"0b[01x]{4}", daif):
+        raise UserError(f"contract {name}: daif must be one of {', '.join(DAIF_RETURNS)} or 0bDAIF "
+                        "(each bit 0, 1 or x: as at the call)", where)
     unmasks = str(table.get("unmasks", base.unmasks))
     if unmasks not in UNMASKS:
         raise UserError(f"contract {name}: unmasks must be one of {', '.join(UNMASKS)}", where)
@@ -132,7 +175,8 @@ def _contract(name: str, table: dict, base: Contract, where: str, default: bool 
     )
 
 
-def load_contracts(path: str | Path) -> Contracts:
+def load_contracts(path: str | Path, build: BuildFacts | None = None) -> Contracts:
+    """A contracts file, with the facts of the kernel's build (if any) in place of the file's own."""
     path = Path(path)
     data, _ = read_toml(path, "contracts")
     where = str(path)
@@ -146,7 +190,12 @@ def load_contracts(path: str | Path) -> Contracts:
         default=default,
         noreturn_patterns=tuple(data.get("noreturn_patterns", [])),
         percpu_current=data.get("current", {}).get("percpu"),
+        applies=str(data.get("applies", "")),
     )
+    try:
+        version_in("0", contracts.applies)
+    except ValueError as err:
+        raise UserError(f"applies: {err}", where) from None
     for name, table in data.get("function", {}).items():
         contracts.functions[name] = _contract(name, table, default, where)
     for name, table in data.get("indirect", {}).items():
@@ -159,9 +208,4 @@ def load_contracts(path: str | Path) -> Contracts:
             raise UserError(f"callback {name}: patches must be 'nops' or 'registers'", where)
         registers = tuple(table.get("registers", ()))
         contracts.callbacks[name] = Callback(name, patches, registers, str(table.get("note", "")))
-    for key in ("TSK_TI_FLAGS", "S_PC", "S_PSTATE", "S_FRAME_SIZE"):
-        if key not in contracts.layout:
-            raise UserError(f"[layout] needs {key}", where)
-    if "TIF_SINGLESTEP" not in contracts.tif:
-        raise UserError("[layout.tif] needs TIF_SINGLESTEP", where)
-    return contracts
+    return contracts.with_build(build or BuildFacts())

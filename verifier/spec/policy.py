@@ -14,6 +14,7 @@ from lark import Lark, Token, Tree
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
 
 from verifier.spec.constraints import ConstraintError, check_syntax
+from verifier.spec.versions import version_in
 from verifier.util.errors import UserError
 from verifier.util.paths import GRAMMARS
 
@@ -29,10 +30,24 @@ class Where:
     col: int
 
 
+@dataclass(frozen=True)
+class Binding:
+    family: str  # "linux", "bundled"
+    versions: str  # a version range (">= 6.2"), "" for every version of the family
+    pattern: str  # regular expression over function names
+    where: Where
+
+    def applies(self, family: str, version: str) -> bool:
+        return self.family == family and version_in(version, self.versions)
+
+    def describe(self) -> str:
+        return f"{self.family} {self.versions}".strip()
+
+
 @dataclass
 class Role:
     name: str
-    bindings: dict[str, str]  # kernel family -> regular expression over function names
+    bindings: list[Binding]
     where: Where
 
 
@@ -137,14 +152,14 @@ def parse_policy(path: str | Path) -> Policy:
             ident = item.children[0]
             if str(ident) in policy.roles:
                 raise UserError(f"role '{ident}' is defined twice", name, ident.line, ident.column)
-            bindings: dict[str, str] = {}
+            bindings: list[Binding] = []
             for binding in item.children[1:]:
-                family, pattern = binding.children
+                family, *versions, pattern = binding.children
                 try:
                     re.compile(_string(pattern))
                 except re.error as err:
                     raise UserError(f"bad function pattern: {err}", name, pattern.line, pattern.column) from None
-                bindings[str(family)] = _string(pattern)
+                bindings.append(_binding(name, family, str(versions[0]) if versions else "", pattern))
             policy.roles[str(ident)] = Role(str(ident), bindings, _where(name, ident))
         else:
             policy.rules.append(_rule(name, item))
@@ -218,23 +233,43 @@ def _syntax(path: str, constraint: str, where: Where) -> None:
         raise UserError(str(err), path, where.line, where.col + (err.col or 1) - 1) from None
 
 
-def bind_roles(policy: Policy, family: str, functions: set[str]) -> dict[str, re.Pattern[str]]:
-    """Each role's pattern for this kernel family, checked to match something in the lifted code or the
-    contracts (a pattern that matches nothing is an error that lists near names)."""
+def _binding(file: str, family: Token, versions: str, pattern: Token) -> Binding:
+    """A role binding; the older `linux-6.1:` spelling means `linux == 6.1`."""
+    name = str(family)
+    if "-" in name:
+        if versions:
+            raise UserError("a family with a version suffix takes no version range", file, family.line,
+                            family.column)
+        name, exact = name.split("-", 1)
+        versions = f"== {exact}"
+    return Binding(name, " ".join(versions.split()), _string(pattern), _where(file, family))
+
+
+def bind_roles(policy: Policy, family: str, version: str, functions: set[str]) -> dict[str, re.Pattern[str]]:
+    """Each role's pattern for this kernel family and version (exactly one binding must apply), checked to
+    match something in the lifted code or the contracts (a pattern that matches nothing is an error that
+    lists near names)."""
     out: dict[str, re.Pattern[str]] = {}
+    kernel = f"{family} {version}".strip()
     for role in policy.roles.values():
-        pattern = role.bindings.get(family)
-        if pattern is None:
-            known = ", ".join(sorted(role.bindings)) or "none"
-            raise UserError(f"role '{role.name}' has no binding for kernel family '{family}' (has: {known})",
+        applying = [b for b in role.bindings if b.applies(family, version)]
+        if not applying:
+            known = "; ".join(b.describe() for b in role.bindings) or "none"
+            raise UserError(f"role '{role.name}' has no binding for {kernel} (has: {known})",
                             policy.path, role.where.line, role.where.col)
+        if len(applying) > 1:
+            both = " and ".join(f"'{b.describe()}' (line {b.where.line})" for b in applying)
+            raise UserError(f"role '{role.name}': bindings {both} both apply to {kernel}",
+                            policy.path, role.where.line, role.where.col)
+        pattern = applying[0].pattern
         compiled = re.compile(pattern)
         for alternative in pattern.split("|"):
             if not any(re.fullmatch(alternative, f) for f in functions):
                 near = difflib.get_close_matches(alternative, sorted(functions), n=4)
                 hint = f"; near names: {', '.join(near)}" if near else ""
+                where = applying[0].where
                 raise UserError(f"role '{role.name}': '{alternative}' matches no function in the lifted code "
-                                f"({family}){hint}", policy.path, role.where.line, role.where.col)
+                                f"({kernel}){hint}", policy.path, where.line, where.col)
         out[role.name] = compiled
     return out
 

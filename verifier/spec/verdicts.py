@@ -67,11 +67,12 @@ Replayer = Callable[[z3.ModelRef, str], dict[str, Any] | None]
 
 class Judge:
     def __init__(self, slot: Slot, run: ExploreRun, facts: list[z3.BoolRef], initial: Initial,
-                 waivers: list[Waiver], replay: Replayer, timeout_ms: int = 30_000,
+                 waivers: list[Waiver], replay: Replayer, timeout_ms: int = 600_000, rlimit: int = 60_000_000,
                  rules: dict[str, tuple[tuple[int, ...], str]] | None = None) -> None:
         self.slot, self.run, self.initial, self.waivers, self.replay = slot, run, initial, waivers, replay
         self.solver = z3.Solver()
         self.solver.set("timeout", timeout_ms)
+        self.solver.set("rlimit", rlimit)
         for fact in facts:
             self.solver.add(fact)
         self.ec = z3.Extract(31, 26, initial.esr)
@@ -98,14 +99,29 @@ class Judge:
             results.extend(self._obligation(prop))
         return results
 
-    def _violation(self, prop: str, waived_functions: tuple[str, ...] = ()) -> z3.BoolRef:
+    def _violation(self, prop: str, waived_functions: tuple[str, ...] = ()) -> list[z3.BoolRef]:
+        """The violation of `prop`, one formula per eret site: a violation is a model of any of them. Asked one
+        by one, each query carries one site's path condition instead of the disjunction of all of them."""
         parts = []
         for eret in self.run.erets:
             formula = eret.violations[prop]
             for function in waived_functions:
                 formula = z3.And(formula, z3.Not(eret.conditions.get(ran(function), z3.BoolVal(False))))
-            parts.append(formula)
-        return z3.Or(parts) if parts else z3.BoolVal(False)
+            if not z3.is_false(formula):
+                parts.append(formula)
+        return parts
+
+    def _check_any(self, parts: list[z3.BoolRef], *extra: z3.BoolRef
+                   ) -> tuple[z3.CheckSatResult, z3.ModelRef | None]:
+        """sat with a model if some part is satisfiable (with `extra`), unknown if none is and the solver gave
+        up on one, unsat otherwise."""
+        gave_up = False
+        for part in parts:
+            status, model = self._check(part, *extra)
+            if model is not None:
+                return status, model
+            gave_up = gave_up or status == z3.unknown
+        return (z3.unknown if gave_up else z3.unsat), None
 
     def _contracts(self) -> list[str]:
         return sorted({c for eret in self.run.erets for c in eret.summaries})
@@ -118,16 +134,16 @@ class Judge:
         violating, timed_out = self._classes(violation, set(ecs)) if ecs else self._whole(violation)
         if timed_out:
             results.append(Result(prop, vector, sorted(set(ecs) - violating), "UNKNOWN",
-                                  "solver timeout looking for a violation"))
+                                  "solver limit reached looking for a violation"))
         # one counterexample per failure site: the classes that fail at the same instruction share it
         left = set(violating)
         while left:
             ec = min(left) if ecs else None
             scope = self.ec == ec if ec is not None else z3.BoolVal(True)
-            status, model = self._check(violation, scope)
+            status, model = self._check_any(violation, scope)
             if model is None:
                 results.append(Result(prop, vector, [ec] if ec is not None else [], "UNKNOWN",
-                                      "solver timeout building a counterexample"))
+                                      "solver limit reached building a counterexample"))
                 left.discard(ec)  # type: ignore[arg-type]
                 continue
             result = self._violated(prop, model, ec)
@@ -150,7 +166,7 @@ class Judge:
         unknown_ecs: set[int] = set()
         for event in self.run.unknowns:
             if ecs:
-                found, _ = self._classes(event.cond, set(ecs) - violating - unknown_ecs)
+                found, _ = self._classes([event.cond], set(ecs) - violating - unknown_ecs)
                 if found:
                     results.append(Result(prop, vector, sorted(found), "UNKNOWN", event.reason))
                     unknown_ecs |= found
@@ -168,27 +184,27 @@ class Judge:
         results.append(Result(prop, vector, proved, "PROVED", reason, contracts=self._contracts()))
         return results
 
-    def _classes(self, formula: z3.BoolRef, candidates: set[int]) -> tuple[set[int], bool]:
-        """The exception classes among `candidates` for which `formula` is satisfiable; and whether the
-        solver gave up."""
+    def _classes(self, parts: list[z3.BoolRef], candidates: set[int]) -> tuple[set[int], bool]:
+        """The exception classes among `candidates` for which some part is satisfiable; and whether the
+        solver gave up on one (then the classes not found are not known to be safe)."""
         found: set[int] = set()
-        if not candidates:
-            return found, False
-        allowed = z3.Or([self.ec == e for e in sorted(candidates)])
-        while True:
-            status, model = self._check(formula, allowed, self._not_in(found))
-            if status == z3.unknown:
-                return found, True
-            if model is None:
-                return found, False
-            found.add(model.eval(self.ec, model_completion=True).as_long())
+        gave_up = False
+        for part in parts:
+            while candidates - found:
+                allowed = z3.Or([self.ec == e for e in sorted(candidates - found)])
+                status, model = self._check(part, allowed)
+                if model is None:
+                    gave_up = gave_up or status == z3.unknown
+                    break
+                found.add(model.eval(self.ec, model_completion=True).as_long())
+        return found, gave_up
 
-    def _whole(self, formula: z3.BoolRef) -> tuple[set[int], bool]:
-        status, _ = self._check(formula)
+    def _whole(self, parts: list[z3.BoolRef]) -> tuple[set[int], bool]:
+        status, _ = self._check_any(parts)
         return ({-1} if status == z3.sat else set()), status == z3.unknown
 
-    def _at_site(self, prop: str, site: int) -> z3.BoolRef:
-        """The violation restricted to one failing instruction."""
+    def _at_site(self, prop: str, site: int) -> list[z3.BoolRef]:
+        """The violation restricted to one failing instruction, per eret site."""
         parts = []
         for eret in self.run.erets:
             events = [e.cond for e in eret.events.get(prop, []) if e.address == site]
@@ -197,7 +213,7 @@ class Judge:
                     parts.append(z3.And(eret.guard, z3.Or(events)))
             elif eret.address == site:
                 parts.append(eret.violations[prop])
-        return z3.Or(parts) if parts else z3.BoolVal(False)
+        return parts
 
     def _waived_class(self, prop: str, result: Result, ec: int) -> bool:
         functions = (result.counterexample or {}).get("functions", [])
@@ -205,7 +221,7 @@ class Judge:
         waived = tuple(w.function for w in self.waivers
                        if w.matches(label, self.slot.name, functions)
                        or w.matches(prop.removeprefix("rule:"), self.slot.name, functions))
-        status, _ = self._check(self._violation(prop, waived), self.ec == ec)
+        status, _ = self._check_any(self._violation(prop, waived), self.ec == ec)
         return status == z3.unsat
 
     def _violated(self, prop: str, model: z3.ModelRef, ec: int | None) -> Result:
@@ -223,7 +239,7 @@ class Judge:
                 # is every violation of this class through the waived function?
                 rest = self._violation(prop, (waiver.function,))
                 scope = self.ec == ec if ec is not None else z3.BoolVal(True)
-                status, other = self._check(rest, scope)
+                status, other = self._check_any(rest, scope)
                 if status == z3.unsat:
                     return Result(prop, vector, ecs, "WAIVED", f"{waiver.reason} (waiver {waiver.source})",
                                   cex, self._contracts(), location=_location(cex))

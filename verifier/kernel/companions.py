@@ -1,0 +1,63 @@
+"""The generic entry code a tree's arm64 entry runs through, found from the tree and its configuration.
+
+From 7.x arm64 returns from interrupts through kernel/entry/common.c (irqentry_exit, the preemption point
+raw_irqentry_exit_cond_resched, exit_to_user_mode_loop), so its verdicts depend on that code. A file of
+kernel/entry/ joins the lifted set when this configuration builds it (its `obj-$(CONFIG_...)` line in
+kernel/entry/Makefile is on) and it defines a function the entry assembly calls.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+GENERIC_ENTRY_DIR = "kernel/entry"
+# `bl sym` / `b sym` and tail calls in the assembly: the callee names.
+_CALLS = re.compile(r"^\s+(?:bl|b)\s+([A-Za-z_][\w.]*)\s*(?://.*)?$", re.MULTILINE)
+_OBJ = re.compile(r"^obj-(?:\$\((CONFIG_\w+)\)|y)\s*\+?=\s*(.*)$", re.MULTILINE)
+
+
+def _enabled(build_dir: Path) -> set[str]:
+    try:
+        text = (build_dir / ".config").read_text(errors="replace")
+    except OSError:
+        return set()
+    return set(re.findall(r"^(CONFIG_\w+)=y$", text, re.MULTILINE))
+
+
+def built_sources(tree: Path, build_dir: Path, directory: str = GENERIC_ENTRY_DIR) -> list[str]:
+    """The .c files of DIRECTORY this configuration compiles into the kernel."""
+    try:
+        makefile = (tree / directory / "Makefile").read_text(errors="replace")
+    except OSError:
+        return []
+    enabled = _enabled(build_dir)
+    found: list[str] = []
+    for option, objects in _OBJ.findall(makefile):
+        if option and option not in enabled:
+            continue
+        for obj in objects.split():
+            source = f"{directory}/{obj.removesuffix('.o')}.c"
+            if obj.endswith(".o") and (tree / source).is_file() and source not in found:
+                found.append(source)
+    return found
+
+
+def called_symbols(assembly: list[Path]) -> set[str]:
+    # a file make did not produce is reported by the caller; it calls nothing here
+    return {name for path in assembly if path.is_file() for name in _CALLS.findall(path.read_text(errors="replace"))}
+
+
+def defines(source: Path, names: set[str]) -> bool:
+    """Whether the C file defines (not just declares) one of NAMES at file scope."""
+    text = source.read_text(errors="replace")
+    for match in re.finditer(r"^[A-Za-z_][^;{}()]*?\b([A-Za-z_]\w*)\s*\([^;{}]*\)\s*\{", text, re.MULTILINE):
+        if match.group(1) in names:
+            return True
+    return False
+
+
+def generic_entry_sources(tree: Path, build_dir: Path, assembly: list[Path]) -> list[str]:
+    """The generic entry files to lift besides ASSEMBLY's sources: built here and called from them."""
+    called = called_symbols(assembly)
+    return [source for source in built_sources(tree, build_dir) if defines(tree / source, called)]
