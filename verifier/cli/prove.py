@@ -48,6 +48,9 @@ def add_proof_options(parser: argparse.ArgumentParser) -> None:
                         help="pin a CPU capability (name from cpucaps.h, or its number); default: all combinations")
     parser.add_argument("--vector", action="append", default=[], metavar="SLOT",
                         help="only these vector slots (e.g. el0_64_sync); default: all 16")
+    parser.add_argument("--ec", action="append", default=[], metavar="N", type=_exception_class,
+                        help="only this exception class (ESR_EL1.EC, e.g. 0x24 or 36) of the synchronous slots; "
+                        "repeat for more; default: all 64")
     parser.add_argument("--loop-bound", type=int, default=Options.loop_bound, metavar="N",
                         help="backward jumps to one target per path and call context before the path is "
                         f"UNKNOWN (default {Options.loop_bound})")
@@ -70,6 +73,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_common(parser)
 
 
+def _exception_class(text: str) -> int:
+    try:
+        value = int(text, 0)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0 <= value < 64:
+        raise argparse.ArgumentTypeError(f"{text}: an exception class is 0..63")
+    return value
+
+
 def config_from(args: argparse.Namespace, files: list[Path], contracts: Path, cap_names: dict[int, str],
                 build: BuildFacts | None = None, root: str | None = None) -> ProveConfig:
     slots = tuple(slot_by_name(v) for v in args.vector) if args.vector else ALL_SLOTS
@@ -78,6 +91,7 @@ def config_from(args: argparse.Namespace, files: list[Path], contracts: Path, ca
     waivers = None if args.waivers == "none" else Path(args.waivers)
     return ProveConfig(files=files, contracts=contracts, assumptions=Path(args.assumptions), waivers=waivers,
                        caps=parse_caps(args.cap, cap_names), cap_names=cap_names, slots=slots,
+                       classes=tuple(sorted(set(args.ec))),
                        options=Options(loop_bound=args.loop_bound), build=build or BuildFacts(), root=root,
                        policy=Path(args.policy) if args.policy else None, readings=tuple(args.reading))
 

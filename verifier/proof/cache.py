@@ -44,6 +44,7 @@ def proof_key(snapshot_digest: str, config: ProveConfig) -> str:
         "contracts": _content(config.contracts), "assumptions": _content(config.assumptions),
         "waivers": _content(config.waivers), "policy": _content(config.policy), "readings": list(config.readings),
         "caps": sorted(config.caps.items()), "options": asdict(config.options),
+        "classes": list(config.classes),
     }
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:24]
 

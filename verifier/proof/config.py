@@ -28,6 +28,7 @@ class ProveConfig:
     caps: dict[int, bool] = field(default_factory=dict)  # pinned capabilities
     cap_names: dict[int, str] = field(default_factory=dict)
     slots: tuple[Slot, ...] = ALL_SLOTS
+    classes: tuple[int, ...] = ()  # only these exception classes (ESR_EL1.EC) of synchronous slots; () all
     options: Options = field(default_factory=Options)
     build: BuildFacts = field(default_factory=BuildFacts)  # what the kernel's build says (overrides contracts)
     root: str | None = None  # kernel tree, for source paths

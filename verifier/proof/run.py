@@ -76,6 +76,9 @@ def standing_assumptions(config: ProveConfig, contracts: Contracts) -> list[str]
     applies = f", applies {contracts.applies}" if contracts.applies else ""
     lines.append(f"contracts: {shown(contracts.path)} ({contracts.family}{applies}); {contracts.default.describe()}")
     lines += [f"build: {text}" for text in config.build.derived]
+    if config.classes:
+        lines.append("classes: only exception classes " + ", ".join(f"{ec:#x}" for ec in config.classes)
+                     + " of the synchronous slots (--ec)")
     return lines
 
 

@@ -161,6 +161,10 @@ def prove_slot(slot: Slot, prepared: Setup, config: ProveConfig) -> tuple[list[R
     start = build(slot, image, contracts, prepared.assumptions, prepared.vectors)
     pin_caps(start, config.caps)
     initial = start.initial
+    if config.classes and slot.synchronous:
+        # only these exception classes: the explorer need not follow the others' paths, and the verdicts
+        # cover exactly these classes (no class outside them is reported, PROVED or otherwise)
+        start.facts.append(z3.Or([z3.Extract(31, 26, initial.esr) == ec for ec in config.classes]))
     rules = slot_rules(prepared.policy, slot, start)
     scopes = prepared.policy.scopes(slot.source, slot.kind) if prepared.policy is not None else {}
     run: ExploreRun = explorer(image, contracts, start, observers(initial, contracts, rules, prepared.policy,
@@ -187,7 +191,7 @@ def prove_slot(slot: Slot, prepared: Setup, config: ProveConfig) -> tuple[list[R
         return cex
 
     judge = Judge(slot, run, start.facts, initial, prepared.waivers, replay_model, config.options.solver_timeout_ms,
-                  config.options.solver_rlimit, scopes)
+                  config.options.solver_rlimit, scopes, config.classes)
     results = judge.judge()
     policy_name = prepared.policy.policy.name if prepared.policy is not None else None
     for result in results:

@@ -68,7 +68,8 @@ Replayer = Callable[[z3.ModelRef, str], dict[str, Any] | None]
 class Judge:
     def __init__(self, slot: Slot, run: ExploreRun, facts: list[z3.BoolRef], initial: Initial,
                  waivers: list[Waiver], replay: Replayer, timeout_ms: int = 600_000, rlimit: int = 60_000_000,
-                 rules: dict[str, tuple[tuple[int, ...], str]] | None = None) -> None:
+                 rules: dict[str, tuple[tuple[int, ...], str]] | None = None, classes: tuple[int, ...] = ()
+                 ) -> None:
         self.slot, self.run, self.initial, self.waivers, self.replay = slot, run, initial, waivers, replay
         self.solver = z3.Solver()
         self.solver.set("timeout", timeout_ms)
@@ -78,6 +79,7 @@ class Judge:
         self.ec = z3.Extract(31, 26, initial.esr)
         # policy rules: internal property "rule:ID" -> (the exception classes it covers, its label)
         self.rules = rules or {}
+        self.classes = classes  # only these exception classes are judged (empty: all)
 
     def _check(self, *formulas: z3.BoolRef) -> tuple[z3.CheckSatResult, z3.ModelRef | None]:
         self.solver.push()
@@ -131,6 +133,10 @@ class Judge:
         violation = self._violation(prop)
         results: list[Result] = []
         ecs = (self.rules[prop][0] if prop in self.rules else ALL_ECS) if self.slot.synchronous else ()
+        if self.classes and ecs:
+            ecs = tuple(ec for ec in ecs if ec in self.classes)
+            if not ecs:
+                return []
         violating, timed_out = self._classes(violation, set(ecs)) if ecs else self._whole(violation)
         if timed_out:
             results.append(Result(prop, vector, sorted(set(ecs) - violating), "UNKNOWN",
