@@ -102,8 +102,11 @@ def read_aliases(build_dir: Path) -> dict[str, int]:
     return {TRAMP_SECTION: defines["TRAMP_VALIAS"]} if "TRAMP_VALIAS" in defines else {}
 
 
-def read_cap_names(build_dir: Path) -> dict[int, str]:
+def read_cap_names(build_dir: Path, tree: Path | None = None) -> dict[int, str]:
+    """Capability numbers: generated into the build since 6.3, a header of the tree before."""
     path = build_dir / "arch" / "arm64" / "include" / "generated" / "asm" / "cpucaps.h"
+    if not path.is_file() and tree is not None:
+        path = tree / "arch" / "arm64" / "include" / "asm" / "cpucaps.h"
     if not path.is_file():
         return {}
     return {int(n): name for name, n in re.findall(r"^#define\s+(ARM64_\w+)\s+(\d+)", path.read_text(), re.MULTILINE)
@@ -116,7 +119,7 @@ def read_tif(build_dir: Path) -> dict[str, int]:
 
 
 def kernel_info(tree: Path, build_dir: Path) -> KernelInfo:
-    layout, caps, tif = read_layout(build_dir), read_cap_names(build_dir), {}
+    layout, caps, tif = read_layout(build_dir), read_cap_names(build_dir, tree), {}
     aliases = {section: value & (2**64 - 1) for section, value in read_aliases(build_dir).items()}
     derived = [f"version {kernel_version(tree)}: the tree's Makefile"]
     derived.append("layout " + ", ".join(f"{k}={v}" for k, v in layout.items())
@@ -129,5 +132,5 @@ def kernel_info(tree: Path, build_dir: Path) -> KernelInfo:
         derived.append("thread flags: not probed (no entry-common.c build); the contracts' own")
     derived.append(", ".join(f"alias {s} at {v:#x}" for s, v in aliases.items()) + ": TRAMP_VALIAS, asm-offsets.h"
                    if aliases else "no KPTI trampoline alias (no TRAMP_VALIAS in asm-offsets.h)")
-    derived.append(f"{len(caps)} CPU capability names: arch/arm64/include/generated/asm/cpucaps.h")
+    derived.append(f"{len(caps)} CPU capability names: cpucaps.h (generated, or the tree's before 6.3)")
     return KernelInfo(kernel_version(tree), layout, caps, tif, aliases, tuple(derived))

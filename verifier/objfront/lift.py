@@ -206,7 +206,10 @@ def _alternatives(prog: Program) -> list[AlternativeSite]:
         cap, orig_len, repl_len = struct.unpack_from("<HBB", raw, base + 8)
         if not isinstance(orig, Loc):
             continue
-        if cap & ALT_CB_BIT:
+        # before ARM64_CB_BIT (5.x) a callback record has no replacement and points at a function
+        old_style = repl_len == 0 and (isinstance(repl, SymRef) or (
+            isinstance(repl, Loc) and not repl.section.startswith(".altinstr_replacement")))
+        if cap & ALT_CB_BIT or old_style:
             callback = repl.symbol if isinstance(repl, SymRef) else str(repl)
             out.append(AlternativeSite(orig, orig_len, None, repl_len, cap & ~ALT_CB_BIT, callback))
         elif isinstance(repl, Loc):
