@@ -71,24 +71,22 @@ class Judge:
                  rules: dict[str, tuple[tuple[int, ...], str]] | None = None, classes: tuple[int, ...] = ()
                  ) -> None:
         self.slot, self.run, self.initial, self.waivers, self.replay = slot, run, initial, waivers, replay
-        self.solver = z3.Solver()
-        self.solver.set("timeout", timeout_ms)
-        self.solver.set("rlimit", rlimit)
-        for fact in facts:
-            self.solver.add(fact)
+        self.facts, self.timeout_ms, self.rlimit = facts, timeout_ms, rlimit
         self.ec = z3.Extract(31, 26, initial.esr)
         # policy rules: internal property "rule:ID" -> (the exception classes it covers, its label)
         self.rules = rules or {}
         self.classes = classes  # only these exception classes are judged (empty: all)
 
     def _check(self, *formulas: z3.BoolRef) -> tuple[z3.CheckSatResult, z3.ModelRef | None]:
-        self.solver.push()
-        for formula in formulas:
-            self.solver.add(formula)
-        result = self.solver.check()
-        model = self.solver.model() if result == z3.sat else None
-        self.solver.pop()
-        return result, model
+        # A fresh solver per question: after push() Z3 answers with its incremental core, which skips the
+        # bit-vector preprocessing; the eret-site formulas (large, few questions each) then take 10-50x longer
+        # (7.3 el0_64_sync ss-restored: over 60M resource units incrementally, 1.7 s fresh).
+        solver = z3.Solver()
+        solver.set("timeout", self.timeout_ms)
+        solver.set("rlimit", self.rlimit)
+        solver.add(*self.facts, *formulas)
+        result = solver.check()
+        return result, solver.model() if result == z3.sat else None
 
     def _not_in(self, ecs: set[int]) -> z3.BoolRef:
         return z3.And([self.ec != e for e in sorted(ecs)]) if ecs else z3.BoolVal(True)
