@@ -194,13 +194,14 @@ POLICY_SEEDED = [
 
 
 def edit(tree: Path, original: Path, relative: str, old: str | None, new: str = "") -> None:
-    """Replace `relative` in the copy by an edited copy of the original (old=None: put the link back)."""
+    """Replace `relative` in the copy by an edited copy of the original (old=None: an unedited copy, as a new
+    file: make decides by modification time, and the original is older than what the edit built)."""
     target = tree / relative
     target.unlink()
-    if old is None:
-        target.symlink_to(original / relative)
-        return
     text = (original / relative).read_text()
+    if old is None:
+        target.write_text(text)
+        return
     assert old in text, old
     target.write_text(text.replace(old, new, 1))
 
