@@ -109,7 +109,7 @@ def _refresh_lists() -> None:
     mirror = machine_mirror()
     keyring = f" [signed-by={KEYRING}]" if Path(KEYRING).is_file() else ""
     sources = "".join(f"deb{keyring} {mirror} {suite} main\n" for suite in sorted(set(SUITES.values())))
-    stamp = apt / "lists" / ".updated"
+    stamp = apt / ".updated"  # outside lists/, which apt-get update prunes
     listed = apt / "sources.list"
     fresh = (stamp.is_file() and listed.is_file() and listed.read_text() == sources
              and time.time() - stamp.stat().st_mtime < LISTS_MAX_AGE)
@@ -127,8 +127,11 @@ def _refresh_lists() -> None:
 def available_versions(prefix: str) -> list[str]:
     """Kernel source versions the mirror has whose VERSION.PATCHLEVEL starts with PREFIX ("7." -> the
     7.x series), oldest first: what "the newest 7.x" resolves to at run time."""
-    _refresh_lists()
-    result = _run(["apt-cache", *_apt_options(), "pkgnames", "linux-source-"])
+    with _file_lock(_apt_dir() / ".lock"):  # another run may be refreshing the lists meanwhile
+        _refresh_lists()
+        result = _run(["apt-cache", *_apt_options(), "pkgnames", "linux-source-"])
+    if result.returncode != 0:
+        raise RuntimeError(f"apt-cache pkgnames (private lists in {_apt_dir()}) failed:\n{result.stderr.strip()}")
     found = {name.removeprefix("linux-source-") for name in result.stdout.split()}
     versions = [v for v in found if re.fullmatch(r"\d+\.\d+", v) and v.startswith(prefix)]
     return sorted(versions, key=lambda v: tuple(int(n) for n in v.split(".")))
@@ -145,8 +148,9 @@ def fetch_deb(version: str) -> Path:
     if not shutil.which("apt-get"):
         raise TreeUnavailable(f"apt-get not found: cannot fetch {package} (needs a Debian machine)")
     debs.mkdir(parents=True, exist_ok=True)
-    _refresh_lists()
-    result = _run(["apt-get", *_apt_options(), "download", package], cwd=debs)
+    with _file_lock(_apt_dir() / ".lock"):
+        _refresh_lists()
+        result = _run(["apt-get", *_apt_options(), "download", package], cwd=debs)
     found = sorted(debs.glob(f"{package}_*.deb"))
     if result.returncode != 0 or not found:
         raise RuntimeError(f"apt-get download {package} failed (exit {result.returncode}):\n{result.stderr.strip()}")
