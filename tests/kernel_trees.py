@@ -118,6 +118,8 @@ def _refresh_lists() -> None:
     for sub in ("lists/partial", "cache/archives/partial"):
         (apt / sub).mkdir(parents=True, exist_ok=True)
     listed.write_text(sources)
+    for binary in (apt / "cache").glob("*.bin"):
+        binary.unlink()  # apt rebuilds its package cache; an interrupted run may have left a broken one
     result = _run(["apt-get", *_apt_options(), "update"])
     if result.returncode != 0:
         raise RuntimeError(f"apt-get update (private lists in {apt}) failed:\n{result.stderr.strip()}")

@@ -4,7 +4,10 @@ behaviour-preserving edits change no verdict."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import stat
+import threading
 from pathlib import Path
 
 import pytest
@@ -13,6 +16,7 @@ from verifier.cli.main import main
 from verifier.proof.config import BUNDLED_CONTRACTS, ProveConfig
 from verifier.proof.run import Report, prove, replay_counterexample
 from verifier.spec.slots import slot_by_name
+from verifier.util.outputs import write_output
 
 ASM = Path(__file__).resolve().parents[1] / "asm"
 
@@ -160,3 +164,16 @@ def test_a_file_rewritten_in_place_is_lifted_again(tmp_path: Path, jobs: int) ->
     assert violated(prove(config, jobs=jobs))
     subject.write_text((ASM / "entry-ok.s").read_text())
     assert not violated(prove(config, jobs=jobs))
+
+
+def test_output_into_a_pipe_writes_into_it_and_leaves_it_a_pipe(tmp_path: Path) -> None:
+    """`-o /dev/null` once replaced /dev/null with a regular file (atomic rename over a device)."""
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    received: list[str] = []
+    reader = threading.Thread(target=lambda: received.append(fifo.read_text()))
+    reader.start()
+    write_output("report\n", str(fifo))
+    reader.join(timeout=10)
+    assert received == ["report\n"]
+    assert stat.S_ISFIFO(fifo.stat().st_mode)
