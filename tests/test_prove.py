@@ -177,3 +177,38 @@ def test_output_into_a_pipe_writes_into_it_and_leaves_it_a_pipe(tmp_path: Path) 
     reader.join(timeout=10)
     assert received == ["report\n"]
     assert stat.S_ISFIFO(fifo.stat().st_mode)
+
+
+# ------------------------------------------------------------------------------------- call names
+
+# clang ends each function with a `.Lfunc_endN` label, at the address where the next one begins: a call
+# there is a call of the next function, and gets that function's contract.
+CLANG_LAYOUT = """
+	.text
+	.type	helper, %function
+helper:
+	ret
+.Lfunc_end0:
+	.size	helper, .Lfunc_end0-helper
+	.type	do_notify_resume, %function
+do_notify_resume:
+	msr	daifset, #8
+	msr	daifclr, #2			// I without D: against the masking order, if it ran
+	ret
+.Lfunc_end1:
+	.size	do_notify_resume, .Lfunc_end1-do_notify_resume
+"""
+
+
+@pytest.mark.parametrize("lift", [False, True])
+def test_a_call_is_named_by_the_function_not_by_the_label_ending_the_one_before(tmp_path: Path, lift: bool) -> None:
+    subject = variant(tmp_path, "\t.include \"entry-common.inc\"\n", "\t.include \"entry-common.inc\"\n" + CLANG_LAYOUT)
+    contracts = tmp_path / "contracts.toml"
+    section = "[function.do_notify_resume]\n"
+    text = BUNDLED_CONTRACTS.read_text()
+    assert section in text
+    contracts.write_text(text.replace(section, f"{section}lift = {str(lift).lower()}\n"))
+    config = ProveConfig(files=[subject], contracts=contracts, slots=(slot_by_name("el0_64_sync"),))
+    report = prove(config)
+    # summarised by its contract, the lifted body is never run; lifted, it is, and breaks the masking order
+    assert violated(report) == ({("daif-order", "el0_64_sync")} if lift else set()), verdicts(report)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import bisect
 from dataclasses import dataclass, field
 
-from verifier.ir.program import AlternativeSite, DataValue, Item, Loc, Program, SymRef, Target
+from verifier.ir.program import AlternativeSite, DataValue, Item, Loc, Program, Symbol, SymRef, Target
 
 IMAGE_BASE = 0xFFFF_8000_1000_0000
 SECTION_STRIDE = 0x0100_0000  # 16 MiB apart: every lifted section fits
@@ -36,13 +36,20 @@ class PlacedSection:
     items: dict[int, Item]  # by offset
 
 
+def _name_rank(symbol: Symbol) -> tuple[int, int, int]:
+    """Which of the symbols at one address names it (lowest first): a function, then a symbol the object
+    file keeps, then any. clang's `.Lfunc_endN` ends one function where the next begins, and the callee's
+    name decides which contract a call gets."""
+    return (symbol.kind != "function", symbol.name.startswith((".L", "$")), symbol.binding == "local")
+
+
 @dataclass
 class Image:
     programs: list[Program]
     sections: list[PlacedSection] = field(default_factory=list)
     globals: dict[str, int] = field(default_factory=dict)  # symbol -> address (non-local, any file)
     locals: list[dict[str, int]] = field(default_factory=list)  # per program
-    names: dict[int, str] = field(default_factory=dict)  # address -> the symbol defined there
+    names: dict[int, str] = field(default_factory=dict)  # address -> the symbol that names it (_name_rank)
     alternatives: dict[int, list[tuple[AlternativeSite, int, int | None]]] = field(default_factory=dict)
     aliases: list[tuple[int, int, int]] = field(default_factory=list)  # (alias base, real base, size)
 
@@ -57,6 +64,7 @@ class Image:
                 items = {item.offset: item for item in section.items}
                 image.sections.append(PlacedSection(index, section.name, base, section.size, items))
                 base += SECTION_STRIDE
+        ranks: dict[int, tuple[int, int, int]] = {}
         for index, program in enumerate(programs):
             local: dict[str, int] = {}
             for symbol in program.symbols.values():
@@ -64,7 +72,10 @@ class Image:
                     continue
                 address = image.section_base(index, symbol.loc.section) + symbol.loc.offset
                 local[symbol.name] = address
-                image.names.setdefault(address, symbol.name)
+                rank = _name_rank(symbol)
+                if address not in ranks or rank < ranks[address]:
+                    ranks[address] = rank
+                    image.names[address] = symbol.name
                 if symbol.binding != "local":
                     image.globals.setdefault(symbol.name, address)
             image.locals.append(local)
