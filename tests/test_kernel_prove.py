@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from tree_edits import edit
 
 from verifier.cli.main import main
 from verifier.proof.run import replay_counterexample
@@ -191,19 +192,6 @@ POLICY_SEEDED = [
     # I unmasked while handling an EL1 interrupt
     ("R4", "el1h_irq", "\twrite_sysreg(DAIF_PROCCTX_NOIRQ, daif);", "\twrite_sysreg(DAIF_PROCCTX, daif);"),
 ]
-
-
-def edit(tree: Path, original: Path, relative: str, old: str | None, new: str = "") -> None:
-    """Replace `relative` in the copy by an edited copy of the original (old=None: an unedited copy, as a new
-    file: make decides by modification time, and the original is older than what the edit built)."""
-    target = tree / relative
-    target.unlink()
-    text = (original / relative).read_text()
-    if old is None:
-        target.write_text(text)
-        return
-    assert old in text, old
-    target.write_text(text.replace(old, new, 1))
 
 
 def test_seeded_policy_defects_in_a_copy_of_a_real_tree(kernel_tree: Callable[[str], Path], tree_copy: Path,

@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from tree_edits import edit
 
 from verifier.cli.main import main
 
@@ -73,20 +74,6 @@ def tree_copy(kernel_tree: Callable[[str], Path], tmp_path_factory: pytest.TempP
     shutil.copytree(kernel_tree(VERSION), copy, symlinks=True, copy_function=os.symlink)
     yield copy
     shutil.rmtree(base, ignore_errors=True)
-
-
-def edit(tree: Path, original: Path, relative: str, old: str | None = None, new: str = "") -> None:
-    """Replace `relative` in the copy by an edited copy of the original (old=None: an unedited copy). Always a
-    new file, never the link back: make decides by modification time, and the original is older than the
-    object built from the edit."""
-    target = tree / relative
-    target.unlink()
-    text = (original / relative).read_text()
-    if old is None:
-        target.write_text(text)
-        return
-    assert old in text, old
-    target.write_text(text.replace(old, new, 1))
 
 
 def prove(tree: Path, tmp: Path, vector: str, ecs: list[int]) -> dict[tuple[str, str], set[str]]:
