@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import z3
 
 from verifier.engine.observer import Observer, merge_value
-from verifier.semantics.state import Memory, State, merge_epochs
+from verifier.semantics.state import Memory, State
 
 
 @dataclass(frozen=True)
@@ -94,9 +94,9 @@ def _merge_memory(g1: z3.BoolRef, m1: Memory, m2: Memory) -> Memory:
             cells[key] = (merged[pair], i1)  # whole values merge, bytes stay bytes of them
         else:
             cells[key] = (merge_value(g1, m1.byte(*key), m2.byte(*key)), 0)
-    epochs = {cls: merge_epochs(g1, m1.epochs.get(cls, 0), m2.epochs.get(cls, 0))
+    epochs = {cls: m1.epoch_table.merge(g1, m1.epochs.get(cls, 0), m2.epochs.get(cls, 0))
               for cls in set(m1.epochs) | set(m2.epochs)}
-    return Memory(cells, m1.initial, epochs, m1.classify, base)
+    return Memory(cells, m1.initial, epochs, m1.classify, base, m1.epoch_table)
 
 
 def _merge_state(g1: z3.BoolRef, s1: State, s2: State) -> State:

@@ -80,23 +80,62 @@ Cell = tuple[BV, int]  # (a value, which byte of it)
 Epoch = int | tuple  # int, or (guard, Epoch, Epoch)
 
 
-def _epoch_value(initial: Callable[[Region, int, int], BV], region: Region, word: int, epoch: Epoch) -> BV:
-    if isinstance(epoch, int):
-        return initial(region, word, epoch)
-    guard, first, second = epoch
-    a, b = _epoch_value(initial, region, word, first), _epoch_value(initial, region, word, second)
-    return a if a.eq(b) else z3.If(guard, a, b)
+def _key(epoch: Epoch) -> int | tuple[int]:
+    return epoch if isinstance(epoch, int) else (id(epoch),)
 
 
-def _epoch_next(epoch: Epoch) -> Epoch:
-    if isinstance(epoch, int):
-        return epoch + 1
-    guard, first, second = epoch
-    return (guard, _epoch_next(first), _epoch_next(second))
+class EpochTable:
+    """The epochs of one memory and of every copy and merge of it, interned: the merge of two epochs under
+    one guard is one node, and the next epoch of a node and a word's value in it are built once. Both sides
+    of a merge come from one earlier epoch, so their epochs share sub-epochs; walked as trees, the shared
+    parts are repeated, exponentially in the number of merges (a loop whose iterations call functions that
+    forget memory, merged at each turn). The values are the same terms either way. The epochs given to it
+    are ints or its own nodes (a memory's copies and merges share its table)."""
 
+    def __init__(self) -> None:
+        self._nodes: dict[tuple, tuple] = {}  # (guard id, key of first, key of second) -> the node; keeps ids alive
+        self._next: dict[int, Epoch] = {}  # id of a node -> the node one call later
+        self._words: dict[tuple[Region, int], dict[int | tuple[int], BV]] = {}  # (region, word) -> key -> value
 
-def merge_epochs(guard: z3.BoolRef, first: Epoch, second: Epoch) -> Epoch:
-    return first if first == second else (guard, first, second)
+    def merge(self, guard: z3.BoolRef, first: Epoch, second: Epoch) -> Epoch:
+        """The epoch of two merged paths, the first taken under `guard`."""
+        if first is second or (isinstance(first, int) and first == second):
+            return first
+        key = (guard.get_id(), _key(first), _key(second))
+        node = self._nodes.get(key)
+        if node is None:
+            node = self._nodes[key] = (guard, first, second)
+        return node
+
+    def next(self, epoch: Epoch) -> Epoch:
+        """One more call that forgets the memory class, on every path the epoch stands for."""
+        if isinstance(epoch, int):
+            return epoch + 1
+        done = self._next.get(id(epoch))
+        if done is None:
+            guard, first, second = epoch
+            done = self._next[id(epoch)] = self.merge(guard, self.next(first), self.next(second))
+        return done
+
+    def value(self, initial: Callable[[Region, int, int], BV], region: Region, word: int, epoch: Epoch) -> BV:
+        """The initial 64-bit word at `region + word` in `epoch`: If(guard, ...) over the epochs merged."""
+        memo = self._words.setdefault((region, word), {})
+        return self._value(initial, region, word, epoch, memo)
+
+    def _value(self, initial: Callable[[Region, int, int], BV], region: Region, word: int, epoch: Epoch,
+               memo: dict[int | tuple[int], BV]) -> BV:
+        key = _key(epoch)
+        value = memo.get(key)
+        if value is None:
+            if isinstance(epoch, int):
+                value = initial(region, word, epoch)
+            else:
+                guard, first, second = epoch
+                a = self._value(initial, region, word, first, memo)
+                b = self._value(initial, region, word, second, memo)
+                value = a if a.eq(b) else z3.If(guard, a, b)
+            memo[key] = value
+        return value
 
 
 @dataclass
@@ -120,12 +159,13 @@ class Memory:
     epochs: dict[str, Epoch] = field(default_factory=dict)
     classify: Callable[[Region], str] = lambda region: "all"
     base: dict[tuple[Region, int], Cell] = field(default_factory=dict)
+    epoch_table: EpochTable = field(default_factory=EpochTable)  # shared by copies and merges
 
     def copy(self) -> Memory:
         if self.cells:
             self.base = {**self.base, **self.cells}  # freeze: from now on shared with the copy
             self.cells = {}
-        return Memory({}, self.initial, dict(self.epochs), self.classify, self.base)
+        return Memory({}, self.initial, dict(self.epochs), self.classify, self.base, self.epoch_table)
 
     def written(self) -> dict[tuple[Region, int], Cell]:
         return {**self.base, **self.cells}
@@ -140,7 +180,7 @@ class Memory:
         assert self.initial is not None
         word = offset & ~7
         epoch = self.epochs.get(self.classify(region), 0)
-        return _epoch_value(self.initial, region, word, epoch), offset - word
+        return self.epoch_table.value(self.initial, region, word, epoch), offset - word
 
     def byte(self, region: Region, offset: int) -> BV:
         value, index = self.cell(region, offset)
@@ -167,7 +207,7 @@ class Memory:
 
     def havoc_class(self, cls: str) -> None:
         """Forget everything in a class of memory: a new epoch, and its written bytes dropped."""
-        self.epochs[cls] = _epoch_next(self.epochs.get(cls, 0))
+        self.epochs[cls] = self.epoch_table.next(self.epochs.get(cls, 0))
         if any(self.classify(k[0]) == cls for k in self.base):
             self.base = {k: v for k, v in self.base.items() if self.classify(k[0]) != cls}
         for key in [k for k in self.cells if self.classify(k[0]) == cls]:
