@@ -137,3 +137,16 @@ def test_a_tree_proves_the_same_with_the_contracts_moved_away(kernel_tree: Calla
     main([*args, *(arg for slot in slots for arg in ("--vector", slot))])
     recorded = [row for row in json.loads((GOLDEN / golden_name("6.12", False)).read_text()) if row[2] in slots]
     assert recorded and verdict_rows(json.loads(out.read_text())) == recorded
+
+
+@pytest.mark.kernel
+@pytest.mark.parametrize("version", ["5.10", "6.1", "6.12", "7.3"])
+def test_capability_names_come_from_the_build(kernel_tree: Callable[[str], Path],
+                                              kernel_asm: Callable[[str], dict[str, Path]], version: str) -> None:
+    """5.10 keeps them in the tree's asm/cpucaps.h, 6.1 generates cpucaps.h, 6.12 on cpucap-defs.h: a name
+    `--cap` accepts and a report prints on every one of them."""
+    info = kernel_info(kernel_tree(version), build_dir_of(kernel_asm(version)))
+    assert len(info.cap_names) > 40
+    assert "ARM64_WORKAROUND_1463225" in info.cap_names.values()
+    assert any(re.match(rf"{len(info.cap_names)} CPU capability names: the (build|tree)'s ", line)
+               for line in info.derived)

@@ -102,12 +102,19 @@ def read_aliases(build_dir: Path) -> dict[str, int]:
     return {TRAMP_SECTION: defines["TRAMP_VALIAS"]} if "TRAMP_VALIAS" in defines else {}
 
 
+def cap_names_header(build_dir: Path, tree: Path | None = None) -> Path | None:
+    """Where the capability numbers are defined: generated into the build since 6.3 (`cpucaps.h`, then
+    `cpucap-defs.h`), a header of the tree before."""
+    generated = build_dir / "arch" / "arm64" / "include" / "generated" / "asm"
+    candidates = [generated / "cpucap-defs.h", generated / "cpucaps.h"]
+    if tree is not None:
+        candidates.append(tree / "arch" / "arm64" / "include" / "asm" / "cpucaps.h")
+    return next((path for path in candidates if path.is_file()), None)
+
+
 def read_cap_names(build_dir: Path, tree: Path | None = None) -> dict[int, str]:
-    """Capability numbers: generated into the build since 6.3, a header of the tree before."""
-    path = build_dir / "arch" / "arm64" / "include" / "generated" / "asm" / "cpucaps.h"
-    if not path.is_file() and tree is not None:
-        path = tree / "arch" / "arm64" / "include" / "asm" / "cpucaps.h"
-    if not path.is_file():
+    path = cap_names_header(build_dir, tree)
+    if path is None:
         return {}
     return {int(n): name for name, n in re.findall(r"^#define\s+(ARM64_\w+)\s+(\d+)", path.read_text(), re.MULTILINE)
             if name != "ARM64_NCAPS"}
@@ -121,7 +128,8 @@ def read_tif(build_dir: Path) -> dict[str, int]:
 def kernel_info(tree: Path, build_dir: Path) -> KernelInfo:
     layout, caps, tif = read_layout(build_dir), read_cap_names(build_dir, tree), {}
     aliases = {section: value & (2**64 - 1) for section, value in read_aliases(build_dir).items()}
-    derived = [f"version {kernel_version(tree)}: the tree's Makefile"]
+    version = kernel_version(tree)
+    derived = [f"version {version}: the tree's Makefile"]
     derived.append("layout " + ", ".join(f"{k}={v}" for k, v in layout.items())
                    + ": include/generated/asm-offsets.h" if layout else "layout: none in the build (contracts' own)")
     if (build_dir / "arch/arm64/kernel/.entry-common.s.cmd").is_file():
@@ -132,5 +140,7 @@ def kernel_info(tree: Path, build_dir: Path) -> KernelInfo:
         derived.append("thread flags: not probed (no entry-common.c build); the contracts' own")
     derived.append(", ".join(f"alias {s} at {v:#x}" for s, v in aliases.items()) + ": TRAMP_VALIAS, asm-offsets.h"
                    if aliases else "no KPTI trampoline alias (no TRAMP_VALIAS in asm-offsets.h)")
-    derived.append(f"{len(caps)} CPU capability names: cpucaps.h (generated, or the tree's before 6.3)")
-    return KernelInfo(kernel_version(tree), layout, caps, tif, aliases, tuple(derived))
+    header = cap_names_header(build_dir, tree)
+    where = ("the build's " if header.is_relative_to(build_dir) else "the tree's ") + header.name if header else "none found"
+    derived.append(f"{len(caps)} CPU capability names: {where}")
+    return KernelInfo(version, layout, caps, tif, aliases, tuple(derived))
