@@ -896,3 +896,33 @@ def test_gcc_condition_spelling_is_a_branch(tmp_path: Path) -> None:
         beq .L1
     """)
     assert insns(prog)[0].operands == (Addr(Loc(".text", 0)),)
+
+
+def test_clang_line_tables_give_source_lines(tmp_path: Path) -> None:
+    """clang -gline-tables-only: `.file N "dir" "path"` and `.loc N LINE` name each instruction's C line (the
+    tree-relative path, as gcc's comments give it); line 0 is no line; the empty .debug_line keeps its label."""
+    tree = tmp_path / "linux"
+    path = tmp_path / "build" / "arch" / "arm64" / "kernel" / "entry-common.s"
+    path.parent.mkdir(parents=True)
+    path.write_text(textwrap.dedent(f"""\
+        \t.text
+        \t.file\t0 "{tmp_path}/build" "{tree}/arch/arm64/kernel/entry-common.c" md5 0x1
+        \t.file\t1 "{tmp_path}" "linux/arch/arm64/kernel/entry-common.c" md5 0x1
+        \t.file\t2 "{tmp_path}" "linux/arch/arm64/include/asm/irqflags.h" md5 0x2
+        f:
+        \t.loc\t1 190 0 prologue_end
+        \tnop
+        \t.loc\t2 57 3 is_stmt 0
+        \tmsr\tdaifset, #3
+        \t.loc\t1 0 0
+        \tret
+        \t.section\t.debug_line,"",@progbits
+        .Lline_table_start0:
+    """))
+    prog = lift_file(path, root=str(tree))
+    first, second, third = prog.sections[".text"].items
+    assert (first.src.file, first.src.line) == ("arch/arm64/kernel/entry-common.c", 190)
+    assert (second.src.file, second.src.line) == ("arch/arm64/include/asm/irqflags.h", 57)
+    assert third.src.line != 0
+    assert prog.symbols[".Lline_table_start0"].loc == Loc(".debug_line", 0)
+    assert "f" in Image.link([prog]).locals[0]  # linking places the label's section too

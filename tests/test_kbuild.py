@@ -184,10 +184,14 @@ def test_toolchain_from_env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CROSS_COMPILE", "aarch64-none-elf-")
     assert kbuild.toolchain_from(None, llvm=False).make_vars() == ["CROSS_COMPILE=aarch64-none-elf-"]
     assert kbuild.toolchain_from("x-", llvm=False).make_vars() == ["CROSS_COMPILE=x-"]
-    assert kbuild.toolchain_from(None, llvm=True).make_vars() == ["LLVM=1"]
+    monkeypatch.delenv("KCFLAGS", raising=False)
+    lines = "KCFLAGS=-gline-tables-only"  # clang writes source lines only in line tables
+    assert kbuild.toolchain_from(None, llvm=True).make_vars() == ["LLVM=1", lines]
     monkeypatch.setenv("LLVM", "-15")
-    assert kbuild.toolchain_from(None, llvm=False).make_vars() == ["LLVM=-15"]
-    assert kbuild.toolchain_from(None, llvm="-19").make_vars() == ["LLVM=-19"]  # --llvm=-19 beats $LLVM
+    assert kbuild.toolchain_from(None, llvm=False).make_vars() == ["LLVM=-15", lines]
+    assert kbuild.toolchain_from(None, llvm="-19").make_vars() == ["LLVM=-19", lines]  # --llvm=-19 beats $LLVM
+    monkeypatch.setenv("KCFLAGS", "-Werror")  # the user's own flags are kept
+    assert kbuild.toolchain_from(None, llvm="-19").make_vars() == ["LLVM=-19", "KCFLAGS=-Werror -gline-tables-only"]
 
 
 def test_llvm_build_dirs_are_their_own(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

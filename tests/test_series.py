@@ -222,6 +222,20 @@ def test_snapshots_are_keyed_by_content_without_the_scratch_paths(tmp_path: Path
     assert len(list((tmp_path / "store").iterdir())) == 2
 
 
+def test_snapshots_keep_the_sources_clang_line_tables_name(tmp_path: Path) -> None:
+    tree, build = tmp_path / "tree", tmp_path / "build"
+    (tree / "arch").mkdir(parents=True)
+    build.mkdir()
+    (tree / "Makefile").write_text("VERSION = 7\nPATCHLEVEL = 3\n")
+    (tree / "arch/x.c").write_text("int x;\n")
+    (tree / "arch/y.c").write_text("int y;\n")
+    asm = build / "x.s"
+    asm.write_text(f'\t.file\t1 "{tmp_path.resolve()}" "tree/arch/x.c" md5 0x1\n'
+                   f'\t.file\t2 "{tree.resolve()}/arch/y.c"\n\tnop\n')
+    snapshot = take(tmp_path / "store", tree, build, [asm])
+    assert sorted(p.name for p in (snapshot.sources / "arch").iterdir()) == ["x.c", "y.c"]
+
+
 def test_proof_key_covers_policy_contracts_waivers_and_options(tmp_path: Path) -> None:
     policy = tmp_path / "p.policy"
     policy.write_text("a")

@@ -923,7 +923,8 @@ class Assembler(OperandScope):
         if len(parts) >= 2 and parts[0].isdigit() and parts[1].isdigit():
             name = self.file_names.get(int(parts[0]))
             if name:
-                self.loc_override = (name, int(parts[1]))
+                # Line 0 is the line tables' "no source line" (code the compiler made up).
+                self.loc_override = (name, int(parts[1])) if int(parts[1]) else None
 
     def _d_file(self, args: str, stmt: Stmt) -> None:
         m = re.match(r'^\s*(\d+)\s+"([^"]*)"(?:\s+"([^"]*)")?', args)
@@ -931,7 +932,7 @@ class Assembler(OperandScope):
             name = m.group(3) or m.group(2)
             if m.group(3) and not name.startswith("/"):
                 name = m.group(2).rstrip("/") + "/" + m.group(3)
-            self.file_names[int(m.group(1))] = name
+            self.file_names[int(m.group(1))] = self.namer.name(name)
 
     # diagnostics
     def _d_error(self, args: str, stmt: Stmt) -> None:
@@ -1035,6 +1036,7 @@ class Assembler(OperandScope):
     def finish(self) -> Program:
         program = Program(str(self.path), source_root=self.namer.root)
         laid_out: dict[str, list[_Entry]] = {}  # each section's entries at their final offsets
+        labelled_sections = {frag.section.name for frag, _ in self.labels.values()}
         for state in self.sections.values():
             address = 0
             entries: list[_Entry] = []
@@ -1051,7 +1053,8 @@ class Assembler(OperandScope):
                             item.offset += start
                             entries.append(_Entry(item))
                             address += item.size
-            if not entries and state.name != ".text":
+            labelled = state.name in labelled_sections  # clang's `.Lline_table_start0` in an empty .debug_line
+            if not entries and state.name != ".text" and not labelled:
                 continue
             if not entries and not state.subsections:
                 continue

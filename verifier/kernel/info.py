@@ -141,6 +141,8 @@ def kernel_info(tree: Path, build_dir: Path) -> KernelInfo:
     derived.append(", ".join(f"alias {s} at {v:#x}" for s, v in aliases.items()) + ": TRAMP_VALIAS, asm-offsets.h"
                    if aliases else "no KPTI trampoline alias (no TRAMP_VALIAS in asm-offsets.h)")
     header = cap_names_header(build_dir, tree)
-    where = ("the build's " if header.is_relative_to(build_dir) else "the tree's ") + header.name if header else "none found"
+    where = "none found"
+    if header:
+        where = ("the build's " if header.is_relative_to(build_dir) else "the tree's ") + header.name
     derived.append(f"{len(caps)} CPU capability names: {where}")
     return KernelInfo(version, layout, caps, tif, aliases, tuple(derived))

@@ -62,6 +62,9 @@ _SCRUBBED_ENV = (
 )
 
 
+LLVM_LINE_TABLES = "-gline-tables-only"
+
+
 def cache_dir() -> Path:
     """Where fetched trees and build dirs live: $ENTRY_VERIFY_CACHE or ~/.cache/entry-verify."""
     env = os.environ.get("ENTRY_VERIFY_CACHE")
@@ -113,7 +116,13 @@ class Toolchain:
 
     def make_vars(self) -> list[str]:
         # Kbuild derives clang's --target from ARCH alone, so LLVM builds need no CROSS_COMPILE.
-        return [f"LLVM={self.llvm}"] if self.llvm else [f"CROSS_COMPILE={self.cross}"]
+        # clang's -fverbose-asm writes no source lines (gcc's does), so LLVM builds get line tables:
+        # their `.loc` directives say which C function an inlined instruction came from. clang makes
+        # the same code with and without -g.
+        if self.llvm:
+            kcflags = " ".join(filter(None, (os.environ.get("KCFLAGS", ""), LLVM_LINE_TABLES)))
+            return [f"LLVM={self.llvm}", f"KCFLAGS={kcflags}"]
+        return [f"CROSS_COMPILE={self.cross}"]
 
     def describe(self) -> str:
         return f"LLVM={self.llvm}" if self.llvm else f"CROSS_COMPILE={self.cross}"

@@ -21,9 +21,18 @@ from pathlib import Path
 from verifier.kernel.info import kernel_info
 from verifier.spec.contracts import BuildFacts
 
-# Where a `.s` names a source file: cpp line markers (`# 12 "/tree/x.S"`) and gcc -fverbose-asm comments
-# (`// /tree/x.c:42: ...`).
+# Where a `.s` names a source file: cpp line markers (`# 12 "/tree/x.S"`), gcc -fverbose-asm comments
+# (`// /tree/x.c:42: ...`) and the line tables' `.file` (`.file 1 "/dir" "rel/x.c" md5 ...`, clang).
 _NAMED = re.compile(r'^(?:# \d+ "([^"]+)"|// (/[^:\s]+):\d+:)', re.MULTILINE)
+_DWARF_FILE = re.compile(r'^\s*\.file\s+\d+\s+"([^"]*)"(?:\s+"([^"]*)")?', re.MULTILINE)
+
+
+def _named_paths(text: str) -> set[str]:
+    found = {m.group(1) or m.group(2) for m in _NAMED.finditer(text)}
+    for m in _DWARF_FILE.finditer(text):
+        first, second = m.group(1), m.group(2)  # `.file N "path"` or `.file N "dir" "path"`
+        found.add(first if second is None else second if second.startswith("/") else f"{first.rstrip('/')}/{second}")
+    return {path for path in found if path}
 
 
 @dataclass
@@ -48,7 +57,7 @@ def _normalised(text: str, tree: str, build: str) -> bytes:
 def _named_c_sources(texts: list[str], tree: str) -> list[str]:
     """The C files under the tree the assembly names, relative to the tree."""
     prefix = tree.rstrip("/") + "/"
-    found = {m.group(1) or m.group(2) for text in texts for m in _NAMED.finditer(text)}
+    found = {path for text in texts for path in _named_paths(text)}
     return sorted(p[len(prefix):] for p in found if p.startswith(prefix) and p.endswith(".c"))
 
 
