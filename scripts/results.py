@@ -1,4 +1,5 @@
-"""Regenerate proofs/results/: `make results` (the kernel trees are fetched and cached like the tests')."""
+"""Regenerate proofs/results/: `make results` for every tree the tests run, or `scripts/results.py 7.3` for
+one (the kernel trees are fetched and cached like the tests')."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
-from kernel_trees import ensure_tree  # noqa: E402
+from kernel_trees import SUITES, ensure_tree, results_title  # noqa: E402
 
 from verifier.report.results import render  # noqa: E402
 
@@ -25,13 +26,13 @@ def generate(version: str) -> str:
         subprocess.run([str(ROOT / ".venv" / "bin" / "entry-verify"), "kernel", "--tree", str(tree), "--policy",
                         str(POLICY), "--format", "json", "-o", str(out)], check=False)
         data = json.loads(out.read_text())
-    return render(data, f"Linux {version} (Debian linux-source-{version}, defconfig) under proposed-2020")
+    return render(data, results_title(version))
 
 
 def main() -> None:
     target = ROOT / "proofs" / "results"
     target.mkdir(exist_ok=True)
-    for version in sys.argv[1:] or ["6.1", "6.12"]:
+    for version in sys.argv[1:] or list(SUITES):
         (target / f"linux-{version}.md").write_text(generate(version))
         print(f"wrote {target / f'linux-{version}.md'}", file=sys.stderr)
 

@@ -225,3 +225,9 @@ def newest(series: str) -> str:
     if not versions:
         raise TreeUnavailable(f"the mirror has no linux-source-{series}.* package")
     return versions[-1]
+
+
+def results_title(version: str) -> str:
+    """The heading of proofs/results/linux-VERSION.md: which package the verdicts are for."""
+    return (f"Linux {version} (Debian linux-source-{version} {package_version(version)}, {SUITES[version]}, "
+            "defconfig, gcc) under proposed-2020")

@@ -700,17 +700,22 @@ def test_differential_against_unicorn() -> None:
     assert not failures, f"{len(failures)} of {runs} runs differ:\n" + "\n".join(failures[:20])
     # every mnemonic of the kernel census is among those compared
     missing = set(CENSUS) - covered - {"eret", "udf", "brk", "hvc", "smc"}  # traps and eret: see their tests
+    # SVE needs Unicorn's traps off and rdvl an unknown length put in: test_vector_register_moves_against_unicorn
+    # and test_rdvl_against_unicorn compare them
+    missing -= {"pfalse", "wrffr", "rdvl"}
     assert not missing, missing
 
 
 # ------------------------------------------------------------------------------------- census coverage
 
-# The canonical mnemonics in the 6.1 and 6.12 entry.s, entry-common.s and debug-monitors.s (proofs/census.txt).
-CENSUS = ["udf", "hint", "add", "mrs", "orr", "stp", "msr", "ldr", "b", "sub", "bl", "ldp", "ret", "isb", "mov",
-    "adrp", "movk", "b.ne", "ands", "str", "tbz", "and", "subs", "tbnz", "dsb", "b.eq", "prfm", "tlbi", "cbz",
-    "cbnz", "sb", "brk", "blr", "ldset", "b.hi", "ldxr", "csel", "ubfm", "stxr", "br", "ldrb", "ldadd", "eret",
-    "b.ls", "lslv", "smc", "hvc", "adr", "dmb", "b.lo", "sbfm", "eor", "ccmp", "stlr", "ldtrh", "ldclr", "bic",
-    "adds", "ldrh", "ldtr", "ldsetal", "stlxr", "strb", "b.hs", "asrv", "orn"]
+# The canonical mnemonics in the entry.s, entry-common.s, debug-monitors.s and kernel/entry/common.s of every
+# tree the tests build, gcc and clang (proofs/census.txt).
+CENSUS = ["udf", "hint", "orr", "add", "mrs", "stp", "msr", "b", "ldr", "sub", "bl", "ldp", "mov", "ret", "isb",
+    "adrp", "movk", "str", "ands", "b.ne", "and", "tbz", "tbnz", "subs", "dsb", "b.eq", "prfm", "tlbi", "cbz",
+    "cbnz", "sb", "strb", "brk", "ldset", "ldxr", "ldrb", "ubfm", "blr", "stxr", "b.hi", "pfalse", "csel", "br",
+    "b.ls", "lslv", "ldadd", "dmb", "eret", "bic", "ldclr", "adr", "sbfm", "hvc", "smc", "b.lo", "ldtrh", "eor",
+    "ccmp", "stlr", "adds", "csinc", "ldsetal", "ldtr", "stlxr", "ldrh", "b.hs", "ldrsw", "bics", "csinv", "rdvl",
+    "sbcs", "wrffr", "asrv", "b.le", "bfm", "lsrv", "b.gt", "orn"]
 
 
 def test_every_census_mnemonic_has_semantics() -> None:

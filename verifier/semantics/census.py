@@ -3,7 +3,7 @@
 Each instruction is lifted, canonicalised, and executed once on a fully symbolic state, so an operand form
 the semantics rejects shows up as well as a missing mnemonic.
 
-    python -m verifier.engine.census FILE.s...
+    python -m verifier.semantics.census FILE.s...
 """
 
 from __future__ import annotations
@@ -93,7 +93,7 @@ def census(paths: Iterable[str | Path]) -> Census:
 
 
 def report(result: Census, paths: list[str]) -> str:
-    lines = ["# canonical mnemonic census: python -m verifier.engine.census FILE.s...", "# files:"]
+    lines = ["# canonical mnemonic census: python -m verifier.semantics.census FILE.s...", "# files:"]
     lines += [f"#   {p}" for p in paths]
     total = sum(result.counts.values())
     lines.append(f"# {total} instructions, {len(result.counts)} mnemonics, {result.undecoded} undecoded items")
@@ -112,7 +112,7 @@ def report(result: Census, paths: list[str]) -> str:
 def main(argv: list[str] | None = None) -> int:
     paths = list(sys.argv[1:] if argv is None else argv)
     if not paths:
-        print("usage: python -m verifier.engine.census FILE.s...", file=sys.stderr)
+        print("usage: python -m verifier.semantics.census FILE.s...", file=sys.stderr)
         return 2
     result = census(paths)
     sys.stdout.write(report(result, paths))
