@@ -4,6 +4,8 @@ Layout under the cache ($ENTRY_VERIFY_CACHE or ~/.cache/entry-verify):
     apt/                               private apt sources, lists and cache (bullseye .. sid, this
                                        machine's mirror); the machine's own sources are never touched
     debs/linux-source-6.1_*.deb        what `apt-get download` fetched (kept: results name its version)
+    debs/linux-config-6.1_*_arm64.deb  Debian's arm64 kernel configurations (architecture arm64)
+    configs/linux-config-6.1_VER/      the configurations extracted from it (config.arm64_none_arm64.xz, ...)
     src/linux-source-6.1/              the extracted tree (never written to afterwards)
     src/.linux-source-6.1.complete     marker: extraction finished, holding the Debian package version
 Extraction happens once, into a temp dir that is renamed into place, under a file lock, so
@@ -12,6 +14,7 @@ parallel or interrupted runs never leave or see a half-extracted tree.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import re
@@ -91,9 +94,16 @@ def _apt_dir() -> Path:
     return cache_dir() / "apt"
 
 
+def _architectures() -> list[str]:
+    """The lists hold this machine's architecture (linux-source is `all`) and arm64 (linux-config)."""
+    native = _run(["dpkg", "--print-architecture"]).stdout.strip() if shutil.which("dpkg") else ""
+    return sorted({native or "amd64", "arm64"})
+
+
 def _apt_options() -> list[str]:
     apt = _apt_dir()
-    return [
+    architectures = [option for arch in _architectures() for option in ("-o", f"APT::Architectures::={arch}")]
+    return [*architectures,
         "-o", f"Dir::Etc::sourcelist={apt / 'sources.list'}",
         "-o", "Dir::Etc::sourceparts=/dev/null",
         "-o", f"Dir::State::Lists={apt / 'lists'}",
@@ -108,7 +118,8 @@ def _refresh_lists() -> None:
     apt = _apt_dir()
     mirror = machine_mirror()
     keyring = f" [signed-by={KEYRING}]" if Path(KEYRING).is_file() else ""
-    sources = "".join(f"deb{keyring} {mirror} {suite} main\n" for suite in sorted(set(SUITES.values())))
+    sources = f"# architectures: {' '.join(_architectures())}\n"  # another set of them means new lists
+    sources += "".join(f"deb{keyring} {mirror} {suite} main\n" for suite in sorted(set(SUITES.values())))
     stamp = apt / ".updated"  # outside lists/, which apt-get update prunes
     listed = apt / "sources.list"
     fresh = (stamp.is_file() and listed.is_file() and listed.read_text() == sources
@@ -139,12 +150,10 @@ def available_versions(prefix: str) -> list[str]:
     return sorted(versions, key=lambda v: tuple(int(n) for n in v.split(".")))
 
 
-def fetch_deb(version: str) -> Path:
-    """The linux-source-VERSION .deb, downloaded with apt-get (private lists) into the cache on first use.
-    A cached .deb is kept until it is deleted, so results stay reproducible while sid moves on."""
+def _download(package: str, pattern: str) -> Path:
+    """PATTERN's newest .deb in the cache, `apt-get download PACKAGE` (private lists) first if none."""
     debs = cache_dir() / "debs"
-    package = f"linux-source-{version}"
-    found = sorted(debs.glob(f"{package}_*.deb"))
+    found = sorted(debs.glob(pattern))
     if found:
         return found[-1]
     if not shutil.which("apt-get"):
@@ -153,10 +162,50 @@ def fetch_deb(version: str) -> Path:
     with _file_lock(_apt_dir() / ".lock"):
         _refresh_lists()
         result = _run(["apt-get", *_apt_options(), "download", package], cwd=debs)
-    found = sorted(debs.glob(f"{package}_*.deb"))
+    found = sorted(debs.glob(pattern))
     if result.returncode != 0 or not found:
         raise RuntimeError(f"apt-get download {package} failed (exit {result.returncode}):\n{result.stderr.strip()}")
     return found[-1]
+
+
+def fetch_deb(version: str) -> Path:
+    """The linux-source-VERSION .deb, downloaded with apt-get (private lists) into the cache on first use.
+    A cached .deb is kept until it is deleted, so results stay reproducible while sid moves on."""
+    return _download(f"linux-source-{version}", f"linux-source-{version}_*.deb")
+
+
+# Debian's arm64 configurations by flavour: the file in linux-config-VERSION (RT is spelt two ways).
+FLAVOURS = {
+    "generic": ("config.arm64_none_arm64.xz",),
+    "cloud": ("config.arm64_none_cloud-arm64.xz",),
+    "rt": ("config.arm64_none_rt-arm64.xz", "config.arm64_rt_arm64.xz"),
+    "16k": ("config.arm64_none_arm64-16k.xz",),
+}
+
+
+def kernel_config(version: str, flavour: str) -> Path:
+    """Debian's arm64 configuration of that flavour for VERSION (xz, as Debian ships it; `--config` takes it),
+    from linux-config-VERSION:arm64, fetched and extracted into the cache on first use."""
+    deb = _download(f"linux-config-{version}:arm64", f"linux-config-{version}_*_arm64.deb")
+    dest = cache_dir() / "configs" / deb.name.removesuffix("_arm64.deb")
+    if not dest.is_dir():
+        with tempfile.TemporaryDirectory(dir=cache_dir(), prefix=".configs-") as tmp:
+            result = _run(["dpkg-deb", "-x", str(deb), tmp])
+            if result.returncode != 0:
+                raise RuntimeError(f"could not unpack {deb.name}: {result.stderr.strip()}")
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            unpacked = Path(tmp) / "usr" / "src" / f"linux-config-{version}"
+            with contextlib.suppress(FileExistsError, OSError):
+                unpacked.rename(dest)
+    for name in FLAVOURS[flavour]:
+        if (dest / name).is_file():
+            return dest / name
+    raise TreeUnavailable(f"{deb.name} has no {flavour} configuration ({', '.join(FLAVOURS[flavour])})")
+
+
+def config_package_version(version: str) -> str:
+    found = sorted((cache_dir() / "debs").glob(f"linux-config-{version}_*_arm64.deb"))
+    return found[-1].name.split("_")[1] if found else "unknown"
 
 
 def package_version(version: str) -> str:

@@ -3,6 +3,7 @@ real Kbuild run against the Debian 6.1 tree."""
 
 from __future__ import annotations
 
+import lzma
 import os
 import stat
 from collections.abc import Callable
@@ -12,6 +13,7 @@ import pytest
 
 from verifier.cli.main import main
 from verifier.kernel import kbuild
+from verifier.util.errors import UserError
 
 # Stands in for make: logs its arguments, writes .config for the config targets and a .s for
 # every other target, the way Kbuild lays them out under O=.
@@ -354,3 +356,25 @@ def test_kernel_asm_fixture(kernel_asm: Callable[[str], dict[str, Path]], versio
     assert asm["entry.S"].name == "entry.s"
     assert all(path.is_file() and path.stat().st_size > 0 for path in asm.values())
     assert kernel_asm(version) is asm  # built once per session
+
+
+def test_each_configuration_builds_in_its_own_dir_and_xz_is_read(tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """Debian ships its configurations xz-compressed; a build of one never reconfigures the defconfig build,
+    and the same configuration (compressed or not, anywhere) names the same dir."""
+    monkeypatch.setenv("ENTRY_VERIFY_CACHE", str(tmp_path / "cache"))
+    tree = tmp_path / "linux"
+    tree.mkdir()
+    plain = tmp_path / "config"
+    plain.write_text("CONFIG_PREEMPT_VOLUNTARY=y\n")
+    packed = tmp_path / "config.arm64_none_arm64.xz"
+    packed.write_bytes(lzma.compress(plain.read_bytes()))
+    gcc = kbuild.default_build_dir(tree)
+    one = kbuild.default_build_dir(tree, None, str(plain))
+    assert one != gcc and one.name.startswith(gcc.name + "-config-")
+    assert kbuild.default_build_dir(tree, None, str(packed)) == one
+    assert kbuild.config_text(packed) == plain.read_bytes()
+    broken = tmp_path / "broken.xz"
+    broken.write_bytes(packed.read_bytes()[:20])
+    with pytest.raises(UserError, match="not a readable xz file"):
+        kbuild.config_text(broken)

@@ -66,3 +66,22 @@ def test_r4_on_5_10_says_where_in_entry_s(kernel_report: Callable[..., dict]) ->
         assert failing["function"] == "el1_irq", failing
         assert failing["insn"].startswith("msr daifclr") and "enable_da_f" in failing["macros"], failing
         assert any(step["file"].endswith("entry.S") for step in result["counterexample"]["trace"])
+
+
+def verdicts_by_class(report: dict) -> set[tuple]:
+    return {(r["property"], r.get("rule"), r["vector"], ec, r["verdict"]) for r in report["results"] for ec in r["ec"]}
+
+
+@pytest.mark.parametrize("version", ["6.12", "7.3"])
+def test_clang_builds_get_the_verdicts_of_gcc_builds(kernel_report: Callable[..., dict], version: str) -> None:
+    """LLVM=-19 compiles entry-common.c (and 7.x's kernel/entry/common.c) differently (other inlining, other
+    registers, LSE atomics), yet every obligation and rule gets the gcc build's verdict for every slot and
+    class; the clang build's line tables let the waiver see the inlined Cortex-A76 erratum handler."""
+    clang, gcc = kernel_report(version, llvm="-19"), kernel_report(version)
+    assert any(line.startswith("build: compiler Debian clang version 19") for line in clang["assumptions"])
+    assert any(line.startswith("build: compiler aarch64-linux-gnu-gcc") for line in gcc["assumptions"])
+    assert not unknowns(clang), "\n".join(unknowns(clang))
+    assert verdicts_by_class(clang) == verdicts_by_class(gcc)
+    for result in clang["results"]:
+        if result["verdict"] == "VIOLATED":
+            assert replay_counterexample(result["counterexample"]) is not None, (result["property"], result["vector"])

@@ -68,6 +68,32 @@ def test_pattern_matching_nothing_lists_near_names(tmp_path: Path) -> None:
     assert info.value.line == 3  # the binding that matched nothing
 
 
+GUARDED = 'policy "t"\nrole resched if CONFIG_PREEMPTION {\n    linux: "preempt_schedule_irq"\n}\n'
+
+
+def test_a_role_its_option_compiled_out_is_vacuous(tmp_path: Path) -> None:
+    policy = parse_policy(write(tmp_path, GUARDED))
+    assert policy.roles["resched"].option == "CONFIG_PREEMPTION"
+    bound = bind_roles(policy, "linux", "6.1.1", {"el1_interrupt"}, frozenset({"CONFIG_SMP"}))
+    assert bound.vacuous == {"resched": "CONFIG_PREEMPTION is not set in this build's configuration"}
+    assert bound.patterns["resched"].fullmatch("preempt_schedule_irq") is None
+    # the same build with the option: matching nothing is the error it always was, and says the option is set
+    with pytest.raises(UserError, match=r"matches no function.*CONFIG_PREEMPTION is set in this build"):
+        bind_roles(policy, "linux", "6.1.1", {"el1_interrupt"}, frozenset({"CONFIG_PREEMPTION"}))
+    # no configuration to ask (a bundled subject): an error too
+    with pytest.raises(UserError, match="matches no function"):
+        bind_roles(policy, "linux", "6.1.1", {"el1_interrupt"}, None)
+    # found although the option is off: bound as usual, not vacuous
+    bound = bind_roles(policy, "linux", "6.1.1", {"preempt_schedule_irq"}, frozenset())
+    assert not bound.vacuous and bound.patterns["resched"].pattern == "preempt_schedule_irq"
+
+
+def test_a_role_without_an_option_is_never_vacuous(tmp_path: Path) -> None:
+    policy = parse_policy(write(tmp_path, GUARDED.replace(" if CONFIG_PREEMPTION", "")))
+    with pytest.raises(UserError, match="matches no function"):
+        bind_roles(policy, "linux", "6.1.1", {"el1_interrupt"}, frozenset())
+
+
 ROLE_BY_RANGE = """policy "t"
 role h {
     linux < 6.2:         "old_handler"
@@ -85,7 +111,7 @@ FUNCTIONS = {"old_handler", "mid_handler", "new_handler", "do_el0_sync"}
 ])
 def test_role_binding_is_chosen_by_version_range(tmp_path: Path, family: str, version: str, pattern: str) -> None:
     policy = parse_policy(write(tmp_path, ROLE_BY_RANGE))
-    assert bind_roles(policy, family, version, FUNCTIONS)["h"].pattern == pattern
+    assert bind_roles(policy, family, version, FUNCTIONS).patterns["h"].pattern == pattern
 
 
 def test_a_version_no_binding_covers_is_an_error_naming_the_ranges(tmp_path: Path) -> None:

@@ -31,7 +31,7 @@ def add_kbuild_options(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     tree = kbuild.check_tree(args.tree)
     toolchain = kbuild.toolchain_from(args.cross, args.llvm)
-    build_dir = kbuild.check_build_dir(tree, args.build_dir or kbuild.default_build_dir(tree, toolchain))
+    build_dir = kbuild.check_build_dir(tree, args.build_dir or kbuild.default_build_dir(tree, toolchain, args.config))
     job = kbuild.KbuildJob(tree=tree, build_dir=build_dir, config=args.config, toolchain=toolchain,
                            jobs=max(args.jobs, 1))
     files = kbuild.build_asm(job)

@@ -48,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
         raise UserError("-j must be at least 1")
     tree = kbuild.check_tree(args.tree)
     toolchain = kbuild.toolchain_from(args.cross, args.llvm)
-    build_dir = kbuild.check_build_dir(tree, args.build_dir or kbuild.default_build_dir(tree, toolchain))
+    build_dir = kbuild.check_build_dir(tree, args.build_dir or kbuild.default_build_dir(tree, toolchain, args.config))
     files = kbuild.DEFAULT_FILES
     if args.files is not None:
         files = tuple(f for f in args.files.split(",") if f.strip())

@@ -9,6 +9,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from verifier.kernel.kbuild import configuration_of
 from verifier.kernel.probe import probe_values
 from verifier.spec.contracts import BuildFacts
 from verifier.spec.versions import version_in
@@ -33,6 +34,7 @@ class KernelInfo:
     tif: dict[str, int]
     aliases: dict[str, int]
     derived: tuple[str, ...] = ()
+    options: frozenset[str] | None = None  # Kconfig options set to y or m in the build's .config
 
     @property
     def series(self) -> str:
@@ -40,7 +42,8 @@ class KernelInfo:
         return ".".join(self.version.split(".")[:2])
 
     def facts(self) -> BuildFacts:
-        return BuildFacts(self.version, dict(self.layout), dict(self.tif), dict(self.aliases), self.derived)
+        return BuildFacts(self.version, dict(self.layout), dict(self.tif), dict(self.aliases), self.derived,
+                          self.options)
 
     def contracts(self) -> Path:
         return contracts_for(self.version)
@@ -120,6 +123,24 @@ def read_cap_names(build_dir: Path, tree: Path | None = None) -> dict[int, str]:
             if name != "ARM64_NCAPS"}
 
 
+def read_options(build_dir: Path) -> frozenset[str] | None:
+    """The options the build's .config sets to y or m (None without a .config)."""
+    try:
+        text = (build_dir / ".config").read_text()
+    except OSError:
+        return None
+    return frozenset(re.findall(r"^(CONFIG_\w+)=[ym]$", text, re.MULTILINE))
+
+
+def read_compiler(build_dir: Path) -> str | None:
+    """What compiled the build, as Kconfig recorded it ("aarch64-linux-gnu-gcc (Debian 12.2.0-14) 12.2.0")."""
+    try:
+        found = re.search(r'^CONFIG_CC_VERSION_TEXT="(.*)"$', (build_dir / ".config").read_text(), re.MULTILINE)
+    except OSError:
+        return None
+    return found.group(1) if found else None
+
+
 def read_tif(build_dir: Path) -> dict[str, int]:
     """The thread-flag bits, as the tree's compiler evaluates <linux/thread_info.h> for this configuration."""
     return probe_values(build_dir, "linux/thread_info.h", r"TIF_\w+")
@@ -130,6 +151,12 @@ def kernel_info(tree: Path, build_dir: Path) -> KernelInfo:
     aliases = {section: value & (2**64 - 1) for section, value in read_aliases(build_dir).items()}
     version = kernel_version(tree)
     derived = [f"version {version}: the tree's Makefile"]
+    configuration = configuration_of(build_dir)
+    if configuration:
+        derived.append(f"configuration {configuration}: the build dir's stamp")
+    compiler = read_compiler(build_dir)
+    if compiler:
+        derived.append(f"compiler {compiler}: CONFIG_CC_VERSION_TEXT, .config")
     derived.append("layout " + ", ".join(f"{k}={v}" for k, v in layout.items())
                    + ": include/generated/asm-offsets.h" if layout else "layout: none in the build (contracts' own)")
     if (build_dir / "arch/arm64/kernel/.entry-common.s.cmd").is_file():
@@ -145,4 +172,4 @@ def kernel_info(tree: Path, build_dir: Path) -> KernelInfo:
     if header:
         where = ("the build's " if header.is_relative_to(build_dir) else "the tree's ") + header.name
     derived.append(f"{len(caps)} CPU capability names: {where}")
-    return KernelInfo(version, layout, caps, tif, aliases, tuple(derived))
+    return KernelInfo(version, layout, caps, tif, aliases, tuple(derived), read_options(build_dir))

@@ -11,6 +11,7 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import json
+import lzma
 import os
 import re
 import shutil
@@ -71,12 +72,16 @@ def cache_dir() -> Path:
     return Path(env).expanduser() if env else Path.home() / ".cache" / "entry-verify"
 
 
-def default_build_dir(tree: Path, toolchain: Toolchain | None = None) -> Path:
+def default_build_dir(tree: Path, toolchain: Toolchain | None = None, config: str = "defconfig") -> Path:
     # The path hash keeps two trees with the same basename (say two linux-6.1 checkouts) apart; an LLVM
-    # build gets its own dir, so switching toolchains never reconfigures (and rebuilds) the other's.
+    # build, and a build of another configuration, gets its own dir, so switching never reconfigures (and
+    # rebuilds) another one's.
     tree = tree.resolve()
     digest = hashlib.sha256(str(tree).encode()).hexdigest()[:10]
-    return cache_dir() / "kbuild" / f"{tree.name}-{digest}{toolchain.dir_suffix() if toolchain else ''}"
+    suffix = toolchain.dir_suffix() if toolchain else ""
+    if config != "defconfig":
+        suffix += "-config-" + config_choice(config)["sha256"][:8]
+    return cache_dir() / "kbuild" / f"{tree.name}-{digest}{suffix}"
 
 
 def source_path(source: str) -> PurePosixPath:
@@ -207,14 +212,35 @@ def check_build_dir(tree: Path, build_dir: Path) -> Path:
     return build_dir
 
 
-def _config_choice(config: str) -> dict[str, str]:
+def config_text(path: Path) -> bytes:
+    """A configuration file's text; Debian's linux-config packages ship them xz-compressed."""
+    data = path.read_bytes()
+    if data.startswith(b"\xfd7zXZ\x00"):
+        try:
+            return lzma.decompress(data)
+        except lzma.LZMAError as err:
+            raise UserError(f"--config: {path}: not a readable xz file ({err})") from None
+    return data
+
+
+def config_choice(config: str) -> dict[str, str]:
     if config == "defconfig":
         return {"config": "defconfig"}
     path = Path(config).expanduser()
     if not path.is_file():
         raise UserError(f"--config: {config} is neither `defconfig` nor an existing file")
-    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    digest = hashlib.sha256(config_text(path)).hexdigest()
     return {"config": "file", "sha256": digest, "path": str(path.resolve())}
+
+
+def configuration_of(build_dir: Path) -> str | None:
+    """Which configuration a build dir was made with ("defconfig", or the file and its digest)."""
+    stamp = _read_stamp(build_dir)
+    if stamp is None:
+        return None
+    if stamp.get("config") == "defconfig":
+        return "defconfig"
+    return f"{stamp.get('path')} (sha256 {stamp.get('sha256', '')[:12]}, olddefconfig)"
 
 
 def _stamp_key(stamp: dict[str, str]) -> dict[str, str]:
@@ -302,7 +328,7 @@ def _configure(job: KbuildJob, choice: dict[str, str]) -> bool:
         _run_make(job, ["defconfig"], "defconfig")
     else:
         progress("KBUILD", f"olddefconfig ({choice['path']})")
-        shutil.copyfile(choice["path"], job.build_dir / ".config")
+        (job.build_dir / ".config").write_bytes(config_text(Path(choice["path"])))
         _run_make(job, ["olddefconfig"], "olddefconfig")
     stamp_path.write_text(json.dumps(wanted, indent=2) + "\n")
     return True
@@ -318,7 +344,7 @@ def build_asm(job: KbuildJob) -> list[Path]:
     if not shutil.which("make"):
         raise UserError("make not found; install make (scripts/setup.sh does)")
     job.toolchain.check()
-    choice = _config_choice(job.config)
+    choice = config_choice(job.config)
     job.build_dir.mkdir(parents=True, exist_ok=True)
     outputs = [job.build_dir / t for t in targets]
     with _locked(job.build_dir):

@@ -84,11 +84,11 @@ def bind_policy(config: ProveConfig, contracts: Contracts, image: Image, assumpt
                   for op in item.insn.operands if isinstance(op, Addr) and isinstance(op.target, SymRef)
                   for symbol in (op.target.symbol,)}
     functions |= set(contracts.functions) | set(contracts.indirect)
-    roles = bind_roles(policy, contracts.family, contracts.build.version, functions)
+    roles = bind_roles(policy, contracts.family, contracts.build.version, functions, contracts.build.options)
     for assume in policy.assumptions:
         assumptions.append(Assumption(assume.id, assume.text, assume.constraint,
                                       f"{shown(assume.where.file)}:{assume.where.line}"))
-    return BoundPolicy(policy, select_rules(policy, config.readings), roles)
+    return BoundPolicy(policy, select_rules(policy, config.readings), roles.patterns, roles.vacuous)
 
 
 def setup(config: ProveConfig) -> Setup:
@@ -194,13 +194,18 @@ def prove_slot(slot: Slot, prepared: Setup, config: ProveConfig) -> tuple[list[R
                   config.options.solver_rlimit, scopes, config.classes)
     results = judge.judge()
     policy_name = prepared.policy.policy.name if prepared.policy is not None else None
+    vacuous = prepared.policy.vacuous_rules() if prepared.policy is not None else {}
+    printed = list(start.printed)
+    printed += [f"policy: rule {rule} holds {why}" for rule, why in vacuous.items() if f"rule:{rule}" in scopes]
     for result in results:
         if result.property.startswith("rule:"):
             result.rule = result.property.removeprefix("rule:")
+            if result.rule in vacuous and result.verdict == "PROVED":
+                result.reason = vacuous[result.rule]
             result.property = family_of(result.rule)
             result.policy = policy_name
             if result.counterexample:
                 result.counterexample["property"] = f"rule:{result.rule}"
     stats = {"steps": run.steps, "merges": run.merges, "solver_calls": run.solver_calls, "erets": len(run.erets),
              "fatal": len(run.fatals), "unknown": len(run.unknowns), "contracts": sorted(run.summarised)}
-    return results, start.printed, stats
+    return results, printed, stats

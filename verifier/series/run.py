@@ -86,7 +86,7 @@ def _build_identity(plan: SeriesPlan) -> str:
     """What besides the source tree decides the assembly Kbuild makes."""
     kconfig = plan.kconfig
     if kconfig != "defconfig":
-        kconfig = hashlib.sha256(Path(kconfig).read_bytes()).hexdigest()
+        kconfig = kbuild.config_choice(kconfig)["sha256"]
     return json.dumps([kconfig, _toolchain_identity(plan.toolchain), list(kbuild.DEFAULT_FILES), tool_digest()])
 
 

@@ -82,16 +82,19 @@ class BuildFacts:
     tif: dict[str, int] = field(default_factory=dict)  # TIF_* bits
     aliases: dict[str, int] = field(default_factory=dict)  # section -> the other address it is mapped at
     derived: tuple[str, ...] = ()  # what was derived from where, and which defaults applied (printed)
+    options: frozenset[str] | None = None  # the Kconfig options set (y or m); None: no configuration known
 
     def json(self) -> dict[str, object]:
         return {"version": self.version, "layout": self.layout, "tif": self.tif, "aliases": self.aliases,
-                "derived": list(self.derived)}
+                "derived": list(self.derived), "options": None if self.options is None else sorted(self.options)}
 
     @classmethod
     def from_json(cls, data: dict | None) -> BuildFacts:
         data = data or {}
+        options = data.get("options")
         return cls(str(data.get("version", "")), dict(data.get("layout", {})), dict(data.get("tif", {})),
-                   dict(data.get("aliases", {})), tuple(data.get("derived", ())))
+                   dict(data.get("aliases", {})), tuple(data.get("derived", ())),
+                   None if options is None else frozenset(options))
 
 
 @dataclass

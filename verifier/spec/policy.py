@@ -49,6 +49,7 @@ class Role:
     name: str
     bindings: list[Binding]
     where: Where
+    option: str | None = None  # `if CONFIG_X`: the Kconfig option without which its functions are not built
 
 
 @dataclass
@@ -153,14 +154,19 @@ def parse_policy(path: str | Path) -> Policy:
             if str(ident) in policy.roles:
                 raise UserError(f"role '{ident}' is defined twice", name, ident.line, ident.column)
             bindings: list[Binding] = []
-            for binding in item.children[1:]:
+            option = None
+            rest = item.children[1:]
+            if rest and getattr(rest[0], "data", None) == "role_option":
+                option = str(rest[0].children[0])
+                rest = rest[1:]
+            for binding in rest:
                 family, *versions, pattern = binding.children
                 try:
                     re.compile(_string(pattern))
                 except re.error as err:
                     raise UserError(f"bad function pattern: {err}", name, pattern.line, pattern.column) from None
                 bindings.append(_binding(name, family, str(versions[0]) if versions else "", pattern))
-            policy.roles[str(ident)] = Role(str(ident), bindings, _where(name, ident))
+            policy.roles[str(ident)] = Role(str(ident), bindings, _where(name, ident), option)
         else:
             policy.rules.append(_rule(name, item))
     _check(policy, text)
@@ -245,11 +251,23 @@ def _binding(file: str, family: Token, versions: str, pattern: Token) -> Binding
     return Binding(name, " ".join(versions.split()), _string(pattern), _where(file, family))
 
 
-def bind_roles(policy: Policy, family: str, version: str, functions: set[str]) -> dict[str, re.Pattern[str]]:
+@dataclass(frozen=True)
+class BoundRoles:
+    patterns: dict[str, re.Pattern[str]]  # role -> its functions in the lifted code
+    vacuous: dict[str, str]  # role -> why this build has none of its functions (its rules hold vacuously)
+
+
+NOTHING = re.compile(r"(?!)")
+
+
+def bind_roles(policy: Policy, family: str, version: str, functions: set[str],
+               enabled: frozenset[str] | None = None) -> BoundRoles:
     """Each role's pattern for this kernel family and version (exactly one binding must apply), checked to
-    match something in the lifted code or the contracts (a pattern that matches nothing is an error that
-    lists near names)."""
-    out: dict[str, re.Pattern[str]] = {}
+    match something in the lifted code or the contracts. A pattern that matches nothing is an error that
+    lists near names, unless the role is `if CONFIG_X` and the build's configuration (`enabled`: its
+    options set to y or m; None when there is no configuration to ask) lacks CONFIG_X."""
+    patterns: dict[str, re.Pattern[str]] = {}
+    vacuous: dict[str, str] = {}
     kernel = f"{family} {version}".strip()
     for role in policy.roles.values():
         applying = [b for b in role.bindings if b.applies(family, version)]
@@ -262,16 +280,23 @@ def bind_roles(policy: Policy, family: str, version: str, functions: set[str]) -
             raise UserError(f"role '{role.name}': bindings {both} both apply to {kernel}",
                             policy.path, role.where.line, role.where.col)
         pattern = applying[0].pattern
-        compiled = re.compile(pattern)
+        compiled_out = role.option is not None and enabled is not None and role.option not in enabled
+        found = []
         for alternative in pattern.split("|"):
-            if not any(re.fullmatch(alternative, f) for f in functions):
+            if any(re.fullmatch(alternative, f) for f in functions):
+                found.append(alternative)
+            elif not compiled_out:
                 near = difflib.get_close_matches(alternative, sorted(functions), n=4)
                 hint = f"; near names: {', '.join(near)}" if near else ""
+                if role.option is not None and enabled is not None:
+                    hint += f"; {role.option} is set in this build"
                 where = applying[0].where
                 raise UserError(f"role '{role.name}': '{alternative}' matches no function in the lifted code "
                                 f"({kernel}){hint}", policy.path, where.line, where.col)
-        out[role.name] = compiled
-    return out
+        if not found:
+            vacuous[role.name] = f"{role.option} is not set in this build's configuration"
+        patterns[role.name] = re.compile("|".join(found)) if found else NOTHING
+    return BoundRoles(patterns, vacuous)
 
 
 # ------------------------------------------------------------------------------ the rules in force

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Self
 
 import z3
@@ -165,6 +165,12 @@ class BoundPolicy:
     policy: Policy
     selected: list[Rule]
     roles: dict[str, re.Pattern[str]]
+    vacuous: dict[str, str] = field(default_factory=dict)  # role -> why this build has none of its functions
+
+    def vacuous_rules(self) -> dict[str, str]:
+        """Rule id -> why it holds vacuously: it is judged at the calls of a role this build compiled out."""
+        return {rule.id: f"vacuous: role '{rule.role}' has no function in this build ({self.vacuous[rule.role]})"
+                for rule in self.selected if rule.event == "call" and rule.role in self.vacuous}
 
     def slot_rules(self, source: str, kind: str, context: Context) -> tuple[PolicyRule, ...]:
         """The rules that apply to one slot, compiled over its initial values."""
