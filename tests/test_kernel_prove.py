@@ -221,3 +221,31 @@ def test_seeded_policy_defects_in_a_copy_of_a_real_tree(kernel_tree: Callable[[s
     assert {k: v for k, v in table(data).items() if k[1] == "el0_64_sync"} == {
         k: v for k, v in baseline.items() if k[1] == "el0_64_sync"}
     edit(tree_copy, original, COMMON, None)
+
+
+ENTER_PROBE = """policy "enter-probe"
+role erratum { linux: "cortex_a76_erratum_1463225_debug_handler" }
+rule P1 "D unmasked on entering the inlined erratum handler (false: EL1 debug keeps D masked)"
+    when sync from el1 ec debug
+    at enter erratum
+    require D == 0
+"""
+
+
+def test_at_enter_sees_functions_the_compiler_inlined(kernel_tree: Callable[[str], Path],
+                                                      tmp_path: Path) -> None:
+    """`at enter F` fires at the first instruction of F's code though no call of F exists: 6.1's el1_dbg
+    inlines cortex_a76_erratum_1463225_debug_handler (its source lines say so), and the rule fails there."""
+    policy = tmp_path / "probe.policy"
+    policy.write_text(ENTER_PROBE)
+    data = prove_kernel(kernel_tree("6.1"), tmp_path, "--policy", str(policy), "--vector", "el1h_sync",
+                        "--ec", "0x33")
+    entry_common = next(p for p in data["inputs"] if p["path"].endswith("entry-common.s"))["path"]
+    assert "bl\tcortex_a76_erratum_1463225_debug_handler" not in Path(entry_common).read_text()  # inlined
+    p1 = next(r for r in data["results"] if r.get("rule") == "P1")
+    assert p1["verdict"] == "VIOLATED", p1
+    failing = p1["counterexample"]["failing"]
+    assert failing["what"] == "P1 fails on entering cortex_a76_erratum_1463225_debug_handler"
+    assert "cortex_a76_erratum_1463225_debug_handler" in {
+        step.get("source_function") for step in p1["counterexample"]["trace"]}
+    assert replay_counterexample(p1["counterexample"]) is not None

@@ -48,8 +48,12 @@ HEADER = 'policy "t"\nrole h {\n    bundled: "do_el0_sync"\n}\n'
         ('rule R1 "x"\n    when sync from el0\n    at call h\n    require D == == 0\n', "syntax error", 8, 18),
         ('rule R1 "x"\n    when sync from el0\n    at call h\n    require called.nobody\n',
          "unknown role 'nobody' in called.nobody", 8, 13),
+        ('rule R1 "x"\n    when sync from el0\n    at enter\n    require D == 0\n', "`at enter` needs a role", 5, 6),
+        ('rule R1 "x"\n    when sync from el0\n    at enter nobody\n    require D == 0\n',
+         "unknown role 'nobody'", 7, 14),
     ],
-    ids=["syntax", "unknown-role", "predicate-syntax", "unknown-called-role"],
+    ids=["syntax", "unknown-role", "predicate-syntax", "unknown-called-role", "enter-without-role",
+         "enter-unknown-role"],
 )
 def test_policy_errors_have_file_line_col(tmp_path: Path, body: str, message: str, line: int, col: int) -> None:
     path = write(tmp_path, HEADER + body)
@@ -75,7 +79,7 @@ def test_a_role_its_option_compiled_out_is_vacuous(tmp_path: Path) -> None:
     policy = parse_policy(write(tmp_path, GUARDED))
     assert policy.roles["resched"].option == "CONFIG_PREEMPTION"
     bound = bind_roles(policy, "linux", "6.1.1", {"el1_interrupt"}, frozenset({"CONFIG_SMP"}))
-    assert bound.vacuous == {"resched": "CONFIG_PREEMPTION is not set in this build's configuration"}
+    assert bound.vacuous == {"resched": "CONFIG_PREEMPTION is not set"}
     assert bound.patterns["resched"].fullmatch("preempt_schedule_irq") is None
     # the same build with the option: matching nothing is the error it always was, and says the option is set
     with pytest.raises(UserError, match=r"matches no function.*CONFIG_PREEMPTION is set in this build"):

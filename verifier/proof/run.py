@@ -16,6 +16,7 @@ from verifier.proof.pool import run_slot_jobs
 from verifier.proof.slot import SlotOutcome, bind_policy, explorer, lift_all, link, observers, slot_rules
 from verifier.semantics import names
 from verifier.semantics import table as semantics
+from verifier.spec.code_functions import CodeFunctions
 from verifier.spec.contracts import BuildFacts, Contracts, load_contracts
 from verifier.spec.counterexample import counterexample
 from verifier.spec.slots import build, load_assumptions, slot_by_name
@@ -138,7 +139,7 @@ def replay_counterexample(cex: dict[str, Any]) -> dict[str, Any] | None:
     if info.get("policy"):
         config = ProveConfig(files=[], policy=Path(info["policy"]), readings=tuple(info.get("readings", ())))
         policy = bind_policy(config, contracts, image, assumptions)
-    watching = observers(initial, contracts, slot_rules(policy, slot, start), policy, None)
+    watching = observers(initial, contracts, slot_rules(policy, slot, start), policy, None, CodeFunctions(image))
 
     def make(guide: ModelLike, on_step: StepListener, options: Options | None) -> Explorer:
         return explorer(image, contracts, start, watching, options or Options(), guide, on_step)

@@ -16,10 +16,11 @@ from verifier.engine.observer import Observer
 from verifier.engine.paths import Path as ExecPath
 from verifier.engine.replay import model_values, replay
 from verifier.frontend.assembler import lift_file
-from verifier.frontend.srcfunc import forget_sources
+from verifier.frontend.srcfunc import forget_sources, function_at
 from verifier.ir.program import Addr, Program, SymRef
 from verifier.proof.config import ProveConfig
 from verifier.semantics import names
+from verifier.spec.code_functions import CodeFunctions
 from verifier.spec.contract_calls import ContractCalls
 from verifier.spec.contracts import Contracts, load_contracts
 from verifier.spec.counterexample import counterexample
@@ -71,6 +72,24 @@ class Setup:
                 for p, prog in zip(files, self.programs, strict=True)]
 
 
+def inlined_functions(image: Image) -> set[str]:
+    """The C functions the lifted instructions' source lines are in (inlined ones included)."""
+    found: set[str] = set()
+    for program in image.programs:
+        seen: set[tuple[str, int]] = set()
+        for section in program.sections.values():
+            for item in section.items:
+                src = item.src
+                if item.insn is None or src is None or src.file is None or src.line is None:
+                    continue
+                if (src.file, src.line) not in seen:
+                    seen.add((src.file, src.line))
+                    name = function_at(program.source_root, src.file, src.line)
+                    if name:
+                        found.add(name)
+    return found
+
+
 def bind_policy(config: ProveConfig, contracts: Contracts, image: Image, assumptions: list[Assumption]
                 ) -> BoundPolicy | None:
     """The policy's rules in force and its role bindings for this kernel family (None: no policy). Its
@@ -84,6 +103,8 @@ def bind_policy(config: ProveConfig, contracts: Contracts, image: Image, assumpt
                   for op in item.insn.operands if isinstance(op, Addr) and isinstance(op.target, SymRef)
                   for symbol in (op.target.symbol,)}
     functions |= set(contracts.functions) | set(contracts.indirect)
+    if any(rule.event == "enter" for rule in policy.rules):  # and the C functions inlined into the code
+        functions |= inlined_functions(image)
     roles = bind_roles(policy, contracts.family, contracts.build.version, functions, contracts.build.options)
     for assume in policy.assumptions:
         assumptions.append(Assumption(assume.id, assume.text, assume.constraint,
@@ -103,7 +124,7 @@ def setup(config: ProveConfig) -> Setup:
     image, vectors = link(programs, contracts)
     policy = bind_policy(config, contracts, image, assumptions)
     return Setup(contracts, assumptions, waivers, programs, image, vectors,
-                 Watchlist(image, watched_patterns(waivers)), policy)
+                 Watchlist(CodeFunctions(image), watched_patterns(waivers)), policy)
 
 
 @dataclass
@@ -125,12 +146,12 @@ def slot_rules(policy: BoundPolicy | None, slot: Slot, start: SlotStart) -> tupl
 
 
 def observers(initial: Initial, contracts: Contracts, rules: tuple[PolicyRule, ...], policy: BoundPolicy | None,
-              watchlist: Watchlist | None) -> list[Observer]:
+              watchlist: Watchlist | None, functions: CodeFunctions | None = None) -> list[Observer]:
     """One observer per obligation, then the policy's rules, then the waivers' watches."""
     facts = SlotFacts(initial.spsr, initial.mdscr, initial.flags, contracts.layout["TSK_TI_FLAGS"], contracts.tif)
     out = [obligation.observer(facts) for obligation in REGISTERED]
     if rules and policy is not None:
-        out.append(PolicyCheck(rules, policy.roles))
+        out.append(PolicyCheck(rules, policy.roles, functions or (watchlist.functions if watchlist else None)))
     if watchlist is not None and watchlist.patterns:
         out.append(WaiverWatch(watchlist))
     return out
@@ -173,7 +194,7 @@ def prove_slot(slot: Slot, prepared: Setup, config: ProveConfig) -> tuple[list[R
     def replay_model(model: z3.ModelRef, prop: str) -> dict[str, Any] | None:
         again = build(slot, image, contracts, prepared.assumptions, prepared.vectors)
         again.initial.caps.update(initial.caps)
-        watching = observers(again.initial, contracts, rules, prepared.policy, None)
+        watching = observers(again.initial, contracts, rules, prepared.policy, None, prepared.watchlist.functions)
 
         def make(guide: ModelLike, on_step: StepListener, options: Options | None) -> Explorer:
             return explorer(image, contracts, again, watching, options or config.options, guide, on_step)
@@ -196,12 +217,13 @@ def prove_slot(slot: Slot, prepared: Setup, config: ProveConfig) -> tuple[list[R
     policy_name = prepared.policy.policy.name if prepared.policy is not None else None
     vacuous = prepared.policy.vacuous_rules() if prepared.policy is not None else {}
     printed = list(start.printed)
-    printed += [f"policy: rule {rule} holds {why}" for rule, why in vacuous.items() if f"rule:{rule}" in scopes]
+    printed += [f"policy: rule {rule} holds vacuously: {why}" for rule, why in vacuous.items()
+                if f"rule:{rule}" in scopes]
     for result in results:
         if result.property.startswith("rule:"):
             result.rule = result.property.removeprefix("rule:")
             if result.rule in vacuous and result.verdict == "PROVED":
-                result.reason = vacuous[result.rule]
+                result.reason = "vacuous: " + vacuous[result.rule]
             result.property = family_of(result.rule)
             result.policy = policy_name
             if result.counterexample:

@@ -203,9 +203,9 @@ def _check(policy: Policy, text: str) -> None:
         if rule.id in seen:
             raise UserError(f"rule '{rule.id}' is defined twice", policy.path, rule.where.line, rule.where.col)
         seen.add(rule.id)
-        if rule.event == "call":
+        if rule.event in ("call", "enter"):
             if rule.role is None:
-                raise UserError("`at call` needs a role", policy.path, rule.where.line, rule.where.col)
+                raise UserError(f"`at {rule.event}` needs a role", policy.path, rule.where.line, rule.where.col)
             if rule.role not in policy.roles:
                 near = difflib.get_close_matches(rule.role, list(policy.roles), n=3)
                 hint = f" (did you mean {', '.join(near)}?)" if near else ""
@@ -294,7 +294,7 @@ def bind_roles(policy: Policy, family: str, version: str, functions: set[str],
                 raise UserError(f"role '{role.name}': '{alternative}' matches no function in the lifted code "
                                 f"({kernel}){hint}", policy.path, where.line, where.col)
         if not found:
-            vacuous[role.name] = f"{role.option} is not set in this build's configuration"
+            vacuous[role.name] = f"{role.option} is not set"
         patterns[role.name] = re.compile("|".join(found)) if found else NOTHING
     return BoundRoles(patterns, vacuous)
 

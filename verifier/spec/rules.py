@@ -15,9 +15,11 @@ from typing import Self
 
 import z3
 
+from verifier.engine.image import CodeRef
 from verifier.engine.observer import Event, EventLog, Findings, Observer, Path, merge_condition
 from verifier.semantics import names
 from verifier.semantics.state import MDSCR, State
+from verifier.spec.code_functions import CodeFunctions
 from verifier.spec.constraints import ConstraintError, Context, Value, evaluate, parse_constraint
 from verifier.spec.masking import MDSCR_KDE, MDSCR_SS
 from verifier.spec.policy import Policy, Rule, family_of
@@ -35,7 +37,7 @@ class PolicyRule:
     """A policy rule compiled for one slot: where it looks and what it requires there."""
 
     id: str
-    event: str  # call daif mdscr eret every
+    event: str  # call enter daif mdscr eret every
     role: re.Pattern[str] | None
     scope: z3.BoolRef  # the exception classes it covers (a condition on ESR_EL1)
     predicate: Predicate
@@ -103,15 +105,19 @@ class PolicyCheck(Observer):
     """The policy's rules on one path: where each fails, and which roles' functions were called."""
 
     def __init__(self, rules: tuple[PolicyRule, ...], roles: dict[str, re.Pattern[str]],
-                 failures: dict[str, EventLog] | None = None, called: dict[str, z3.BoolRef] | None = None) -> None:
+                 functions: CodeFunctions | None = None, failures: dict[str, EventLog] | None = None,
+                 called: dict[str, z3.BoolRef] | None = None, inside: frozenset[str] = frozenset()) -> None:
         self.rules = rules
         self.roles = roles
+        self.functions = functions  # what `at enter` asks: the functions an instruction is in
+        self.entering = tuple(rule for rule in rules if rule.event == "enter")
         self.failures = failures if failures is not None else {}  # rule key -> where it fails
         self.called = called if called is not None else {}  # role -> "a function of it was called"
+        self.inside = inside  # the `at enter` rules whose function the previous instruction was in
 
     def copy(self) -> Self:
-        return type(self)(self.rules, self.roles, {k: log.copy() for k, log in self.failures.items()},
-                          dict(self.called))
+        return type(self)(self.rules, self.roles, self.functions,
+                          {k: log.copy() for k, log in self.failures.items()}, dict(self.called), self.inside)
 
     def merge(self, guard: z3.BoolRef, state: State, other: Self, other_guard: z3.BoolRef,
               other_state: State) -> Self:
@@ -121,7 +127,14 @@ class PolicyCheck(Observer):
             failures[key] = mine.merge(guard, theirs, other_guard)
         called = {role: merge_condition(guard, self.called.get(role), other_guard, other.called.get(role))
                   for role in set(self.called) | set(other.called)}
-        return type(self)(self.rules, self.roles, failures, called)
+        # inside only if both were: an entry from either side is still seen
+        return type(self)(self.rules, self.roles, self.functions, failures, called, self.inside & other.inside)
+
+    def _check(self, rule: PolicyRule, path: Path, what: str) -> None:
+        """Record where the rule's requirement fails at this event."""
+        failing = z3.simplify(z3.And(rule.scope, z3.Not(rule.predicate(path.state, self.called))))
+        if not z3.is_false(failing):
+            self.failures.setdefault(rule.key, EventLog()).note(Event(path.pc, z3.And(path.guard, failing), what))
 
     def _event(self, path: Path, kind: str, name: str | None = None) -> None:
         """Each rule that watches this event records where its requirement fails."""
@@ -130,11 +143,22 @@ class PolicyCheck(Observer):
                 continue
             if rule.event == "call" and (name is None or rule.role is None or not rule.role.fullmatch(name)):
                 continue
-            failing = z3.simplify(z3.And(rule.scope, z3.Not(rule.predicate(path.state, self.called))))
-            if z3.is_false(failing):
+            where = f" at the call of {name}" if kind == "call" else f" at {kind}"
+            self._check(rule, path, f"{rule.id} fails{where}")
+
+    def on_step(self, path: Path, code: CodeRef) -> None:
+        if not self.entering or self.functions is None:
+            return
+        names = self.functions.names(path.pc, code)
+        now = set()
+        for rule in self.entering:
+            entered = next((n for n in names if rule.role is not None and rule.role.fullmatch(n)), None)
+            if entered is None:
                 continue
-            what = f"{rule.id} fails" + (f" at the call of {name}" if kind == "call" else f" at {kind}")
-            self.failures.setdefault(rule.key, EventLog()).note(Event(path.pc, z3.And(path.guard, failing), what))
+            now.add(rule.key)
+            if rule.key not in self.inside:
+                self._check(rule, path, f"{rule.id} fails on entering {entered}")
+        self.inside = frozenset(now)
 
     def on_masking(self, path: Path, daif_changed: bool, mdscr_changed: bool) -> None:
         if daif_changed:
@@ -146,6 +170,10 @@ class PolicyCheck(Observer):
         self._event(path, "call", name)
         if name is None:
             return
+        for rule in self.entering:  # a function that is called, not inlined, is entered at its call
+            if rule.role is not None and rule.role.fullmatch(name):
+                self._check(rule, path, f"{rule.id} fails on entering {name}")
+                self.inside |= {rule.key}  # its first instruction, if it is lifted, is not a second entry
         for role, pattern in self.roles.items():
             if pattern.fullmatch(name):
                 self.called[role] = z3.simplify(z3.Or(self.called.get(role, z3.BoolVal(False)), path.guard))
@@ -169,7 +197,7 @@ class BoundPolicy:
 
     def vacuous_rules(self) -> dict[str, str]:
         """Rule id -> why it holds vacuously: it is judged at the calls of a role this build compiled out."""
-        return {rule.id: f"vacuous: role '{rule.role}' has no function in this build ({self.vacuous[rule.role]})"
+        return {rule.id: f"role '{rule.role}' has no function in this build ({self.vacuous[rule.role]})"
                 for rule in self.selected if rule.event == "call" and rule.role in self.vacuous}
 
     def slot_rules(self, source: str, kind: str, context: Context) -> tuple[PolicyRule, ...]:

@@ -14,11 +14,11 @@ from typing import Self
 
 import z3
 
-from verifier.engine.image import CodeRef, Image
+from verifier.engine.image import CodeRef
 from verifier.engine.observer import Findings, Observer, merge_condition
 from verifier.engine.observer import Path as ObservedPath
-from verifier.frontend.srcfunc import function_at
 from verifier.semantics.state import State
+from verifier.spec.code_functions import CodeFunctions
 from verifier.spec.obligations import OBLIGATIONS
 from verifier.util.errors import UserError
 from verifier.util.files import read_toml
@@ -72,19 +72,16 @@ def ran(pattern: str) -> str:
 class Watchlist:
     """The watched patterns and, per address, which of them its function matches (shared by all paths)."""
 
-    def __init__(self, image: Image, patterns: tuple[str, ...]) -> None:
-        self.image = image
+    def __init__(self, functions: CodeFunctions, patterns: tuple[str, ...]) -> None:
+        self.functions = functions
         self.patterns = patterns
         self._matching: dict[int, list[str]] = {}
 
     def matching(self, address: int, code: CodeRef) -> list[str]:
         found = self._matching.get(address)
         if found is None:
-            names = [self.image.function_at(address)]
-            src = code.item.src
-            if src is not None:
-                names.append(function_at(self.image.programs[code.program].source_root, src.file, src.line))
-            found = [p for p in self.patterns if any(n and re.fullmatch(p, n) for n in names)]
+            names = self.functions.names(address, code)
+            found = [p for p in self.patterns if any(re.fullmatch(p, n) for n in names)]
             self._matching[address] = found
         return found
 
