@@ -138,6 +138,16 @@ class SlotOutcome:
     inputs: list[dict[str, Any]]
 
 
+def replay_build(config: ProveConfig, policy: BoundPolicy | None) -> dict[str, Any]:
+    """The build's facts a replay needs: of the configuration, only the options the policy's roles ask
+    about (a Debian configuration sets thousands)."""
+    facts = config.build.json()
+    if config.build.options is not None:
+        asked = {role.option for role in policy.policy.roles.values()} if policy is not None else set()
+        facts["options"] = sorted(config.build.options & asked)
+    return facts
+
+
 def slot_rules(policy: BoundPolicy | None, slot: Slot, start: SlotStart) -> tuple[PolicyRule, ...]:
     """The policy's rules that apply to this slot, compiled over its initial values."""
     if policy is None:
@@ -205,7 +215,7 @@ def prove_slot(slot: Slot, prepared: Setup, config: ProveConfig) -> tuple[list[R
             cex["vector"] = slot.name
             cex["property"] = prop
             cex["replay"] = {"files": [str(f) for f in config.files], "contracts": str(config.contracts),
-                             "assumptions": str(config.assumptions), "build": config.build.json(),
+                             "assumptions": str(config.assumptions), "build": replay_build(config, prepared.policy),
                              "caps": {str(n): v for n, v in config.caps.items()}, "root": config.root,
                              "policy": str(config.policy) if config.policy else None,
                              "readings": list(config.readings)}
