@@ -9,7 +9,7 @@ from pathlib import Path, PurePosixPath
 from typing import NoReturn
 
 import pytest
-from kernel_trees import VERSIONS, TreeUnavailable, ensure_tree
+from kernel_trees import VERSIONS, TreeUnavailable, ensure_tree, kernel_config, pseudo_nmi_config
 
 from verifier.cli.main import main
 from verifier.kernel import kbuild
@@ -98,6 +98,52 @@ def kernel_report(kernel_tree: Callable[[str], Path], kernel_asm: Callable[..., 
             args = ["kernel", "--tree", str(kernel_tree(version)), "--format", "json", "-o", str(out)]
             args += ["--policy", str(POLICY)] if policy else []
             args += [f"--llvm={llvm}"] if llvm else []
+            status = main(args)
+            reports[key] = json.loads(out.read_text()) | {"status": status}
+        return reports[key]
+
+    return get
+
+
+@pytest.fixture(scope="session")
+def debian_config(kernel_asm: Callable[..., dict[str, Path]]) -> Callable[[str, str], Path]:
+    """`debian_config("7.3", "rt")` -> Debian's arm64 configuration of that flavour (generic, cloud, rt, 16k)
+    from linux-config-7.3:arm64; `debian_config("7.3", "pseudo-nmi")` -> the tree's defconfig with
+    CONFIG_ARM64_PSEUDO_NMI=y (made from the defconfig build's .config, olddefconfig does the rest)."""
+    made: dict[tuple[str, str], Path] = {}
+
+    def get(version: str, flavour: str) -> Path:
+        _check_version(version)
+        if (version, flavour) not in made:
+            if flavour == "pseudo-nmi":
+                defconfig = kernel_asm(version)["entry.S"].parents[3] / ".config"
+                made[version, flavour] = pseudo_nmi_config(version, defconfig)
+            else:
+                try:
+                    made[version, flavour] = kernel_config(version, flavour)
+                except TreeUnavailable as err:
+                    _unavailable(str(err))
+        return made[version, flavour]
+
+    return get
+
+
+@pytest.fixture(scope="session")
+def config_report(kernel_tree: Callable[[str], Path], debian_config: Callable[[str, str], Path],
+                  tmp_path_factory: pytest.TempPathFactory) -> Callable[..., dict]:
+    """`config_report("7.3", "rt", "el0_64_sync", ec=(0x3C,))` -> the JSON report of `entry-verify kernel` on
+    that tree built with that configuration, under the proposed policy, for those slots (all when none) and
+    exception classes; proved once per session."""
+    reports: dict[tuple, dict] = {}
+    tmp = tmp_path_factory.mktemp("config-reports")
+
+    def get(version: str, flavour: str, *vectors: str, ec: tuple[int, ...] = ()) -> dict:
+        key = (version, flavour, vectors, ec)
+        if key not in reports:
+            out = tmp / f"{version}-{flavour}-{len(reports)}.json"
+            args = ["kernel", "--tree", str(kernel_tree(version)), "--config", str(debian_config(version, flavour)),
+                    "--policy", str(POLICY), "--format", "json", "-o", str(out)]
+            args += [f"--vector={vector}" for vector in vectors] + [f"--ec={number:#x}" for number in ec]
             status = main(args)
             reports[key] = json.loads(out.read_text()) | {"status": status}
         return reports[key]

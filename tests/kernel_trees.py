@@ -276,7 +276,29 @@ def newest(series: str) -> str:
     return versions[-1]
 
 
-def results_title(version: str) -> str:
-    """The heading of proofs/results/linux-VERSION.md: which package the verdicts are for."""
+def results_title(version: str, flavour: str | None = None) -> str:
+    """The heading of proofs/results/linux-VERSION[-FLAVOUR].md: which packages the verdicts are for."""
+    if flavour is None:
+        configuration = "defconfig"
+    elif flavour == "pseudo-nmi":
+        configuration = "defconfig with CONFIG_ARM64_PSEUDO_NMI=y"
+    else:
+        configuration = f"Debian's {flavour} configuration, linux-config-{version} {config_package_version(version)}"
     return (f"Linux {version} (Debian linux-source-{version} {package_version(version)}, {SUITES[version]}, "
-            "defconfig, gcc) under proposed-2020")
+            f"{configuration}, gcc) under proposed-2020")
+
+
+def results_name(version: str, flavour: str | None = None) -> str:
+    return f"linux-{version}-{flavour}.md" if flavour else f"linux-{version}.md"
+
+
+def pseudo_nmi_config(version: str, defconfig: Path) -> Path:
+    """The tree's defconfig (`defconfig`: the .config a defconfig build made) with CONFIG_ARM64_PSEUDO_NMI=y;
+    olddefconfig settles what follows from it."""
+    path = cache_dir() / "configs" / f"defconfig-pseudo-nmi-{version}.config"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lines = [line for line in defconfig.read_text().splitlines() if "CONFIG_ARM64_PSEUDO_NMI" not in line]
+    text = "\n".join([*lines, "CONFIG_ARM64_PSEUDO_NMI=y", ""])
+    if not path.is_file() or path.read_text() != text:
+        path.write_text(text)
+    return path

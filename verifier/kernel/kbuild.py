@@ -320,6 +320,8 @@ def _configure(job: KbuildJob, choice: dict[str, str]) -> bool:
     old = _read_stamp(job.build_dir)
     wanted = {**choice, "toolchain": job.toolchain.describe(), "tree": str(job.tree)}
     if (job.build_dir / ".config").is_file() and old is not None and _stamp_key(old) == _stamp_key(wanted):
+        if old != wanted:  # the same configuration from another file: say which one this run used
+            stamp_path.write_text(json.dumps(wanted, indent=2) + "\n")
         return False
     # Drop the stamp first so an interrupted configure is redone next time.
     stamp_path.unlink(missing_ok=True)
