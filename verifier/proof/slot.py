@@ -16,11 +16,11 @@ from verifier.engine.observer import Observer
 from verifier.engine.paths import Path as ExecPath
 from verifier.engine.replay import model_values, replay
 from verifier.frontend.assembler import lift_file
-from verifier.frontend.srcfunc import forget_sources, function_at
+from verifier.frontend.srcfunc import forget_sources
 from verifier.ir.program import Addr, Program, SymRef
 from verifier.proof.config import ProveConfig
 from verifier.semantics import names
-from verifier.spec.code_functions import CodeFunctions
+from verifier.spec.code_functions import CodeFunctions, source_functions
 from verifier.spec.contract_calls import ContractCalls
 from verifier.spec.contracts import Contracts, load_contracts
 from verifier.spec.counterexample import counterexample
@@ -72,24 +72,6 @@ class Setup:
                 for p, prog in zip(files, self.programs, strict=True)]
 
 
-def inlined_functions(image: Image) -> set[str]:
-    """The C functions the lifted instructions' source lines are in (inlined ones included)."""
-    found: set[str] = set()
-    for program in image.programs:
-        seen: set[tuple[str, int]] = set()
-        for section in program.sections.values():
-            for item in section.items:
-                src = item.src
-                if item.insn is None or src is None or src.file is None or src.line is None:
-                    continue
-                if (src.file, src.line) not in seen:
-                    seen.add((src.file, src.line))
-                    name = function_at(program.source_root, src.file, src.line)
-                    if name:
-                        found.add(name)
-    return found
-
-
 def bind_policy(config: ProveConfig, contracts: Contracts, image: Image, assumptions: list[Assumption]
                 ) -> BoundPolicy | None:
     """The policy's rules in force and its role bindings for this kernel family (None: no policy). Its
@@ -104,7 +86,7 @@ def bind_policy(config: ProveConfig, contracts: Contracts, image: Image, assumpt
                   for symbol in (op.target.symbol,)}
     functions |= set(contracts.functions) | set(contracts.indirect)
     if any(rule.event == "enter" for rule in policy.rules):  # and the C functions inlined into the code
-        functions |= inlined_functions(image)
+        functions |= source_functions(image)
     roles = bind_roles(policy, contracts.family, contracts.build.version, functions, contracts.build.options)
     for assume in policy.assumptions:
         assumptions.append(Assumption(assume.id, assume.text, assume.constraint,

@@ -26,3 +26,13 @@ class CodeFunctions:
             found = tuple(dict.fromkeys(name for name in names if name))
             self._names[address] = found
         return found
+
+
+def source_functions(image: Image) -> set[str]:
+    """Every C function the lifted instructions' source lines are in (inlined ones included)."""
+    found: set[str] = set()
+    for program in image.programs:
+        lines = {(item.src.file, item.src.line) for section in program.sections.values() for item in section.items
+                 if item.insn is not None and item.src is not None}
+        found |= {function_at(program.source_root, file, line) or "" for file, line in lines}
+    return found - {""}

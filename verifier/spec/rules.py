@@ -198,7 +198,7 @@ class BoundPolicy:
     def vacuous_rules(self) -> dict[str, str]:
         """Rule id -> why it holds vacuously: it is judged at the calls of a role this build compiled out."""
         return {rule.id: f"role '{rule.role}' has no function in this build ({self.vacuous[rule.role]})"
-                for rule in self.selected if rule.event == "call" and rule.role in self.vacuous}
+                for rule in self.selected if rule.event in ("call", "enter") and rule.role in self.vacuous}
 
     def slot_rules(self, source: str, kind: str, context: Context) -> tuple[PolicyRule, ...]:
         """The rules that apply to one slot, compiled over its initial values."""
