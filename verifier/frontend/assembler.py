@@ -31,7 +31,7 @@ from verifier.frontend.operands import (
     lower_operands,
     resolve_pending,
 )
-from verifier.frontend.reader import PathNamer, Stmt, read_statements, split_statements
+from verifier.frontend.reader import PathNamer, Stmt, dwarf_file, read_statements, split_statements
 from verifier.frontend.syntax import ParseError, parse_arguments, parse_expr, parse_operands
 from verifier.ir.program import (
     DataValue,
@@ -927,12 +927,9 @@ class Assembler(OperandScope):
                 self.loc_override = (name, int(parts[1])) if int(parts[1]) else None
 
     def _d_file(self, args: str, stmt: Stmt) -> None:
-        m = re.match(r'^\s*(\d+)\s+"([^"]*)"(?:\s+"([^"]*)")?', args)
-        if m:
-            name = m.group(3) or m.group(2)
-            if m.group(3) and not name.startswith("/"):
-                name = m.group(2).rstrip("/") + "/" + m.group(3)
-            self.file_names[int(m.group(1))] = self.namer.name(name)
+        found = dwarf_file(args)
+        if found:
+            self.file_names[found[0]] = self.namer.name(found[1])
 
     # diagnostics
     def _d_error(self, args: str, stmt: Stmt) -> None:

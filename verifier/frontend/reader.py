@@ -70,6 +70,21 @@ class PathNamer:
         return source
 
 
+_DWARF_FILE = re.compile(r'^\s*(\d+)\s+"([^"]*)"(?:\s+"([^"]*)")?')
+
+
+def dwarf_file(args: str) -> tuple[int, str] | None:
+    """A line-table `.file` directive's number and path, from its arguments: `1 "x.c"`, or (DWARF 5, clang)
+    `1 "/dir" "rel/x.c" md5 0x...`, whose path is the directory joined with a relative name."""
+    m = _DWARF_FILE.match(args)
+    if not m:
+        return None
+    name = m.group(3) or m.group(2)
+    if m.group(3) and not name.startswith("/"):
+        name = m.group(2).rstrip("/") + "/" + m.group(3)
+    return int(m.group(1)), name
+
+
 def split_statements(text: str) -> list[tuple[str, int]]:
     """Split at `;` outside strings; returns (statement, 0-based start column)."""
     parts: list[tuple[str, int]] = []

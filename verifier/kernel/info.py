@@ -115,29 +115,26 @@ def cap_names_header(build_dir: Path, tree: Path | None = None) -> Path | None:
     return next((path for path in candidates if path.is_file()), None)
 
 
-def read_cap_names(build_dir: Path, tree: Path | None = None) -> dict[int, str]:
-    path = cap_names_header(build_dir, tree)
-    if path is None:
-        return {}
-    return {int(n): name for name, n in re.findall(r"^#define\s+(ARM64_\w+)\s+(\d+)", path.read_text(), re.MULTILINE)
+def read_cap_names(header: Path) -> dict[int, str]:
+    return {int(n): name for name, n in re.findall(r"^#define\s+(ARM64_\w+)\s+(\d+)", header.read_text(), re.MULTILINE)
             if name != "ARM64_NCAPS"}
 
 
-def read_options(build_dir: Path) -> frozenset[str] | None:
-    """The options the build's .config sets to y or m (None without a .config)."""
+def _dot_config(build_dir: Path) -> str | None:
     try:
-        text = (build_dir / ".config").read_text()
+        return (build_dir / ".config").read_text()
     except OSError:
         return None
-    return frozenset(re.findall(r"^(CONFIG_\w+)=[ym]$", text, re.MULTILINE))
 
 
-def read_compiler(build_dir: Path) -> str | None:
+def read_options(config: str | None) -> frozenset[str] | None:
+    """The options a .config's text sets to y or m (None without a .config)."""
+    return None if config is None else frozenset(re.findall(r"^(CONFIG_\w+)=[ym]$", config, re.MULTILINE))
+
+
+def read_compiler(config: str | None) -> str | None:
     """What compiled the build, as Kconfig recorded it ("aarch64-linux-gnu-gcc (Debian 12.2.0-14) 12.2.0")."""
-    try:
-        found = re.search(r'^CONFIG_CC_VERSION_TEXT="(.*)"$', (build_dir / ".config").read_text(), re.MULTILINE)
-    except OSError:
-        return None
+    found = re.search(r'^CONFIG_CC_VERSION_TEXT="(.*)"$', config, re.MULTILINE) if config else None
     return found.group(1) if found else None
 
 
@@ -147,14 +144,16 @@ def read_tif(build_dir: Path) -> dict[str, int]:
 
 
 def kernel_info(tree: Path, build_dir: Path) -> KernelInfo:
-    layout, caps, tif = read_layout(build_dir), read_cap_names(build_dir, tree), {}
+    header = cap_names_header(build_dir, tree)
+    layout, caps, tif = read_layout(build_dir), read_cap_names(header) if header else {}, {}
+    config = _dot_config(build_dir)
     aliases = {section: value & (2**64 - 1) for section, value in read_aliases(build_dir).items()}
     version = kernel_version(tree)
     derived = [f"version {version}: the tree's Makefile"]
     configuration = configuration_of(build_dir)
     if configuration:
         derived.append(f"configuration {configuration}: the build dir's stamp")
-    compiler = read_compiler(build_dir)
+    compiler = read_compiler(config)
     if compiler:
         derived.append(f"compiler {compiler}: CONFIG_CC_VERSION_TEXT, .config")
     derived.append("layout " + ", ".join(f"{k}={v}" for k, v in layout.items())
@@ -167,9 +166,8 @@ def kernel_info(tree: Path, build_dir: Path) -> KernelInfo:
         derived.append("thread flags: not probed (no entry-common.c build); the contracts' own")
     derived.append(", ".join(f"alias {s} at {v:#x}" for s, v in aliases.items()) + ": TRAMP_VALIAS, asm-offsets.h"
                    if aliases else "no KPTI trampoline alias (no TRAMP_VALIAS in asm-offsets.h)")
-    header = cap_names_header(build_dir, tree)
     where = "none found"
     if header:
         where = ("the build's " if header.is_relative_to(build_dir) else "the tree's ") + header.name
     derived.append(f"{len(caps)} CPU capability names: {where}")
-    return KernelInfo(version, layout, caps, tif, aliases, tuple(derived), read_options(build_dir))
+    return KernelInfo(version, layout, caps, tif, aliases, tuple(derived), read_options(config))

@@ -18,20 +18,19 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from verifier.frontend.reader import dwarf_file
 from verifier.kernel.info import kernel_info
 from verifier.spec.contracts import BuildFacts
 
 # Where a `.s` names a source file: cpp line markers (`# 12 "/tree/x.S"`), gcc -fverbose-asm comments
 # (`// /tree/x.c:42: ...`) and the line tables' `.file` (`.file 1 "/dir" "rel/x.c" md5 ...`, clang).
 _NAMED = re.compile(r'^(?:# \d+ "([^"]+)"|// (/[^:\s]+):\d+:)', re.MULTILINE)
-_DWARF_FILE = re.compile(r'^\s*\.file\s+\d+\s+"([^"]*)"(?:\s+"([^"]*)")?', re.MULTILINE)
+_FILE_DIRECTIVE = re.compile(r"^\s*\.file\s+(.*)$", re.MULTILINE)
 
 
 def _named_paths(text: str) -> set[str]:
     found = {m.group(1) or m.group(2) for m in _NAMED.finditer(text)}
-    for m in _DWARF_FILE.finditer(text):
-        first, second = m.group(1), m.group(2)  # `.file N "path"` or `.file N "dir" "path"`
-        found.add(first if second is None else second if second.startswith("/") else f"{first.rstrip('/')}/{second}")
+    found |= {named[1] for m in _FILE_DIRECTIVE.finditer(text) if (named := dwarf_file(m.group(1)))}
     return {path for path in found if path}
 
 
