@@ -150,3 +150,35 @@ def test_capability_names_come_from_the_build(kernel_tree: Callable[[str], Path]
     assert "ARM64_WORKAROUND_1463225" in info.cap_names.values()
     assert any(re.match(rf"{len(info.cap_names)} CPU capability names: the (build|tree)'s ", line)
                for line in info.derived)
+
+
+def header_defines(path: Path) -> dict[str, int]:
+    """`#define NAME 0xNN` written as plain numbers in a header: an independent reading to compare with."""
+    if not path.is_file():
+        return {}
+    return {name: int(value, 0) for name, value in
+            re.findall(r"^#define\s+(\w+)\s+(0x[0-9a-fA-F]+|\d+)\s*$", path.read_text(), re.MULTILINE)}
+
+
+@pytest.mark.kernel
+@pytest.mark.parametrize("version", ["5.10", "6.1", "6.12", "7.3"])
+def test_gic_priorities_come_from_the_build(kernel_tree: Callable[[str], Path],
+                                            kernel_asm: Callable[[str], dict[str, Path]], version: str) -> None:
+    """GIC_PRIO_IRQON, GIC_PRIO_IRQOFF (before 6.10 a boot-time choice between two values), the normal
+    interrupts' priority and the boot PMR, as the tree writes them; defconfig has no pseudo-NMI."""
+    tree = kernel_tree(version)
+    info = kernel_info(tree, build_dir_of(kernel_asm(version)))
+    facts = info.priority
+    written = header_defines(tree / "include/linux/irqchip/arm-gic-v3-prio.h")
+    written |= header_defines(tree / "arch/arm64/include/asm/ptrace.h")
+    written |= header_defines(tree / "include/linux/irqchip/arm-gic-common.h")
+    assert facts.irq_on == written.get("GIC_PRIO_IRQON", written.get("GICV3_PRIO_UNMASKED"))
+    assert facts.irq_priority == written.get("GICV3_PRIO_IRQ", written["GICD_INT_DEF_PRI"])
+    if "GICV3_PRIO_IRQ" in written:
+        assert facts.irq_off == (written["GICV3_PRIO_IRQ"],)
+    else:  # (GIC_PRIO_IRQON & ~0x80) or the non-secure view's value
+        assert facts.irq_off == (facts.irq_on & ~0x80, written["__GIC_PRIO_IRQOFF_NS"])
+    assert facts.boot_pmr == 0xF0 and facts.psr_i_set == 0x10
+    assert info.cap_names[facts.capability] in ("ARM64_HAS_GIC_PRIO_MASKING", "ARM64_HAS_IRQ_PRIO_MASKING")
+    assert not facts.configured  # defconfig: CONFIG_ARM64_PSEUDO_NMI is not set
+    assert any(line.startswith("priority masking: CONFIG_ARM64_PSEUDO_NMI not set") for line in info.derived)

@@ -6,12 +6,13 @@ compiler (verifier.kernel.probe); nothing here is written per version."""
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from verifier.kernel.kbuild import configuration_of
 from verifier.kernel.probe import probe_values
 from verifier.spec.contracts import BuildFacts
+from verifier.spec.priority import PriorityFacts
 from verifier.spec.versions import version_in
 from verifier.util.errors import UserError
 from verifier.util.files import read_toml
@@ -35,6 +36,7 @@ class KernelInfo:
     aliases: dict[str, int]
     derived: tuple[str, ...] = ()
     options: frozenset[str] | None = None  # Kconfig options set to y or m in the build's .config
+    priority: PriorityFacts = field(default_factory=PriorityFacts)
 
     @property
     def series(self) -> str:
@@ -43,7 +45,7 @@ class KernelInfo:
 
     def facts(self) -> BuildFacts:
         return BuildFacts(self.version, dict(self.layout), dict(self.tif), dict(self.aliases), self.derived,
-                          self.options)
+                          self.options, self.priority)
 
     def contracts(self) -> Path:
         return contracts_for(self.version)
@@ -143,6 +145,60 @@ def read_tif(build_dir: Path) -> dict[str, int]:
     return probe_values(build_dir, "linux/thread_info.h", r"TIF_\w+")
 
 
+# The capability under which the kernel masks interrupts with ICC_PMR_EL1 (renamed in 6.3).
+PRIORITY_CAPABILITIES = ("ARM64_HAS_GIC_PRIO_MASKING", "ARM64_HAS_IRQ_PRIO_MASKING")
+PSEUDO_NMI_OPTION = "CONFIG_ARM64_PSEUDO_NMI"
+GIC_DRIVER = Path("drivers/irqchip/irq-gic-v3.c")
+
+
+def read_priority(tree: Path, build_dir: Path, caps: dict[int, str], options: frozenset[str] | None,
+                  ) -> tuple[PriorityFacts, str]:
+    """The GIC priority-masking facts of a build, and where they came from: the PMR values the kernel writes
+    (asm/ptrace.h: GIC_PRIO_IRQON, GIC_PRIO_IRQOFF, or before 6.10 the two values the boot chooses from,
+    GIC_PRIO_PSR_I_SET), the priority normal interrupts get in the PMR view (GICV3_PRIO_IRQ where the tree has
+    <linux/irqchip/arm-gic-v3-prio.h>, else the distributor's GICD_INT_DEF_PRI), the boot value of PMR
+    (DEFAULT_PMR_VALUE, the GIC driver) and the capability that turns priority masking on."""
+    values = probe_values(build_dir, "asm/ptrace.h", r"(__)?GIC_PRIO_\w+")
+    values |= probe_values(build_dir, "linux/irqchip/arm-gic-v3-prio.h", r"GICV3_PRIO_\w+",
+                           prelude=("linux/build_bug.h",), optional=True)
+    values |= probe_values(build_dir, "linux/irqchip/arm-gic-common.h", r"GICD_INT_DEF_PRI", optional=True)
+    irq_off = ((values["GIC_PRIO_IRQOFF"],) if "GIC_PRIO_IRQOFF" in values
+               else tuple(values[name] for name in sorted(values) if name.startswith("__GIC_PRIO_IRQOFF")))
+    priority_name = next((name for name in ("GICV3_PRIO_IRQ", "GICD_INT_DEF_PRI") if name in values), None)
+    irq_priority = values[priority_name] if priority_name else None
+    irq_on = values.get("GIC_PRIO_IRQON")
+    boot = None
+    try:
+        found = re.search(r"^#define\s+DEFAULT_PMR_VALUE\s+(0[xX][0-9a-fA-F]+|\d+)\b",
+                          (tree / GIC_DRIVER).read_text(errors="replace"), re.MULTILINE)
+        boot = int(found.group(1), 0) if found else None
+    except OSError:
+        pass
+    capability = next((n for n, name in caps.items() if name in PRIORITY_CAPABILITIES), None)
+    configured = options is None or PSEUDO_NMI_OPTION in options
+    problems = []
+    if irq_priority is None or irq_on is None or not irq_off:
+        problems.append("the tree does not define them all")
+    elif not (irq_on > irq_priority >= max(irq_off)):
+        problems.append(f"GIC_PRIO_IRQON {irq_on:#x} > priority {irq_priority:#x} >= GIC_PRIO_IRQOFF does not hold")
+    if problems:  # an unknown priority: irqs_on is not available, PMR is unconstrained
+        irq_priority = None
+    facts = PriorityFacts(configured, capability, irq_on, irq_off, values.get("GIC_PRIO_PSR_I_SET"),
+                          irq_priority, boot)
+    described = ("priority masking: " + ("CONFIG_ARM64_PSEUDO_NMI set" if options is not None and configured
+                                         else "no configuration known" if options is None
+                                         else "CONFIG_ARM64_PSEUDO_NMI not set (PMR keeps its boot value)")
+                 + (f", capability {caps[capability]}" if capability is not None else ", no capability")
+                 + (f"; GIC_PRIO_IRQON {irq_on:#x}" if irq_on is not None else "")
+                 + (f", GIC_PRIO_IRQOFF {'/'.join(f'{v:#x}' for v in irq_off)}" if irq_off else "")
+                 + (f", normal interrupt priority {irq_priority:#x} ({priority_name})" if irq_priority is not None
+                    else f", normal interrupt priority unknown ({'; '.join(problems)})")
+                 + (f", boot PMR {boot:#x} (DEFAULT_PMR_VALUE, {GIC_DRIVER})" if boot is not None
+                    else ", boot PMR unknown")
+                 + ": asm/ptrace.h, <linux/irqchip/arm-gic-*.h> probed with entry-common.c's Kbuild command")
+    return facts, described
+
+
 def kernel_info(tree: Path, build_dir: Path) -> KernelInfo:
     header = cap_names_header(build_dir, tree)
     layout, caps, tif = read_layout(build_dir), read_cap_names(header) if header else {}, {}
@@ -158,16 +214,21 @@ def kernel_info(tree: Path, build_dir: Path) -> KernelInfo:
         derived.append(f"compiler {compiler}: CONFIG_CC_VERSION_TEXT, .config")
     derived.append("layout " + ", ".join(f"{k}={v}" for k, v in layout.items())
                    + ": include/generated/asm-offsets.h" if layout else "layout: none in the build (contracts' own)")
+    options = read_options(config)
+    priority = PriorityFacts()
     if (build_dir / "arch/arm64/kernel/.entry-common.s.cmd").is_file():
         tif = read_tif(build_dir)
         derived.append(f"thread flags ({len(tif)} TIF_* bits, TIF_SINGLESTEP={tif.get('TIF_SINGLESTEP')}): "
                        "<linux/thread_info.h> probed with entry-common.c's Kbuild command")
+        priority, described = read_priority(tree, build_dir, caps, options)
+        derived.append(described)
     else:
         derived.append("thread flags: not probed (no entry-common.c build); the contracts' own")
+        derived.append("priority masking: not probed (no entry-common.c build); PMR unconstrained")
     derived.append(", ".join(f"alias {s} at {v:#x}" for s, v in aliases.items()) + ": TRAMP_VALIAS, asm-offsets.h"
                    if aliases else "no KPTI trampoline alias (no TRAMP_VALIAS in asm-offsets.h)")
     where = "none found"
     if header:
         where = ("the build's " if header.is_relative_to(build_dir) else "the tree's ") + header.name
     derived.append(f"{len(caps)} CPU capability names: {where}")
-    return KernelInfo(version, layout, caps, tif, aliases, tuple(derived), read_options(config))
+    return KernelInfo(version, layout, caps, tif, aliases, tuple(derived), options, priority)

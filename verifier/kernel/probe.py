@@ -64,13 +64,16 @@ def _compile(build_dir: Path, command: list[str], source: str, flags: list[str])
         return out.read_text(errors="replace")
 
 
-def probe_values(build_dir: Path, header: str, pattern: str) -> dict[str, int]:
+def probe_values(build_dir: Path, header: str, pattern: str, prelude: tuple[str, ...] = (),
+                 optional: bool = False) -> dict[str, int]:
     """The integer value of every macro matching `pattern` that `#include <header>` defines, as this build's
-    compiler evaluates it (so expressions and config-dependent definitions come out right). Cached in the
-    build dir, keyed by the command, the header set and the configuration."""
+    compiler evaluates it (so expressions and config-dependent definitions come out right). `prelude`: headers
+    included first (for one that is not self-contained). A macro that is not a constant expression (one that
+    reads a static key) is left out. `optional`: a tree without the header gives {}, not an error. Cached in
+    the build dir, keyed by the command, the header set and the configuration."""
     command = compile_command(build_dir)
     autoconf = build_dir / "include" / "generated" / "autoconf.h"
-    key = hashlib.sha256(json.dumps([command, header, pattern]).encode()
+    key = hashlib.sha256(json.dumps([command, header, pattern, list(prelude), optional]).encode()
                          + (autoconf.read_bytes() if autoconf.is_file() else b"")).hexdigest()
     cache = build_dir / CACHE_NAME
     try:
@@ -79,14 +82,34 @@ def probe_values(build_dir: Path, header: str, pattern: str) -> dict[str, int]:
         stored = {}
     if key in stored:
         return {k: int(v) for k, v in stored[key].items()}
-    include = f"#include <{header}>\n"
-    macros = _compile(build_dir, command, include, ["-E", "-dM"])
+    include = "".join(f"#include <{h}>\n" for h in (*prelude, header))
+    try:
+        macros = _compile(build_dir, command, include, ["-E", "-dM"])
+    except UserError as err:
+        if not (optional and "No such file" in str(err)):
+            raise
+        macros = ""
     defined = re.findall(r"^#define\s+(\w+)[ \t]", macros, re.MULTILINE)
     names = sorted({name for name in defined if re.fullmatch(pattern, name)})
-    body = include + _DEFINE + "void entry_verify_probe(void);\nvoid entry_verify_probe(void)\n{\n"
-    body += "".join(f"\tEV_DEFINE({name}, {name});\n" for name in names) + "}\n"
-    assembly = _compile(build_dir, command, body, ["-S"])
-    values = {name: int(value) for name, value in _MARKER.findall(assembly)}
+    values = _evaluate(build_dir, command, include, names) if names else {}
     stored[key] = values
     cache.write_text(json.dumps(stored, indent=1, sort_keys=True) + "\n")
+    return values
+
+
+def _evaluate(build_dir: Path, command: list[str], include: str, names: list[str]) -> dict[str, int]:
+    """The constant values of `names`; if one of them is not a constant, each alone (the rest are kept)."""
+
+    def body(chosen: list[str]) -> str:
+        return (include + _DEFINE + "void entry_verify_probe(void);\nvoid entry_verify_probe(void)\n{\n"
+                + "".join(f"\tEV_DEFINE({name}, {name});\n" for name in chosen) + "}\n")
+
+    try:
+        return {name: int(value) for name, value in _MARKER.findall(_compile(build_dir, command, body(names), ["-S"]))}
+    except UserError:
+        if len(names) == 1:
+            return {}
+    values: dict[str, int] = {}
+    for name in names:
+        values |= _evaluate(build_dir, command, include, [name])
     return values

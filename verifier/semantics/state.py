@@ -31,6 +31,8 @@ ESR_EL1 = sysregs.encode("esr_el1")
 SP_EL0 = sysregs.encode("sp_el0")
 DAIF_REG = sysregs.encode("daif")
 NZCV_REG = sysregs.encode("nzcv")
+# The GIC CPU interface's priority mask: Priority is bits 7:0, bits 63:8 are RES0 and read as 0
+ICC_PMR_EL1 = sysregs.encode("icc_pmr_el1")
 
 
 def bv(value: int, bits: int = 64) -> BV:
@@ -275,7 +277,10 @@ class State:
             return z3.simplify(z3.ZeroExt(32, z3.Concat(self.nzcv, bv(0, 28))))
         if encoding not in self.sysregs:
             assert self.fresh_sysreg is not None
-            self.sysregs[encoding] = self.fresh_sysreg(encoding)
+            value = self.fresh_sysreg(encoding)
+            if encoding == ICC_PMR_EL1:
+                value = z3.simplify(z3.ZeroExt(56, z3.Extract(7, 0, value)))
+            self.sysregs[encoding] = value
         return self.sysregs[encoding]
 
     def write_sysreg(self, encoding: int, value: BV) -> None:
@@ -286,6 +291,8 @@ class State:
             self.daif = z3.simplify(z3.Extract(9, 6, value))
         elif encoding == NZCV_REG:
             self.nzcv = z3.simplify(z3.Extract(31, 28, value))
+        elif encoding == ICC_PMR_EL1:
+            self.sysregs[encoding] = z3.simplify(z3.ZeroExt(56, z3.Extract(7, 0, value)))
         else:
             self.sysregs[encoding] = value
 

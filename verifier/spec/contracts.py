@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from verifier.spec.priority import PriorityFacts
 from verifier.spec.versions import version_in
 from verifier.util.errors import UserError
 from verifier.util.files import read_toml
@@ -22,6 +23,11 @@ PSTATE_BITS = {"N": 31, "Z": 30, "C": 29, "V": 28, "SS": 21, "IL": 20, "D": 9, "
                "PAN": 22, "DIT": 24, "TCO": 25, "SSBS": 12, "BTYPE": 10}
 DAIF_RETURNS = ("preserved", "masked", "any")
 UNMASKS = ("none", "preserved", "all")
+# ICC_PMR_EL1 on return: as at the call, anything, or, where the kernel masks interrupts with PMR, possibly
+# masking normal interrupts: with PSTATE.I and F cleared as the GIC driver's gic_unmask_pnmis() leaves them
+# ("unmask-pnmis"), or with DAIF as at the call as local_irq_disable() leaves it ("irqs-off"); either way
+# the return the `daif` field gives is possible too
+PMR_RETURNS = ("preserved", "any", "unmask-pnmis", "irqs-off")
 
 
 @dataclass(frozen=True)
@@ -31,6 +37,7 @@ class Contract:
     clobbers: tuple[str, ...] = AAPCS_CLOBBERS
     daif: str = "preserved"  # preserved | masked | any | 0bDAIF (a bit x: as at the call)
     mdscr: str = "preserved"  # preserved | any
+    pmr: str = "preserved"  # PMR_RETURNS
     unmasks: str = "preserved"  # none | preserved (only what DAIF at the call allows) | all
     writes: tuple[str, ...] = MEMORY_CLASSES
     pstate_bits: tuple[str, ...] = ("N", "Z", "C", "V")  # bits of regs.pstate it may change
@@ -44,6 +51,8 @@ class Contract:
         parts.append("returns" if self.returns else "does not return")
         if self.returns:
             parts.append(f"DAIF on return {self.daif}; MDSCR_EL1 {self.mdscr}; may unmask {self.unmasks}")
+            if self.pmr != "preserved":
+                parts.append(f"ICC_PMR_EL1 on return {self.pmr};")
             parts.append("writes " + ", ".join(self.writes) + f"; pt_regs.pstate bits {''.join(self.pstate_bits)}")
         if not self.lift:
             parts.append("(used instead of the lifted code)")
@@ -83,10 +92,12 @@ class BuildFacts:
     aliases: dict[str, int] = field(default_factory=dict)  # section -> the other address it is mapped at
     derived: tuple[str, ...] = ()  # what was derived from where, and which defaults applied (printed)
     options: frozenset[str] | None = None  # the Kconfig options set (y or m); None: no configuration known
+    priority: PriorityFacts = field(default_factory=PriorityFacts)  # GIC priority masking (pseudo-NMI)
 
     def json(self) -> dict[str, object]:
         return {"version": self.version, "layout": self.layout, "tif": self.tif, "aliases": self.aliases,
-                "derived": list(self.derived), "options": None if self.options is None else sorted(self.options)}
+                "derived": list(self.derived), "options": None if self.options is None else sorted(self.options),
+                "priority": self.priority.json()}
 
     @classmethod
     def from_json(cls, data: dict | None) -> BuildFacts:
@@ -94,7 +105,7 @@ class BuildFacts:
         options = data.get("options")
         return cls(str(data.get("version", "")), dict(data.get("layout", {})), dict(data.get("tif", {})),
                    dict(data.get("aliases", {})), tuple(data.get("derived", ())),
-                   None if options is None else frozenset(options))
+                   None if options is None else frozenset(options), PriorityFacts.from_json(data.get("priority")))
 
 
 @dataclass
@@ -138,7 +149,7 @@ class Contracts:
 
 
 def _contract(name: str, table: dict, base: Contract, where: str, default: bool = False) -> Contract:
-    known = {"returns", "clobbers", "daif", "mdscr", "unmasks", "writes", "pstate_bits", "note", "lift"}
+    known = {"returns", "clobbers", "daif", "mdscr", "pmr", "unmasks", "writes", "pstate_bits", "note", "lift"}
     unknown = set(table) - known
     if unknown:
         raise UserError(
@@ -159,6 +170,9 @@ def _contract(name: str, table: dict, base: Contract, where: str, default: bool 
     unmasks = str(table.get("unmasks", base.unmasks))
     if unmasks not in UNMASKS:
         raise UserError(f"contract {name}: unmasks must be one of {', '.join(UNMASKS)}", where)
+    pmr = str(table.get("pmr", base.pmr))
+    if pmr not in PMR_RETURNS:
+        raise UserError(f"contract {name}: pmr must be one of {', '.join(PMR_RETURNS)}", where)
     bits = tuple(table.get("pstate_bits", base.pstate_bits))
     for bit in bits:
         if bit not in PSTATE_BITS:
@@ -169,6 +183,7 @@ def _contract(name: str, table: dict, base: Contract, where: str, default: bool 
         clobbers=tuple(clobbers),
         daif=daif,
         mdscr=str(table.get("mdscr", base.mdscr)),
+        pmr=pmr,
         unmasks=unmasks,
         writes=writes,
         pstate_bits=bits,
