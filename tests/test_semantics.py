@@ -1203,3 +1203,84 @@ def test_symbolic_state_runs_every_census_form() -> None:
                  Insn("ldset", (W(0), W(1), Mem(X(2)))), Insn("msr", (Name("daifset"), Imm(3))),
                  Insn("tbnz", (X(0), Imm(5), Addr(Loc(".text", 0))))):
         assert not isinstance(execute(insn, state, ctx), Unsupported), insn
+
+
+# ------------------------------------------------------------------- the GIC priority mask (pseudo-NMI)
+
+PMR = sysregs.encode("icc_pmr_el1")
+
+
+def test_pmr_keeps_its_priority_field_only() -> None:
+    # ICC_PMR_EL1.Priority is bits 7:0, the rest RES0 (GICv3 ICC_PMR_EL1): a write keeps the field, reads give it
+    state, effect = run(Insn("msr", (SysReg(PMR), X(3))), {"x3": 0xFFFF_FFFF_FFFF_FFE0})
+    assert isinstance(effect, Next) and value(state.sysregs[PMR]) == 0xE0
+    execute(Insn("mrs", (X(4), SysReg(PMR))), state, UnitCtx())
+    assert value(state.x[4]) == 0xE0
+    assert state.daif.eq(bv(0xF, 4))  # PMR is not PSTATE: DAIF is untouched
+    fresh = concrete_state()
+    fresh.fresh_sysreg = lambda enc: z3.BitVec("pmr_unknown", 64)
+    high = z3.Extract(63, 8, fresh.read_sysreg(PMR))  # an unknown PMR still has its RES0 bits clear
+    assert z3.is_bv_value(z3.simplify(high)) and value(high) == 0
+
+
+class GicCpuInterface:
+    """ICC_PMR_EL1 for a Unicorn that has no GIC (2.1: the ICC_* registers are undefined): MRS/MSR hooks that
+    implement the GICv3 specification's PMR (Priority bits 7:0, RES0 above, RAZ/WI). Unicorn decodes the
+    instruction and moves the general register; the hooks only hold the register's value."""
+
+    def __init__(self, uc) -> None:
+        self.pmr = 0
+        fields = cp_fields("icc_pmr_el1")
+
+        def ours(cp_reg) -> bool:
+            return (cp_reg.op0, cp_reg.op1, cp_reg.crn, cp_reg.crm, cp_reg.op2) == fields
+
+        def on_msr(uc, reg, cp_reg, _user) -> bool:
+            if ours(cp_reg):
+                self.pmr = cp_reg.val & 0xFF
+            return ours(cp_reg)  # True: done here (the hooks see one instruction at a time)
+
+        def on_mrs(uc, reg, cp_reg, _user) -> bool:
+            if ours(cp_reg):
+                uc.reg_write(reg, self.pmr)
+            return ours(cp_reg)
+
+        uc.hook_add(unicorn.UC_HOOK_INSN, on_msr, None, 1, 0, c.UC_ARM64_INS_MSR)
+        uc.hook_add(unicorn.UC_HOOK_INSN, on_mrs, None, 1, 0, c.UC_ARM64_INS_MRS)
+
+
+@needs_tools
+def test_pmr_accesses_against_unicorn() -> None:
+    # the kernel's PMR accesses (msr_s/mrs_s SYS_ICC_PMR_EL1 in entry.S, gic_write_pmr/gic_read_pmr in C),
+    # mixed with DAIF changes, from random values: registers, PMR and PSTATE must agree step by step
+    rng = random.Random(0x9E7)
+    lines, regs = [], [f"x{n}" for n in (0, 1, 5, 9, 20, 30)]
+    for _ in range(60):
+        kind = rng.randrange(4)
+        reg = rng.choice(regs)
+        if kind == 0:
+            lines.append(f"msr s3_0_c4_c6_0, {reg}")
+        elif kind == 1:
+            lines.append(f"mrs {reg}, icc_pmr_el1")
+        elif kind == 2:
+            lines.append(f"msr icc_pmr_el1, {reg}")
+        else:
+            lines.append(f"msr {rng.choice(('daifset', 'daifclr'))}, #{rng.randrange(16)}")
+    words = assemble(lines)
+    uc, ids = _uc()
+    gic = GicCpuInterface(uc)
+    uc.mem_write(CODE, words)
+    start = {reg: rand_value(rng) for reg in regs}
+    for reg, val in start.items():
+        uc.reg_write(ids[reg], val)
+    uc.reg_write(ids["pstate"], 0x3C5)  # EL1h, DAIF masked
+    state = concrete_state(start)
+    for k, line in enumerate(lines):
+        insn = decode_word(int.from_bytes(words[4 * k : 4 * k + 4], "little"), ".text", 4 * k)
+        assert insn is not None, line
+        assert isinstance(execute(canonical(insn), state, UnitCtx()), Next), line
+        uc.emu_start(CODE + 4 * k, CODE + 4 * k + 4, count=1)
+        assert value(state.read_sysreg(PMR)) == gic.pmr, line
+        assert value(state.daif) == (uc.reg_read(ids["pstate"]) >> 6) & 0xF, line
+        for reg in regs:
+            assert value(state.read_reg(reg)) == uc.reg_read(ids[reg]), (line, reg)

@@ -139,7 +139,7 @@ def replay_counterexample(cex: dict[str, Any]) -> dict[str, Any] | None:
     if info.get("policy"):
         config = ProveConfig(files=[], policy=Path(info["policy"]), readings=tuple(info.get("readings", ())))
         policy = bind_policy(config, contracts, image, assumptions)
-    watching = observers(initial, contracts, slot_rules(policy, slot, start), policy, None, CodeFunctions(image))
+    watching = observers(start, contracts, slot_rules(policy, slot, start), policy, None, CodeFunctions(image))
 
     def make(guide: ModelLike, on_step: StepListener, options: Options | None) -> Explorer:
         return explorer(image, contracts, start, watching, options or Options(), guide, on_step)

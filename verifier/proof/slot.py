@@ -28,7 +28,7 @@ from verifier.spec.obligation import SlotFacts
 from verifier.spec.obligations import REGISTERED
 from verifier.spec.policy import bind_roles, family_of, parse_policy, select_rules
 from verifier.spec.rules import BoundPolicy, PolicyCheck, PolicyRule
-from verifier.spec.slots import Assumption, Initial, Slot, SlotStart, build, load_assumptions
+from verifier.spec.slots import Assumption, Slot, SlotStart, build, load_assumptions
 from verifier.spec.verdicts import Judge, Result
 from verifier.spec.waivers import Waiver, WaiverWatch, Watchlist, load_waivers, watched_patterns
 from verifier.util.errors import UserError
@@ -134,13 +134,15 @@ def slot_rules(policy: BoundPolicy | None, slot: Slot, start: SlotStart) -> tupl
     """The policy's rules that apply to this slot, compiled over its initial values."""
     if policy is None:
         return ()
-    return policy.slot_rules(slot.source, slot.kind, start.context)
+    return policy.slot_rules(slot.source, slot.kind, start.context, start.priority)
 
 
-def observers(initial: Initial, contracts: Contracts, rules: tuple[PolicyRule, ...], policy: BoundPolicy | None,
+def observers(start: SlotStart, contracts: Contracts, rules: tuple[PolicyRule, ...], policy: BoundPolicy | None,
               watchlist: Watchlist | None, functions: CodeFunctions | None = None) -> list[Observer]:
     """One observer per obligation, then the policy's rules, then the waivers' watches."""
-    facts = SlotFacts(initial.spsr, initial.mdscr, initial.flags, contracts.layout["TSK_TI_FLAGS"], contracts.tif)
+    initial = start.initial
+    facts = SlotFacts(initial.spsr, initial.mdscr, initial.flags, contracts.layout["TSK_TI_FLAGS"], contracts.tif,
+                      start.priority)
     out = [obligation.observer(facts) for obligation in REGISTERED]
     if rules and policy is not None:
         out.append(PolicyCheck(rules, policy.roles, functions or (watchlist.functions if watchlist else None)))
@@ -152,7 +154,7 @@ def observers(initial: Initial, contracts: Contracts, rules: tuple[PolicyRule, .
 def explorer(image: Image, contracts: Contracts, start: SlotStart, watching: list[Observer], options: Options,
              guide: ModelLike | None = None, on_step: StepListener | None = None) -> Explorer:
     path = ExecPath(start.state, z3.BoolVal(True), (), start.pc, watching)
-    return Explorer(image, ContractCalls(contracts), start.facts, start.initial.caps, path, options,
+    return Explorer(image, ContractCalls(contracts, start.priority), start.facts, start.initial.caps, path, options,
                     guide=guide, on_step=on_step)
 
 
@@ -180,13 +182,13 @@ def prove_slot(slot: Slot, prepared: Setup, config: ProveConfig) -> tuple[list[R
         start.facts.append(z3.Or([z3.Extract(31, 26, initial.esr) == ec for ec in config.classes]))
     rules = slot_rules(prepared.policy, slot, start)
     scopes = prepared.policy.scopes(slot.source, slot.kind) if prepared.policy is not None else {}
-    run: ExploreRun = explorer(image, contracts, start, observers(initial, contracts, rules, prepared.policy,
+    run: ExploreRun = explorer(image, contracts, start, observers(start, contracts, rules, prepared.policy,
                                                                   prepared.watchlist), config.options).explore()
 
     def replay_model(model: z3.ModelRef, prop: str) -> dict[str, Any] | None:
         again = build(slot, image, contracts, prepared.assumptions, prepared.vectors)
         again.initial.caps.update(initial.caps)
-        watching = observers(again.initial, contracts, rules, prepared.policy, None, prepared.watchlist.functions)
+        watching = observers(again, contracts, rules, prepared.policy, None, prepared.watchlist.functions)
 
         def make(guide: ModelLike, on_step: StepListener, options: Options | None) -> Explorer:
             return explorer(image, contracts, again, watching, options or config.options, guide, on_step)

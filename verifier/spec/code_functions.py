@@ -1,7 +1,8 @@
 """Which functions an instruction belongs to: the symbol whose code holds it and the C function its source
-line is in. Compiled code inlines functions (`cortex_a76_erratum_1463225_debug_handler` inside
-`el1_softstp`, `exit_to_user_mode` inside every EL0 handler), so the symbol alone cannot say where an inlined
-body starts; the line information can."""
+line is in (a header's inline functions included: `__exit_to_user_mode_prepare` is one). Compiled code
+inlines functions (`cortex_a76_erratum_1463225_debug_handler` inside `el1_softstp`, `exit_to_user_mode`
+inside every EL0 handler), so the symbol alone cannot say where an inlined body starts; the line
+information can."""
 
 from __future__ import annotations
 
@@ -22,7 +23,8 @@ class CodeFunctions:
             names = [self.image.function_at(address)]
             src = code.item.src
             if src is not None:
-                names.append(function_at(self.image.programs[code.program].source_root, src.file, src.line))
+                names.append(function_at(self.image.programs[code.program].source_root, src.file, src.line,
+                                         headers=True))
             found = tuple(dict.fromkeys(name for name in names if name))
             self._names[address] = found
         return found
@@ -34,5 +36,5 @@ def source_functions(image: Image) -> set[str]:
     for program in image.programs:
         lines = {(item.src.file, item.src.line) for section in program.sections.values() for item in section.items
                  if item.insn is not None and item.src is not None}
-        found |= {function_at(program.source_root, file, line) or "" for file, line in lines}
+        found |= {function_at(program.source_root, file, line, headers=True) or "" for file, line in lines}
     return found - {""}

@@ -11,8 +11,9 @@ import z3
 
 from verifier.engine.calls import Fresh, Summary
 from verifier.semantics import names
-from verifier.semantics.state import MDSCR, State, bv, split_address
+from verifier.semantics.state import ICC_PMR_EL1, MDSCR, State, bv, split_address
 from verifier.spec.contracts import PSTATE_BITS, Callback, Contract, Contracts
+from verifier.spec.priority import PriorityFacts, PriorityMasking
 
 FIRMWARE_CLOBBERS = tuple(f"x{i}" for i in range(18))  # SMCCC: x0-x17
 
@@ -20,8 +21,9 @@ FIRMWARE_CLOBBERS = tuple(f"x{i}" for i in range(18))  # SMCCC: x0-x17
 class ContractCalls:
     """engine.calls.CallModel over a contract file."""
 
-    def __init__(self, contracts: Contracts) -> None:
+    def __init__(self, contracts: Contracts, priority: PriorityMasking | None = None) -> None:
         self.contracts = contracts
+        self.priority = priority or PriorityMasking(PriorityFacts(), None)
 
     def for_symbol(self, symbol: str) -> Contract:
         return self.contracts.for_function(symbol)
@@ -50,6 +52,7 @@ class ContractCalls:
         for reg in contract.clobbers:
             state.write_reg(reg, fresh(f"{name}.{reg}", 64))
         state.nzcv = fresh(f"{name}.nzcv", 4)
+        daif_at_call = state.daif
         if contract.daif == "masked":
             state.daif = bv(0xF, 4)
         elif contract.daif == "any":
@@ -58,7 +61,30 @@ class ContractCalls:
             state.daif = _daif_on_return(contract.daif[2:], state.daif)
         if contract.mdscr == "any":
             state.write_sysreg(MDSCR, fresh(f"{name}.mdscr", 64))
+        self._apply_pmr(contract, name, state, daif_at_call, fresh)
         self._havoc_memory(contract, name, state, fresh)
+
+    def _apply_pmr(self, contract: Contract, name: str, state: State, daif_at_call: z3.BitVecRef,
+                   fresh: Fresh) -> None:
+        """ICC_PMR_EL1 on return. Where the kernel masks with PMR, "unmask-pnmis" and "irqs-off" add the
+        returns that mask normal interrupts with PMR (GIC_PRIO_IRQOFF) instead of PSTATE.I: either one may
+        be taken (a disjunction, so each is judged)."""
+        if contract.pmr == "any":
+            state.write_sysreg(ICC_PMR_EL1, fresh(f"{name}.pmr", 64))
+            return
+        if contract.pmr == "preserved" or z3.is_false(self.priority.in_use):
+            return
+        masked = self.priority.irqs_masked_value(fresh(f"{name}.irqoff", 64))
+        if masked is None:
+            masked = fresh(f"{name}.pmr", 64)
+        did = z3.And(self.priority.in_use, z3.Extract(0, 0, fresh(f"{name}.pmr_masked", 1)) == 1)
+        if contract.pmr == "unmask-pnmis":
+            # the GIC driver's gic_unmask_pnmis(): PMR masks normal interrupts, PSTATE.I and F cleared
+            state.daif = z3.simplify(z3.If(did, state.daif & bv(0b1100, 4), state.daif))
+        else:
+            # "irqs-off": local_irq_disable() last, which with priority masking writes PMR, not DAIF
+            state.daif = z3.simplify(z3.If(did, daif_at_call, state.daif))
+        state.write_sysreg(ICC_PMR_EL1, z3.If(did, masked, state.read_sysreg(ICC_PMR_EL1)))
 
     def _havoc_memory(self, contract: Contract, name: str, state: State, fresh: Fresh) -> None:
         memory = state.memory

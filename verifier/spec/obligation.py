@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from verifier.engine.observer import Observer
 from verifier.semantics.state import BV
+from verifier.spec.priority import PriorityFacts, PriorityMasking
 
 
 @dataclass(frozen=True)
@@ -19,6 +20,8 @@ class SlotFacts:
     flags: BV  # the current task's thread flags at the vector
     flags_offset: int  # TSK_TI_FLAGS: where the thread flags live in the task
     tif: dict[str, int]  # thread flag bit numbers (TIF_SINGLESTEP, ...)
+    # whether the kernel masks interrupts with ICC_PMR_EL1 (pseudo-NMI), and which interrupts that lets in
+    priority: PriorityMasking = field(default_factory=lambda: PriorityMasking(PriorityFacts(), None))
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ from verifier.spec.code_functions import CodeFunctions
 from verifier.spec.constraints import ConstraintError, Context, Value, evaluate, parse_constraint
 from verifier.spec.masking import MDSCR_KDE, MDSCR_SS
 from verifier.spec.policy import Policy, Rule, family_of
+from verifier.spec.priority import PriorityFacts, PriorityMasking
 from verifier.util.errors import UserError
 
 _DAIF_BITS = {"D": 3, "A": 2, "I": 1, "F": 0}
@@ -57,7 +58,7 @@ def rule_scope(rule: Rule, esr: z3.BitVecRef) -> z3.BoolRef:
     return z3.Not(inside) if rule.ec_negated else inside
 
 
-def _predicate(rule: Rule, context: Context) -> Predicate:
+def _predicate(rule: Rule, context: Context, priority: PriorityMasking) -> Predicate:
     tree = parse_constraint(rule.require)
 
     def predicate(state: State, called: dict[str, z3.BoolRef]) -> z3.BoolRef:
@@ -65,6 +66,12 @@ def _predicate(rule: Rule, context: Context) -> Predicate:
             if name in _DAIF_BITS:
                 bit = _DAIF_BITS[name]
                 return z3.Extract(bit, bit, state.daif)
+            if name in ("pmr", "now.pmr"):
+                return priority.pmr(state)
+            if name == "irqs_on":
+                return priority.irqs_enabled(state)
+            if name == "prio_masking":
+                return priority.in_use
             if name == "now.mdscr":
                 return state.read_sysreg(MDSCR)
             if name.startswith("now.mdscr."):
@@ -90,14 +97,16 @@ def _predicate(rule: Rule, context: Context) -> Predicate:
 
 
 def compile_rules(policy: Policy, rules: list[Rule], roles: dict[str, re.Pattern[str]], slot_source: str,
-                  slot_kind: str, context: Context) -> list[PolicyRule]:
-    """The rules that apply to one slot, over its initial values (`context`)."""
+                  slot_kind: str, context: Context, priority: PriorityMasking | None = None) -> list[PolicyRule]:
+    """The rules that apply to one slot, over its initial values (`context`) and its view of priority
+    masking (what `irqs_on`, `pmr` and `prio_masking` mean there)."""
+    priority = priority or PriorityMasking(PriorityFacts(), None)
     out = []
     for rule in rules:
         if not policy.applies(rule, slot_source, slot_kind):
             continue
         out.append(PolicyRule(rule.id, rule.event, roles.get(rule.role) if rule.role else None,
-                              rule_scope(rule, context.values["esr"]), _predicate(rule, context)))
+                              rule_scope(rule, context.values["esr"]), _predicate(rule, context, priority)))
     return out
 
 
@@ -200,9 +209,10 @@ class BoundPolicy:
         return {rule.id: f"role '{rule.role}' has no function in this build ({self.vacuous[rule.role]})"
                 for rule in self.selected if rule.event in ("call", "enter") and rule.role in self.vacuous}
 
-    def slot_rules(self, source: str, kind: str, context: Context) -> tuple[PolicyRule, ...]:
+    def slot_rules(self, source: str, kind: str, context: Context,
+                   priority: PriorityMasking | None = None) -> tuple[PolicyRule, ...]:
         """The rules that apply to one slot, compiled over its initial values."""
-        return tuple(compile_rules(self.policy, self.selected, self.roles, source, kind, context))
+        return tuple(compile_rules(self.policy, self.selected, self.roles, source, kind, context, priority))
 
     def scopes(self, source: str, kind: str) -> dict[str, tuple[tuple[int, ...], str]]:
         """Per rule that applies to the slot: its key -> (the exception classes it covers, its family)."""

@@ -14,9 +14,10 @@ from verifier.engine.image import Image
 from verifier.ir import sysregs
 from verifier.ir.program import DataValue
 from verifier.semantics import names
-from verifier.semantics.state import BV, ELR_EL1, ESR_EL1, MDSCR, SPSR_EL1, Memory, Region, State, bv
+from verifier.semantics.state import BV, ELR_EL1, ESR_EL1, ICC_PMR_EL1, MDSCR, SPSR_EL1, Memory, Region, State, bv
 from verifier.spec.constraints import ConstraintError, Context, compile_constraint
 from verifier.spec.contracts import Contracts
+from verifier.spec.priority import PMR_BITS, PriorityMasking, masking_for
 from verifier.util.errors import UserError
 from verifier.util.files import read_toml
 from verifier.util.paths import shown
@@ -146,6 +147,7 @@ class SlotStart:
     facts: list[z3.BoolRef]
     printed: list[str]
     context: Context  # the initial values by the names constraints and policy rules use
+    priority: PriorityMasking  # whether the kernel masks interrupts with ICC_PMR_EL1, and what that masks
 
 
 def build(slot: Slot, image: Image, contracts: Contracts, assumptions: list[Assumption], vectors: int) -> SlotStart:
@@ -191,6 +193,11 @@ def build(slot: Slot, image: Image, contracts: Contracts, assumptions: list[Assu
     )
     facts = architecture_facts(slot, spsr)
     printed = []
+    priority = masking_for(contracts.build.priority, initial.caps)
+    pmr = priority.initial_pmr(names.entry_value("icc_pmr_el1.priority", PMR_BITS))
+    if pmr is not None:
+        state.sysregs[ICC_PMR_EL1] = pmr
+        printed.append(priority.assumption())
     context = Context({"spsr": spsr, "mdscr": mdscr, "esr": esr, "elr": elr, "flags": flags}, contracts.tif,
                   z3.BoolVal(slot.from_el0), initial.caps)
     for assumption in assumptions:
@@ -199,7 +206,7 @@ def build(slot: Slot, image: Image, contracts: Contracts, assumptions: list[Assu
         except ConstraintError as err:
             raise UserError(f"assumption {assumption.id}: {err}", assumption.source) from None
         printed.append(f"{assumption.id}: {assumption.text} [{assumption.constraint}] ({assumption.source})")
-    return SlotStart(initial, state, vectors + slot.offset, facts, printed, context)
+    return SlotStart(initial, state, vectors + slot.offset, facts, printed, context, priority)
 
 
 def _image_word(image: Image, address: int) -> z3.BitVecRef | None:

@@ -1,4 +1,7 @@
-"""daif-order: at every instruction, I unmasked implies D unmasked."""
+"""daif-order: at every instruction, I unmasked implies D unmasked.
+
+I is PSTATE.I: with pseudo-NMI, PSTATE.I clear lets pseudo-NMIs in even while ICC_PMR_EL1 masks normal
+interrupts, so the order is the same; the report says which view an event is in and gives PMR at the eret."""
 
 from __future__ import annotations
 
@@ -10,29 +13,41 @@ from verifier.engine.observer import Event, EventLog, Findings, Observer, Path
 from verifier.semantics.state import State, bv
 from verifier.spec.masking import daif_bit
 from verifier.spec.obligation import Obligation
+from verifier.spec.priority import PriorityMasking
 
 ID = "daif-order"
 
 
 class DaifOrder(Observer):
-    def __init__(self, log: EventLog | None = None) -> None:
+    def __init__(self, priority: PriorityMasking, log: EventLog | None = None) -> None:
+        self.priority = priority
         self.log = log or EventLog()  # the points where I was unmasked while D was masked
 
     def copy(self) -> Self:
-        return type(self)(self.log.copy())
+        return type(self)(self.priority, self.log.copy())
 
     def merge(self, guard: z3.BoolRef, state: State, other: Self, other_guard: z3.BoolRef,
               other_state: State) -> Self:
-        return type(self)(self.log.merge(guard, other.log, other_guard))
+        return type(self)(self.priority, self.log.merge(guard, other.log, other_guard))
 
     def on_masking(self, path: Path, daif_changed: bool, mdscr_changed: bool) -> None:
         order = z3.simplify(z3.And(daif_bit(path.state, "I") == bv(0, 1), daif_bit(path.state, "D") == bv(1, 1)))
-        if not z3.is_false(order):
+        if z3.is_false(order):
+            return
+        pnmi_only = self.priority.masked_by_pmr_only(path.state)
+        if z3.is_false(pnmi_only):
             self.log.note(Event(path.pc, z3.And(path.guard, order), "I unmasked while D masked"))
+            return
+        self.log.note(Event(path.pc, z3.And(path.guard, order, pnmi_only),
+                            "I unmasked while D masked (ICC_PMR_EL1 masks normal interrupts, not pseudo-NMIs)"))
+        self.log.note(Event(path.pc, z3.And(path.guard, order, z3.Not(pnmi_only)), "I unmasked while D masked"))
 
     def at_eret(self, path: Path) -> Findings:
-        return Findings(violations={ID: self.log.condition()}, events={ID: self.log.events},
-                        values={"DAIF at eret": path.state.daif})
+        values: dict[str, z3.ExprRef] = {"DAIF at eret": path.state.daif}
+        if not z3.is_false(self.priority.in_use):
+            values["ICC_PMR_EL1 at eret"] = self.priority.pmr(path.state)
+        return Findings(violations={ID: self.log.condition()}, events={ID: self.log.events}, values=values)
 
 
-OBLIGATION = Obligation(ID, "at every instruction, I unmasked implies D unmasked", lambda facts: DaifOrder())
+OBLIGATION = Obligation(ID, "at every instruction, I unmasked implies D unmasked",
+                        lambda facts: DaifOrder(facts.priority))

@@ -3,7 +3,8 @@ could overwrite them is unmasked.
 
 Each register has a window: it opens at the register's last write (already failing if an exception could be
 taken then) and collects every point after it where DAIF or MDSCR_EL1 let one be taken, and every call whose
-contract says it may unmask exceptions while it runs."""
+contract says it may unmask exceptions while it runs. PSTATE.I clear opens the window even where the GIC
+priority mask blocks normal interrupts: a pseudo-NMI is still taken (and is said so)."""
 
 from __future__ import annotations
 
@@ -17,34 +18,45 @@ from verifier.semantics.state import ELR_EL1, SPSR_EL1, State
 from verifier.spec.contracts import Contract
 from verifier.spec.masking import can_take_exception
 from verifier.spec.obligation import Obligation
+from verifier.spec.priority import PriorityMasking
 
 ID = "eret-integrity"
 
 
 class EretIntegrity(Observer):
-    def __init__(self, elr: EventLog | None = None, spsr: EventLog | None = None) -> None:
+    def __init__(self, priority: PriorityMasking, elr: EventLog | None = None, spsr: EventLog | None = None) -> None:
+        self.priority = priority
         self.elr = elr or EventLog()  # exceptions possible since the last ELR_EL1 write
         self.spsr = spsr or EventLog()
 
     def copy(self) -> Self:
-        return type(self)(self.elr.copy(), self.spsr.copy())
+        return type(self)(self.priority, self.elr.copy(), self.spsr.copy())
 
     def merge(self, guard: z3.BoolRef, state: State, other: Self, other_guard: z3.BoolRef,
               other_state: State) -> Self:
-        return type(self)(self.elr.merge(guard, other.elr, other_guard),
+        return type(self)(self.priority, self.elr.merge(guard, other.elr, other_guard),
                           self.spsr.merge(guard, other.spsr, other_guard))
+
+    def _unmasked(self, path: Path, what: str) -> list[Event]:
+        """Where an exception can be taken here, told apart when only a pseudo-NMI can (PMR masks the rest)."""
+        cond = can_take_exception(path.state)
+        if z3.is_false(cond):
+            return []
+        pnmi_only = self.priority.masked_by_pmr_only(path.state)
+        if z3.is_false(pnmi_only):
+            return [Event(path.pc, z3.And(path.guard, cond), what)]
+        return [Event(path.pc, z3.And(path.guard, cond, pnmi_only),
+                      f"{what}: PSTATE.I clear, so a pseudo-NMI can be taken though ICC_PMR_EL1 masks interrupts"),
+                Event(path.pc, z3.And(path.guard, cond, z3.Not(pnmi_only)), what)]
 
     def on_sysreg_write(self, path: Path, encoding: int) -> None:
         if encoding in (ELR_EL1, SPSR_EL1):
-            cond = can_take_exception(path.state)
-            window = [] if z3.is_false(cond) else [
-                Event(path.pc, z3.And(path.guard, cond), "exception unmasked after the write")]
+            window = self._unmasked(path, "exception unmasked after the write")
             (self.elr if encoding == ELR_EL1 else self.spsr).reset(window)
 
     def on_masking(self, path: Path, daif_changed: bool, mdscr_changed: bool) -> None:
-        cond = can_take_exception(path.state)
-        if not z3.is_false(cond):
-            self._note(Event(path.pc, z3.And(path.guard, cond), "exception unmasked"))
+        for event in self._unmasked(path, "exception unmasked"):
+            self._note(event)
 
     def on_summary(self, path: Path, name: str, summary: Summary) -> None:
         if isinstance(summary, Contract) and summary.unmasks == "all":
@@ -63,5 +75,5 @@ OBLIGATION = Obligation(
     ID,
     "from the writes of ELR_EL1/SPSR_EL1 the eret consumes up to the eret, no exception that could overwrite "
     "them is unmasked",
-    lambda facts: EretIntegrity(),
+    lambda facts: EretIntegrity(facts.priority),
 )
