@@ -28,8 +28,9 @@ def forget_sources() -> None:
     _lines.cache_clear()
 
 
-def function_at(root: str | None, file: str | None, line: int | None) -> str | None:
-    if not file or not line or not file.endswith(".c"):
+def function_at(root: str | None, file: str | None, line: int | None, headers: bool = False) -> str | None:
+    """The function whose body holds `file:line` (a .c file; with `headers`, a header's inline functions too)."""
+    if not file or not line or not file.endswith((".c", ".h") if headers else ".c"):
         return None
     path = file if file.startswith("/") or root is None else str(Path(root) / file)
     lines = _lines(path)
