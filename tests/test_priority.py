@@ -52,7 +52,7 @@ def test_without_pseudo_nmi_pmr_masks_nothing_and_holds_its_boot_value() -> None
     assert not holds(z3.Implies(z3.Bool("cap36"), initial == 0xF0))  # the context's own value while it is on
     assert on.assumption() is not None and "0xf0" in on.assumption()
     # a subject without a GIC (no facts): PSTATE.I alone decides, and nothing is assumed of PMR
-    none = PriorityMasking(PriorityFacts(), None)
+    none = PriorityMasking.none()
     assert none.initial_pmr(z3.BitVec("pmr", 8)) is None and none.assumption() is None
     assert holds(none.irqs_enabled(concrete_state(daif=0)))
 

@@ -13,7 +13,7 @@ from verifier.engine.calls import Fresh, Summary
 from verifier.semantics import names
 from verifier.semantics.state import ICC_PMR_EL1, MDSCR, State, bv, split_address
 from verifier.spec.contracts import PSTATE_BITS, Callback, Contract, Contracts
-from verifier.spec.priority import PriorityFacts, PriorityMasking
+from verifier.spec.priority import PriorityMasking
 
 FIRMWARE_CLOBBERS = tuple(f"x{i}" for i in range(18))  # SMCCC: x0-x17
 
@@ -23,7 +23,7 @@ class ContractCalls:
 
     def __init__(self, contracts: Contracts, priority: PriorityMasking | None = None) -> None:
         self.contracts = contracts
-        self.priority = priority or PriorityMasking(PriorityFacts(), None)
+        self.priority = priority or PriorityMasking.none()
 
     def for_symbol(self, symbol: str) -> Contract:
         return self.contracts.for_function(symbol)

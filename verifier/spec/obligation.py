@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 from verifier.engine.observer import Observer
 from verifier.semantics.state import BV
-from verifier.spec.priority import PriorityFacts, PriorityMasking
+from verifier.spec.priority import PriorityMasking
 
 
 @dataclass(frozen=True)
@@ -21,7 +21,7 @@ class SlotFacts:
     flags_offset: int  # TSK_TI_FLAGS: where the thread flags live in the task
     tif: dict[str, int]  # thread flag bit numbers (TIF_SINGLESTEP, ...)
     # whether the kernel masks interrupts with ICC_PMR_EL1 (pseudo-NMI), and which interrupts that lets in
-    priority: PriorityMasking = field(default_factory=lambda: PriorityMasking(PriorityFacts(), None))
+    priority: PriorityMasking = field(default_factory=PriorityMasking.none)
 
 
 @dataclass(frozen=True)

@@ -59,6 +59,11 @@ class PriorityMasking:
         # in use only where the build has the code and the capability is on (the alternatives say which)
         self.in_use: z3.BoolRef = capability if facts.configured and capability is not None else z3.BoolVal(False)
 
+    @classmethod
+    def none(cls) -> PriorityMasking:
+        """No priority masking: a subject without a GIC, where PSTATE.I alone masks interrupts."""
+        return cls(PriorityFacts(), None)
+
     def initial_pmr(self, entry: z3.BitVecRef) -> z3.BitVecRef | None:
         """PMR at the vector (`entry`: the interrupted context's 8-bit value), or None for a fresh unknown:
         the boot value where the kernel does not mask with PMR, the context's where it does."""
@@ -94,6 +99,14 @@ class PriorityMasking:
             return z3.BoolVal(False)
         return z3.simplify(z3.And(self.in_use, z3.Extract(1, 1, state.daif) == 0,
                                   z3.ULE(self.pmr(state), bv(self.facts.irq_priority, PMR_BITS))))
+
+    def split(self, state: State, cond: z3.BoolRef) -> list[tuple[z3.BoolRef, bool]]:
+        """`cond` split by whether only a pseudo-NMI can be taken here (True) or more (False); one part where
+        priority masking cannot be in play."""
+        pnmi_only = self.masked_by_pmr_only(state)
+        if z3.is_false(pnmi_only):
+            return [(cond, False)]
+        return [(z3.And(cond, pnmi_only), True), (z3.And(cond, z3.Not(pnmi_only)), False)]
 
     def irqs_masked_value(self, fresh: z3.BitVecRef) -> z3.BitVecRef | None:
         """A PMR value that masks normal interrupts the way local_irq_disable() does (GIC_PRIO_IRQOFF; where the

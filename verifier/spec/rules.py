@@ -23,7 +23,7 @@ from verifier.spec.code_functions import CodeFunctions
 from verifier.spec.constraints import ConstraintError, Context, Value, evaluate, parse_constraint
 from verifier.spec.masking import MDSCR_KDE, MDSCR_SS
 from verifier.spec.policy import Policy, Rule, family_of
-from verifier.spec.priority import PriorityFacts, PriorityMasking
+from verifier.spec.priority import PriorityMasking
 from verifier.util.errors import UserError
 
 _DAIF_BITS = {"D": 3, "A": 2, "I": 1, "F": 0}
@@ -100,7 +100,7 @@ def compile_rules(policy: Policy, rules: list[Rule], roles: dict[str, re.Pattern
                   slot_kind: str, context: Context, priority: PriorityMasking | None = None) -> list[PolicyRule]:
     """The rules that apply to one slot, over its initial values (`context`) and its view of priority
     masking (what `irqs_on`, `pmr` and `prio_masking` mean there)."""
-    priority = priority or PriorityMasking(PriorityFacts(), None)
+    priority = priority or PriorityMasking.none()
     out = []
     for rule in rules:
         if not policy.applies(rule, slot_source, slot_kind):

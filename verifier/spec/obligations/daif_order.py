@@ -34,13 +34,10 @@ class DaifOrder(Observer):
         order = z3.simplify(z3.And(daif_bit(path.state, "I") == bv(0, 1), daif_bit(path.state, "D") == bv(1, 1)))
         if z3.is_false(order):
             return
-        pnmi_only = self.priority.masked_by_pmr_only(path.state)
-        if z3.is_false(pnmi_only):
-            self.log.note(Event(path.pc, z3.And(path.guard, order), "I unmasked while D masked"))
-            return
-        self.log.note(Event(path.pc, z3.And(path.guard, order, pnmi_only),
-                            "I unmasked while D masked (ICC_PMR_EL1 masks normal interrupts, not pseudo-NMIs)"))
-        self.log.note(Event(path.pc, z3.And(path.guard, order, z3.Not(pnmi_only)), "I unmasked while D masked"))
+        for part, pnmi_only in self.priority.split(path.state, order):
+            what = "I unmasked while D masked" + (
+                " (ICC_PMR_EL1 masks normal interrupts, not pseudo-NMIs)" if pnmi_only else "")
+            self.log.note(Event(path.pc, z3.And(path.guard, part), what))
 
     def at_eret(self, path: Path) -> Findings:
         values: dict[str, z3.ExprRef] = {"DAIF at eret": path.state.daif}

@@ -42,12 +42,9 @@ class EretIntegrity(Observer):
         cond = can_take_exception(path.state)
         if z3.is_false(cond):
             return []
-        pnmi_only = self.priority.masked_by_pmr_only(path.state)
-        if z3.is_false(pnmi_only):
-            return [Event(path.pc, z3.And(path.guard, cond), what)]
-        return [Event(path.pc, z3.And(path.guard, cond, pnmi_only),
-                      f"{what}: PSTATE.I clear, so a pseudo-NMI can be taken though ICC_PMR_EL1 masks interrupts"),
-                Event(path.pc, z3.And(path.guard, cond, z3.Not(pnmi_only)), what)]
+        pnmi = f"{what}: PSTATE.I clear, so a pseudo-NMI can be taken though ICC_PMR_EL1 masks interrupts"
+        return [Event(path.pc, z3.And(path.guard, part), pnmi if pnmi_only else what)
+                for part, pnmi_only in self.priority.split(path.state, cond)]
 
     def on_sysreg_write(self, path: Path, encoding: int) -> None:
         if encoding in (ELR_EL1, SPSR_EL1):
