@@ -40,6 +40,9 @@ def run(args: argparse.Namespace) -> int:
     if not files:
         raise UserError("Kbuild produced no assembly")
     config = config_from(args, files, contracts, info.cap_names, info.facts(), root=str(tree.resolve()))
+    if config.contract_depth:
+        ring = kbuild.build_callee_ring(job, files)
+        config.callees, config.callee_missing = ring.outputs, ring.missing
     return emit(prove(config, progress, max(args.jobs, 1)), args)
 
 

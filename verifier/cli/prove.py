@@ -58,6 +58,13 @@ def add_proof_options(parser: argparse.ArgumentParser) -> None:
                         help="also check a policy's rules (e.g. proofs/policies/proposed-2020.policy)")
     parser.add_argument("--reading", action="append", default=[], metavar="RULE",
                         help="use this non-default reading of an open point of the policy (a rule id)")
+    parser.add_argument("--check-contracts", action="store_true",
+                        help="check each contract a proof used against its function's code (with `kernel`, the "
+                        "files defining the callees are built too); a contract its code violates makes the "
+                        "verdicts that used it UNKNOWN. Without it every contract is trusted (printed)")
+    parser.add_argument("--contract-depth", type=int, default=1, metavar="N",
+                        help="with --check-contracts: also check the callees' own callees' contracts down to "
+                        "depth N where their code is in the same files (default 1: theirs are trusted and listed)")
 
 
 def add_jobs(parser: argparse.ArgumentParser) -> None:
@@ -89,11 +96,14 @@ def config_from(args: argparse.Namespace, files: list[Path], contracts: Path, ca
     if args.loop_bound < 1:
         raise UserError("--loop-bound must be at least 1")
     waivers = None if args.waivers == "none" else Path(args.waivers)
+    if args.contract_depth < 1:
+        raise UserError("--contract-depth must be at least 1")
     return ProveConfig(files=files, contracts=contracts, assumptions=Path(args.assumptions), waivers=waivers,
                        caps=parse_caps(args.cap, cap_names), cap_names=cap_names, slots=slots,
                        classes=tuple(sorted(set(args.ec))),
                        options=Options(loop_bound=args.loop_bound), build=build or BuildFacts(), root=root,
-                       policy=Path(args.policy) if args.policy else None, readings=tuple(args.reading))
+                       policy=Path(args.policy) if args.policy else None, readings=tuple(args.reading),
+                       contract_depth=args.contract_depth if args.check_contracts else 0)
 
 
 def emit(report: Report, args: argparse.Namespace) -> int:

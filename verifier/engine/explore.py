@@ -88,6 +88,8 @@ class EretCheck:
 @dataclass
 class ExploreRun:
     erets: list[EretCheck] = field(default_factory=list)
+    # returns from the start's own function to its caller (when exploring a function, not a vector)
+    returns: list[EretCheck] = field(default_factory=list)
     unknowns: list[Unknown] = field(default_factory=list)
     fatals: list[Fatal] = field(default_factory=list)
     summarised: set[str] = field(default_factory=set)  # the functions whose calls were summarised
@@ -101,6 +103,7 @@ class Options:
     loop_bound: int = 8  # backward jumps to one target per path and call context
     max_visits: int = 2_000  # executions of one instruction in one context, over all paths: explosion guard
     max_steps: int = 400_000
+    max_solver_calls: int | None = None  # a budget of solver checks (a contract's check), counted, not timed
     # Each solver check is bounded by Z3's resource count, not by the clock, so a verdict does not depend on
     # how loaded the machine is; the clock bound only stops a runaway check. The heaviest check the real
     # trees need is ~1e7 units (bench and tests: 6.12 el0_32_sync, ss-restored).
@@ -122,11 +125,23 @@ StepListener = Callable[[Path, CodeRef, Insn], None]
 # ------------------------------------------------------------------------------------- explorer
 
 
+def _always_equal(a: BV, b: BV) -> bool:
+    """a == b whatever the path (a return address reloaded through merged stack slots): a small question
+    without the path guard, asked before the path's own."""
+    solver = z3.Solver()
+    solver.set("rlimit", 1_000_000)
+    solver.add(a != b)
+    return solver.check() == z3.unsat
+
+
 class Explorer:
     def __init__(self, image: Image, calls: CallModel, assumptions: list[z3.BoolRef], caps: dict[int, z3.BoolRef],
                  start: Path, options: Options | None = None, guide: ModelLike | None = None,
-                 on_step: StepListener | None = None) -> None:
+                 on_step: StepListener | None = None, return_address: BV | None = None) -> None:
         self.image = image
+        # exploring one function from its entry: a return to this (the caller's x30 at entry) ends the path
+        # and the observers judge it there; None: a vector slot, which has no caller
+        self.return_address = return_address
         self.calls = calls
         self.options = options or Options()
         self.caps = caps  # capability number -> its free boolean (shared with the slot's initial values)
@@ -261,6 +276,11 @@ class Explorer:
                 self.heap.clear()
                 break
             self._step(path)
+            budget = self.options.max_solver_calls
+            if budget is not None and self.run.solver_calls > budget and self.guide is None:
+                for _, _, rest in self.heap:
+                    self.unknown(rest, f"budget of {budget} solver checks exhausted")
+                self.heap.clear()
         return self.run
 
     def _step(self, path: Path) -> None:
@@ -445,10 +465,12 @@ class Explorer:
 
     def _jump(self, path: Path, code: CodeRef, target: Target | BV) -> None:
         if isinstance(target, SymRef) and self.image.address(target, code.program) is None:
-            # a tail call out of the lifted code: the callee returns to our caller
+            # a tail call out of the lifted code: the callee returns to our caller, to the x30 it was
+            # entered with (its contract may clobber the register itself)
+            return_to = path.state.read_reg("x30")
             if not self._apply_summary(path, self.calls.for_symbol(target.symbol), target.symbol):
                 return
-            self._return(path, path.state.read_reg("x30"))
+            self._return(path, return_to)
             return
         addresses = self._target_address(path, code, target)
         if isinstance(addresses, str):
@@ -518,6 +540,13 @@ class Explorer:
 
     def _return(self, path: Path, target: BV) -> None:
         target = z3.simplify(target)
+        if not path.ctx and self.return_address is not None:
+            if not target.eq(self.return_address) and not _always_equal(target, self.return_address) and \
+                    self.feasible(z3.And(path.guard, target != self.return_address)) is not False:
+                self.unknown(path, "return to an address other than the caller's")
+                return
+            self._record(path, self.run.returns, "at_return")
+            return
         if not path.ctx:
             self.unknown(path, "return from the exception vector's own code (no caller)")
             return
@@ -561,14 +590,18 @@ class Explorer:
     # ---------------------------------------------------------------------------------- eret
 
     def _eret(self, path: Path) -> None:
+        self._record(path, self.run.erets, "at_eret")
+
+    def _record(self, path: Path, into: list[EretCheck], hook: str) -> None:
+        """What the observers find where the path ends (an eret, or a function's return)."""
         guard = path.guard
         found = Findings()
         for observer in path.observers:
-            findings = observer.at_eret(path)
+            findings = getattr(observer, hook)(path)
             found.violations.update(findings.violations)
             found.events.update(findings.events)
             found.values.update(findings.values)
             found.conditions.update(findings.conditions)
         violations = {k: z3.simplify(z3.And(guard, v)) for k, v in found.violations.items()}
-        self.run.erets.append(EretCheck(path.pc, guard, violations, found.events, frozenset(path.summaries),
-                                        found.conditions, found.values))
+        into.append(EretCheck(path.pc, guard, violations, found.events, frozenset(path.summaries),
+                              found.conditions, found.values))

@@ -136,3 +136,7 @@ class Observer:
 
     def at_eret(self, path: Path) -> Findings:
         return Findings()
+
+    def at_return(self, path: Path) -> Findings:
+        """The explored function returns to its caller (only when a function, not a vector, is explored)."""
+        return Findings()

@@ -91,9 +91,10 @@ class Replayed:
 MakeExplorer = Callable[[ModelLike, StepListener, Options | None], Explorer]
 
 
-def replay(image: Image, make_explorer: MakeExplorer, model: ModelLike, options: Options | None = None
-           ) -> Replayed | None:
-    """Re-execute the path `model` describes; None if it reaches no eret."""
+def replay(image: Image, make_explorer: MakeExplorer, model: ModelLike, options: Options | None = None,
+           to_return: bool = False) -> Replayed | None:
+    """Re-execute the path `model` describes; None if it reaches no eret (with `to_return`: no return from
+    the explored function to its caller)."""
     trace: list[dict[str, Any]] = []
     addresses: list[int] = []
 
@@ -118,6 +119,7 @@ def replay(image: Image, make_explorer: MakeExplorer, model: ModelLike, options:
         addresses.append(path.pc)
 
     run = make_explorer(model, on_step, options).explore()
-    if not run.erets:
+    ends = run.returns if to_return else run.erets
+    if not ends:
         return None
-    return Replayed(trace, addresses, run.erets[-1])
+    return Replayed(trace, addresses, ends[-1])

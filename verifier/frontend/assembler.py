@@ -683,10 +683,15 @@ class Assembler(OperandScope):
 
     def _section_args(self, args: str, stmt: Stmt, push: bool) -> tuple[SectionState, int]:
         # A section name is not an expression (`.note.GNU-stack`): take it as written, up to a comma.
-        name, _, tail = args.strip().partition(",")
-        name = name.strip().strip('"')
-        if not name or not re.fullmatch(r"[A-Za-z0-9_.$\-]+", name):
-            raise stmt.error("expected a section name")
+        # A quoted name may hold any character but a quote (`"___ksymtab_gpl+ct_irq_enter"`).
+        quoted = re.match(r'\s*"([^"\n]+)"\s*(?:,|$)', args)
+        if quoted:
+            name, tail = quoted.group(1), args[quoted.end():]
+        else:
+            name, _, tail = args.strip().partition(",")
+            name = name.strip()
+            if not name or not re.fullmatch(r"[A-Za-z0-9_.$\-]+", name):
+                raise stmt.error("expected a section name")
         rest = self._args(tail) if tail.strip() else []
         subsection = 0
         if push and rest and rest[0].data not in ("string", "empty", "type_word"):

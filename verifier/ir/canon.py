@@ -215,7 +215,8 @@ def _bitfield(mnemonic: str, ops: tuple[Operand, ...], width: int) -> Insn | Non
 
 
 def _extend(mnemonic: str, ops: tuple[Operand, ...]) -> Insn | None:
-    """uxtb/uxth (32-bit only), sxtb/sxth/sxtw (to w or x) to ubfm/sbfm on registers of rd's width."""
+    """uxtb/uxth (32-bit only), uxtw (GNU as: x from w), sxtb/sxth/sxtw (to w or x) to ubfm/sbfm on registers
+    of rd's width."""
     rd, rn = ops
     if not (isinstance(rd, Reg) and isinstance(rn, Reg)):
         return None
@@ -357,7 +358,7 @@ def _alias(mnemonic: str, ops: tuple[Operand, ...]) -> Insn | None:
         return _bitfield(mnemonic, ops, width)
     if mnemonic == "bfc" and n == 3:
         return _bitfield(mnemonic, ops, width)
-    if mnemonic in ("uxtb", "uxth", "sxtb", "sxth", "sxtw") and n == 2:
+    if mnemonic in ("uxtb", "uxth", "uxtw", "sxtb", "sxth", "sxtw") and n == 2:
         return _extend(mnemonic, ops)
     if mnemonic in _COND_SELECT and isinstance(ops[-1], Name) and ops[-1].name in _INVERT:
         inverted = Name(_INVERT[_cond(ops[-1].name)])

@@ -8,6 +8,7 @@ Kbuild writes lands in the build dir (O=).
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import hashlib
 import json
@@ -23,6 +24,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
+from verifier.kernel.callees import callee_ring
 from verifier.kernel.companions import generic_entry_sources
 from verifier.util.errors import UserError
 
@@ -334,6 +336,36 @@ def _configure(job: KbuildJob, choice: dict[str, str]) -> bool:
         _run_make(job, ["olddefconfig"], "olddefconfig")
     stamp_path.write_text(json.dumps(wanted, indent=2) + "\n")
     return True
+
+
+@dataclass
+class BuiltRing:
+    """The callee ring's assembly, and why some callees have none (trusted contracts)."""
+
+    outputs: list[Path]
+    missing: dict[str, str]
+
+
+def build_callee_ring(job: KbuildJob, assembly: list[Path]) -> BuiltRing:
+    """Build the .s of each file that defines a function ASSEMBLY calls (callees.py), for contract checking.
+    A file Kbuild cannot compile alone leaves its functions' contracts trusted, with make's reason."""
+    ring = callee_ring(job.tree, job.build_dir, assembly)
+    missing = dict(ring.missing)
+    targets = [str(PurePosixPath(source).with_suffix(".s")) for source in ring.files()]
+    outputs: list[Path] = []
+    with _locked(job.build_dir):
+        progress("KBUILD", f"{len(targets)} files of the callee ring (contract checking)")
+        with contextlib.suppress(UserError):  # -k: build what builds; each missing output is said below
+            _run_make(job, ["-k", *targets], "the callee ring")
+        for source, target in zip(ring.files(), targets, strict=True):
+            path = job.build_dir / target
+            if path.is_file():
+                outputs.append(path)
+            else:
+                for name, defined_in in ring.sources.items():
+                    if defined_in == source:
+                        missing[name] = f"{source} did not build to assembly (see {job.build_dir / LOG_NAME})"
+    return BuiltRing(outputs, missing)
 
 
 def build_asm(job: KbuildJob) -> list[Path]:

@@ -35,6 +35,12 @@ class ProveConfig:
     policy: Path | None = None  # a policy whose rules are checked besides the obligations
     readings: tuple[str, ...] = ()  # non-default readings of the policy's open points, by rule id
     sources: str | None = None  # where to read source text (default: root); a snapshot of the tree's files
+    # contract checking: the callee ring's assembly (the files defining the functions the inputs call), why
+    # some callees have no code there, how deep callees' own callees are checked (0: no checking, every
+    # contract trusted as the standing assumptions print)
+    callees: list[Path] = field(default_factory=list)
+    callee_missing: dict[str, str] = field(default_factory=dict)
+    contract_depth: int = 0
 
 
 def parse_caps(specs: list[str], names: dict[int, str]) -> dict[int, bool]:

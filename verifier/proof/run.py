@@ -12,6 +12,7 @@ from typing import Any
 from verifier.engine.explore import ENGINE_ASSUMPTIONS, Explorer, ModelLike, Options, StepListener
 from verifier.engine.replay import DictModel, replay
 from verifier.proof.config import ProveConfig
+from verifier.proof.contract_run import CheckInputs, ContractCheck, check_contracts, rest_on_checks
 from verifier.proof.pool import run_slot_jobs
 from verifier.proof.slot import SlotOutcome, bind_policy, explorer, lift_all, link, observers, slot_rules
 from verifier.semantics import names
@@ -30,6 +31,7 @@ class Report:
     assumptions: list[str]
     inputs: list[dict[str, Any]]
     stats: dict[str, Any] = field(default_factory=dict)
+    contracts: list[ContractCheck] = field(default_factory=list)  # each summarised call's contract, checked
 
     def exit_status(self) -> int:
         verdicts = {r.verdict for r in self.results}
@@ -41,7 +43,7 @@ class Report:
 
     def json(self) -> dict[str, Any]:
         return {"results": [r.json() for r in self.results], "assumptions": self.assumptions,
-                "inputs": self.inputs, "stats": self.stats}
+                "inputs": self.inputs, "stats": self.stats, "contracts": [c.json() for c in self.contracts]}
 
 
 Progress = Callable[[str], None]
@@ -61,7 +63,38 @@ def prove(config: ProveConfig, progress: Progress | None = None, jobs: int = 1) 
 
     run_slot_jobs([(config, slot.name) for slot in config.slots], jobs, done)
     ordered = [outcomes[slot.name] for slot in config.slots]
-    return combine(ordered, standing_assumptions(config, contracts), round(time.perf_counter() - started, 3))
+    report = combine(ordered, standing_assumptions(config, contracts), round(time.perf_counter() - started, 3))
+    if config.contract_depth >= 1:
+        checking = time.perf_counter()
+        report.contracts = checked_contracts(config, contracts, ordered, progress)
+        rest_on_checks(report.results, {o.slot: o.stats.get("contracts", []) for o in ordered}, report.contracts)
+        report.assumptions += contract_lines(report.contracts, config.contract_depth)
+        report.stats["contract_seconds"] = round(time.perf_counter() - checking, 3)
+        report.stats["seconds"] = round(time.perf_counter() - started, 3)
+    return report
+
+
+def checked_contracts(config: ProveConfig, contracts: Contracts, outcomes: list[SlotOutcome],
+                      progress: Progress | None) -> list[ContractCheck]:
+    """The contracts the slots' proofs used, each checked against its code (or trusted, with why)."""
+    call_daif: dict[str, list[int] | None] = {}
+    for outcome in outcomes:
+        for name, values in outcome.stats.get("call_daif", {}).items():
+            known = call_daif.get(name, [])
+            call_daif[name] = None if values is None or known is None else sorted(set(known) | set(values))
+        for name in outcome.stats.get("contracts", []):
+            call_daif.setdefault(name, None)  # a call that returns nowhere still rests on its contract
+    if progress:
+        progress(f"checking {len(call_daif)} contracts against their code")
+    inputs = CheckInputs(list(config.files) + list(config.callees), dict(config.callee_missing), call_daif,
+                         config.root, config.contract_depth)
+    return check_contracts(inputs, contracts, config.options)
+
+
+def contract_lines(checks: list[ContractCheck], depth: int) -> list[str]:
+    """The checks as assumption lines: a count, then each contract."""
+    counts = count_verdicts(check.verdict for check in checks) or "none"
+    return [f"contracts checked to depth {depth}: {counts}"] + [f"contract check: {check.line()}" for check in checks]
 
 
 def standing_assumptions(config: ProveConfig, contracts: Contracts) -> list[str]:

@@ -22,6 +22,7 @@ from verifier.proof.config import ProveConfig
 from verifier.semantics import names
 from verifier.spec.code_functions import CodeFunctions, source_functions
 from verifier.spec.contract_calls import ContractCalls
+from verifier.spec.contract_check import CallSiteObserver, CallSites
 from verifier.spec.contracts import Contracts, load_contracts
 from verifier.spec.counterexample import counterexample
 from verifier.spec.obligation import SlotFacts
@@ -182,8 +183,9 @@ def prove_slot(slot: Slot, prepared: Setup, config: ProveConfig) -> tuple[list[R
         start.facts.append(z3.Or([z3.Extract(31, 26, initial.esr) == ec for ec in config.classes]))
     rules = slot_rules(prepared.policy, slot, start)
     scopes = prepared.policy.scopes(slot.source, slot.kind) if prepared.policy is not None else {}
-    run: ExploreRun = explorer(image, contracts, start, observers(start, contracts, rules, prepared.policy,
-                                                                  prepared.watchlist), config.options).explore()
+    sites = CallSites()  # the DAIF each summarised call is reached with: its contract check's precondition
+    watching = observers(start, contracts, rules, prepared.policy, prepared.watchlist) + [CallSiteObserver(sites)]
+    run: ExploreRun = explorer(image, contracts, start, watching, config.options).explore()
 
     def replay_model(model: z3.ModelRef, prop: str) -> dict[str, Any] | None:
         again = build(slot, image, contracts, prepared.assumptions, prepared.vectors)
@@ -223,5 +225,6 @@ def prove_slot(slot: Slot, prepared: Setup, config: ProveConfig) -> tuple[list[R
             if result.counterexample:
                 result.counterexample["property"] = f"rule:{result.rule}"
     stats = {"steps": run.steps, "merges": run.merges, "solver_calls": run.solver_calls, "erets": len(run.erets),
-             "fatal": len(run.fatals), "unknown": len(run.unknowns), "contracts": sorted(run.summarised)}
+             "fatal": len(run.fatals), "unknown": len(run.unknowns), "contracts": sorted(run.summarised),
+             "call_daif": sites.json()}
     return results, printed, stats

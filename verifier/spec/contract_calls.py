@@ -21,9 +21,12 @@ FIRMWARE_CLOBBERS = tuple(f"x{i}" for i in range(18))  # SMCCC: x0-x17
 class ContractCalls:
     """engine.calls.CallModel over a contract file."""
 
-    def __init__(self, contracts: Contracts, priority: PriorityMasking | None = None) -> None:
+    def __init__(self, contracts: Contracts, priority: PriorityMasking | None = None, regs_frame: bool = True) -> None:
         self.contracts = contracts
         self.priority = priority or PriorityMasking.none()
+        # whether kernel_entry's pt_regs frame lies below the initial SP (a vector slot); a function checked
+        # from its entry reaches pt_regs through a pointer, whose memory `writes` havocs by its class
+        self.regs_frame = regs_frame
 
     def for_symbol(self, symbol: str) -> Contract:
         return self.contracts.for_function(symbol)
@@ -92,6 +95,8 @@ class ContractCalls:
         for cls in ("task", "percpu", "global"):
             if cls in contract.writes:
                 memory.havoc_class(cls)
+        if not self.regs_frame:
+            return
         # the pt_regs frame kernel_entry built: at the initial SP_EL1 minus its size
         frame = split_address(names.initial_sp() - layout["S_FRAME_SIZE"])
         if frame is None:

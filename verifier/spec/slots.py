@@ -162,7 +162,7 @@ def build(slot: Slot, image: Image, contracts: Contracts, assumptions: list[Assu
 
     def initial_word(region: Region, word: int, epoch: int) -> z3.BitVecRef:
         if not region.bases:
-            contents = _image_word(image, word)
+            contents = image_word(image, word)
             if contents is not None:
                 return contents
         if (epoch == 0 and slot.from_el0 and percpu_task and word == 0
@@ -209,7 +209,7 @@ def build(slot: Slot, image: Image, contracts: Contracts, assumptions: list[Assu
     return SlotStart(initial, state, vectors + slot.offset, facts, printed, context, priority)
 
 
-def _image_word(image: Image, address: int) -> z3.BitVecRef | None:
+def image_word(image: Image, address: int) -> z3.BitVecRef | None:
     """The initial 64-bit word at a concrete address inside lifted data."""
     value = image.data_value(address, 8)
     if isinstance(value, DataValue):

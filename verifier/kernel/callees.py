@@ -1,0 +1,93 @@
+"""The callee ring: the C files that define the functions the lifted entry code calls but does not lift.
+
+Their contracts are checked against their code, so their files are built to assembly with Kbuild like the
+entry files. A function is looked for in the .c files this configuration compiles into the kernel (its
+Makefile's `obj-y` / `obj-$(CONFIG_...)` lines, with the option set) in the directories below; a function
+found in none of them keeps a trusted contract, with that reason.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from verifier.kernel.companions import called_symbols
+
+# Where the arm64 entry code's callees live: the arch's exception handlers, the generic entry code and the
+# core kernel files its hooks (context tracking, RCU, softirq, preemption) are in.
+SEARCHED_DIRS = ("arch/arm64/kernel", "arch/arm64/mm", "kernel/entry", "kernel", "kernel/irq", "kernel/rcu",
+                 "kernel/sched", "kernel/locking", "kernel/trace", "lib")
+_OBJ = re.compile(r"^obj-(?:\$\((CONFIG_\w+)\)|y)\s*[:+]?=\s*(.*)$")
+_LABEL = re.compile(r"^([A-Za-z_.$][\w.$]*):", re.MULTILINE)
+_DEFINITION = re.compile(r"^[A-Za-z_][^;{}()#]*?\b([A-Za-z_]\w*)\s*\([^;{}]*\)\s*(?:__\w+(?:\([^)]*\))?\s*)*\{",
+                         re.MULTILINE)
+
+
+@dataclass
+class CalleeRing:
+    """Which file defines each callee (the files to build and lift), and why the others are not there."""
+
+    sources: dict[str, str] = field(default_factory=dict)  # function -> tree-relative .c file
+    missing: dict[str, str] = field(default_factory=dict)  # function -> why its code is not checked
+
+    def files(self) -> list[str]:
+        return sorted(set(self.sources.values()))
+
+
+def _logical_lines(text: str) -> list[str]:
+    return text.replace("\\\n", " ").splitlines()
+
+
+def _enabled(build_dir: Path) -> set[str]:
+    try:
+        text = (build_dir / ".config").read_text(errors="replace")
+    except OSError:
+        return set()
+    return set(re.findall(r"^(CONFIG_\w+)=y$", text, re.MULTILINE))
+
+
+def built_sources(tree: Path, directory: str, enabled: set[str]) -> list[str]:
+    """The .c files of DIRECTORY this configuration compiles into the kernel (not modules)."""
+    try:
+        makefile = (tree / directory / "Makefile").read_text(errors="replace")
+    except OSError:
+        return []
+    found: list[str] = []
+    for line in _logical_lines(makefile):
+        match = _OBJ.match(line.strip())
+        if not match or (match.group(1) and match.group(1) not in enabled):
+            continue
+        for obj in match.group(2).split("#")[0].split():
+            source = f"{directory}/{obj.removesuffix('.o')}.c"
+            if obj.endswith(".o") and (tree / source).is_file() and source not in found:
+                found.append(source)
+    return found
+
+
+def defined_functions(source: Path) -> set[str]:
+    """The functions the C file defines (not just declares) at file scope."""
+    text = source.read_text(errors="replace")
+    return {match.group(1) for match in _DEFINITION.finditer(text)}
+
+
+def assembly_labels(assembly: list[Path]) -> set[str]:
+    return {name for path in assembly if path.is_file() for name in _LABEL.findall(path.read_text(errors="replace"))}
+
+
+def callee_ring(tree: Path, build_dir: Path, assembly: list[Path]) -> CalleeRing:
+    """The callees of ASSEMBLY (direct calls and tail calls) it does not define, and their files."""
+    wanted = called_symbols(assembly) - assembly_labels(assembly)
+    enabled = _enabled(build_dir)
+    ring = CalleeRing()
+    built = {str(path.relative_to(build_dir).with_suffix(".c")) for path in assembly if path.is_relative_to(build_dir)}
+    for directory in SEARCHED_DIRS:
+        for source in built_sources(tree, directory, enabled):
+            if source in built:
+                continue
+            for name in defined_functions(tree / source) & wanted:
+                ring.sources.setdefault(name, source)
+    searched = ", ".join(SEARCHED_DIRS)
+    for name in sorted(wanted - set(ring.sources)):
+        ring.missing[name] = f"not defined in a file this configuration builds in {searched}"
+    return ring

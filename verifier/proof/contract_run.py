@@ -1,0 +1,266 @@
+"""Contracts checked against the code they summarise, and the proofs' verdicts made to rest on the checks.
+
+Every function a slot's proof summarised by a contract is explored from its entry, in the file that defines
+it (the lifted entry files, or the callee ring the kernel's build adds), with DAIF as the proofs' calls reach
+it, to every return; the contract's guarantees are judged there (spec/contract_check.py). Its own callees
+are summarised by their contracts, checked in turn down to `depth` when their code is lifted, else trusted
+and listed. A check is PROVED, VIOLATED (with the path, replayed), UNKNOWN (with why) or TRUSTED (with why
+the code was not checked). A verdict whose slot rests on a VIOLATED contract is UNKNOWN: a false summary
+makes both its PROVED and its VIOLATED meaningless.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import z3
+
+from verifier.engine.explore import Explorer, ExploreRun, ModelLike, Options, StepListener
+from verifier.engine.image import Image
+from verifier.engine.paths import Path as ExecPath
+from verifier.engine.replay import model_number, replay
+from verifier.frontend.assembler import lift_file
+from verifier.spec.contract_calls import ContractCalls
+from verifier.spec.contract_check import (
+    NOT_CHECKED,
+    PARTS,
+    CallSiteObserver,
+    CallSites,
+    ContractObserver,
+    FunctionStart,
+    describe_failure,
+    function_start,
+)
+from verifier.spec.contracts import Contract, Contracts
+from verifier.spec.verdicts import Result
+from verifier.util.errors import UserError
+
+FIRMWARE = "firmware call (hvc/smc)"
+# Per function: a callee bigger than this is UNKNOWN, not a slow proof (both counted, not timed).
+CHECK_STEPS = 15_000
+CHECK_SOLVER_CALLS = 300
+
+
+@dataclass
+class ContractCheck:
+    function: str
+    verdict: str  # PROVED VIOLATED UNKNOWN TRUSTED
+    reason: str
+    source: str = ""  # the file its code was lifted from
+    depth: int = 0  # 1: called from the proofs' paths; 2: from a depth-1 callee's, ...
+    callees: list[str] = field(default_factory=list)  # the contracts its own check rests on
+    counterexample: dict[str, Any] | None = None
+
+    def json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"function": self.function, "verdict": self.verdict, "reason": self.reason,
+                               "source": self.source, "depth": self.depth, "callees": self.callees}
+        if self.counterexample is not None:
+            out["counterexample"] = self.counterexample
+        return out
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> ContractCheck:
+        return cls(data["function"], data["verdict"], data["reason"], data.get("source", ""),
+                   int(data.get("depth", 0)), list(data.get("callees", [])), data.get("counterexample"))
+
+    def line(self) -> str:
+        where = f" ({self.source})" if self.source else ""
+        if self.verdict == "TRUSTED":
+            return f"contract {self.function}: trusted, {self.reason}"
+        rests = f"; its callees' contracts: {', '.join(self.callees)}" if self.callees else ""
+        return f"contract {self.function}{where}: {self.verdict} at depth {self.depth}: {self.reason}{rests}"
+
+
+@dataclass
+class CheckInputs:
+    """What the checks read: the files to find code in (the entry files, then the callee ring), why some
+    callees have no code here (from the kernel's build), and the DAIF each summarised call is reached with."""
+
+    files: list[Path]
+    missing: dict[str, str] = field(default_factory=dict)
+    call_daif: dict[str, list[int] | None] = field(default_factory=dict)
+    root: str | None = None
+    depth: int = 1
+
+
+_LABEL = re.compile(r"^([A-Za-z_][\w.]*):", re.MULTILINE)
+
+
+class CodeIndex:
+    """Which file defines each function, lifted on first use, one image per file."""
+
+    def __init__(self, files: list[Path], root: str | None) -> None:
+        self.root = root
+        self.where: dict[str, Path] = {}
+        for path in files:
+            for name in _LABEL.findall(path.read_text(errors="replace")):
+                self.where.setdefault(name, path)
+        self.images: dict[Path, Image | str] = {}
+
+    def image_of(self, name: str) -> tuple[Image, int, Path] | str | None:
+        """The image of the file defining `name` and its address; a text when that file does not lift."""
+        path = self.where.get(name)
+        if path is None:
+            return None
+        if path not in self.images:
+            try:
+                self.images[path] = Image.link([lift_file(path, self.root)])
+            except UserError as err:  # a front-end limit: this file's contracts stay unchecked, with why
+                self.images[path] = f"{path.name} does not lift: {err}"
+        image = self.images[path]
+        if isinstance(image, str):
+            return image
+        address = image.globals.get(name, image.locals[0].get(name))
+        return (image, address, path) if address is not None else None
+
+
+def check_contracts(inputs: CheckInputs, contracts: Contracts, options: Options) -> list[ContractCheck]:
+    """Every summarised function's contract, checked to `inputs.depth` or trusted with the reason."""
+    index = CodeIndex(inputs.files, inputs.root)
+    checks: dict[str, ContractCheck] = {}
+    level = dict(inputs.call_daif)
+    for depth in range(1, inputs.depth + 1):
+        nested: dict[str, list[int] | None] = {}
+        for name in sorted(level):
+            if name in checks:
+                continue
+            check, sites = _check_one(name, level[name], depth, index, inputs, contracts, options)
+            checks[name] = check
+            for callee, daif in sites.items():
+                nested[callee] = _union(nested.get(callee, []), daif)
+        level = {name: daif for name, daif in nested.items() if name not in checks}
+    for name in sorted(level):  # beyond the depth: listed as trusted
+        if name not in checks:
+            checks[name] = ContractCheck(name, "TRUSTED", f"beyond --contract-depth {inputs.depth}",
+                                         depth=inputs.depth + 1)
+    return sorted(checks.values(), key=lambda c: (c.depth, c.function))
+
+
+def _union(a: list[int] | None, b: list[int] | None) -> list[int] | None:
+    return None if a is None or b is None else sorted(set(a) | set(b))
+
+
+def _trusted_reason(name: str, inputs: CheckInputs) -> str:
+    if name.startswith("*"):
+        return f"called through a pointer loaded from {name[1:]}: which function it holds is set at run time"
+    if name == FIRMWARE:
+        return "firmware (SMCCC), not kernel code"
+    return inputs.missing.get(name, "its code is not in the lifted files or the callee ring")
+
+
+def _check_one(name: str, daif: list[int] | None, depth: int, index: CodeIndex, inputs: CheckInputs,
+               contracts: Contracts, options: Options) -> tuple[ContractCheck, dict[str, list[int] | None]]:
+    located = None if name.startswith("*") or name == FIRMWARE else index.image_of(name)
+    if located is None:
+        return ContractCheck(name, "TRUSTED", _trusted_reason(name, inputs), depth=depth), {}
+    if isinstance(located, str):
+        return ContractCheck(name, "UNKNOWN", located, depth=depth), {}
+    image, address, path = located
+    contract = contracts.for_function(name)
+    start = function_start(image, address, daif, contracts.build.priority)
+    sites = CallSites()
+    bounded = Options(**{**options.__dict__, "max_steps": min(options.max_steps, CHECK_STEPS),
+                         "max_solver_calls": CHECK_SOLVER_CALLS})
+    run = _explorer(image, contracts, contract, start, sites, bounded).explore()
+    source = _shown(path, inputs.root)
+    callees = sorted(run.summarised)
+    verdict, reason, cex = _judge(run, contract, start, image, contracts, sites, bounded)
+    return ContractCheck(name, verdict, reason, source, depth, callees, cex), sites.json()
+
+
+def _explorer(image: Image, contracts: Contracts, contract: Contract, start: FunctionStart, sites: CallSites,
+              options: Options, guide: ModelLike | None = None, on_step: StepListener | None = None) -> Explorer:
+    watching = [ContractObserver(contract, start), CallSiteObserver(sites)]
+    path = ExecPath(start.state.copy(), z3.BoolVal(True), (), start.pc, watching)
+    calls = ContractCalls(contracts, start.priority, regs_frame=False)
+    return Explorer(image, calls, list(start.facts), start.caps, path, options,
+                    guide=guide, on_step=on_step, return_address=start.return_address)
+
+
+def _judge(run: ExploreRun, contract: Contract, start: FunctionStart, image: Image, contracts: Contracts,
+           sites: CallSites, options: Options) -> tuple[str, str, dict[str, Any] | None]:
+    if not contract.returns:
+        if not run.returns:
+            return _unknown_or(run, "PROVED", "no path returns (its contract says it does not return)")
+        return "VIOLATED", "returns, though its contract says it does not", None
+    gave_up = False
+    for part in PARTS:
+        for ret in run.returns:
+            formula = ret.violations.get(part)
+            if formula is None or z3.is_false(z3.simplify(formula)):
+                continue
+            solver = z3.Solver()
+            solver.set("timeout", options.solver_timeout_ms)
+            solver.set("rlimit", options.solver_rlimit)
+            solver.add(*start.facts, formula)
+            status = solver.check()
+            if status == z3.unknown:
+                gave_up = True
+                continue
+            if status == z3.sat:
+                model = solver.model()
+                cex = _counterexample(model, part, contract, start, image, contracts, options)
+                if cex is None:
+                    return "UNKNOWN", (f"{describe_failure(part, contract)} on a path the replay does not "
+                                       "reproduce (an engine limit)"), None
+                return "VIOLATED", describe_failure(part, contract), cex
+    if gave_up:
+        return "UNKNOWN", "solver limit reached judging a return", None
+    if run.erets:
+        return "UNKNOWN", "a path ends in an eret, not a return", None
+    how = f"{len(run.returns)} return(s) checked; {NOT_CHECKED}"
+    return _unknown_or(run, "PROVED", how)
+
+
+def _unknown_or(run: ExploreRun, verdict: str, reason: str) -> tuple[str, str, None]:
+    if run.unknowns:
+        first = run.unknowns[0].reason
+        more = f" (and {len(run.unknowns) - 1} more)" if len(run.unknowns) > 1 else ""
+        return "UNKNOWN", f"a path was not followed to its end: {first}{more}", None
+    return verdict, reason, None
+
+
+def _counterexample(model: z3.ModelRef, part: str, contract: Contract, start: FunctionStart, image: Image,
+                    contracts: Contracts, options: Options) -> dict[str, Any] | None:
+    """The failing path replayed under the model: its trace and the failing return's values; None when the
+    replay does not end in a return that fails `part`."""
+
+    def make(guide: ModelLike, on_step: StepListener, opts: Options | None) -> Explorer:
+        return _explorer(image, contracts, contract, start, CallSites(), opts or options, guide, on_step)
+
+    replayed = replay(image, make, model, options, to_return=True)
+    if replayed is None or not z3.is_true(model.eval(replayed.eret.violations[part], model_completion=True)):
+        return None
+    failing_at, what = replayed.eret.address, describe_failure(part, contract)
+    for event in replayed.eret.events.get(part, []):
+        if z3.is_true(model.eval(event.cond, model_completion=True)):
+            failing_at, what = event.address, event.what
+            break
+    values = {name: f"{model_number(model, expr):#x}" for name, expr in replayed.eret.values.items()}
+    return {"part": part, "what": what, "address": failing_at, "trace": replayed.trace, "values": values}
+
+
+def _shown(path: Path, root: str | None) -> str:
+    """The C file the assembly was compiled from, as the tree names it (else the assembly's path)."""
+    if root is not None:
+        for parent in path.parents:
+            source = path.relative_to(parent).with_suffix(".c")
+            if (Path(root) / source).is_file():
+                return str(source)
+    return str(path)
+
+
+def rest_on_checks(results: list[Result], used: dict[str, list[str]], checks: list[ContractCheck]) -> None:
+    """Verdicts of a slot whose proof summarised a call by a contract its code violates become UNKNOWN."""
+    false = {check.function: check for check in checks if check.verdict == "VIOLATED"}
+    for result in results:
+        broken = [name for name in used.get(result.vector, []) if name in false]
+        if not broken or result.verdict not in ("PROVED", "VIOLATED"):
+            continue
+        was = result.verdict
+        result.verdict = "UNKNOWN"
+        result.reason = (f"rests on the contract of {', '.join(broken)}, which its code violates "
+                         f"({false[broken[0]].reason}); was {was}")

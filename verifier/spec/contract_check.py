@@ -1,0 +1,221 @@
+"""A contract checked against its function's code (assume-guarantee): the observer that judges each return
+of the function explored from its entry, the state it starts in, and the record of the DAIF values the
+proofs' calls reach a function with (the check's precondition).
+
+What a contract guarantees and how each part is checked at every return to the caller:
+- `daif`: DAIF on return, against DAIF at entry (`preserved`, `masked`, `0bDAIF`, `any`); where the kernel
+  masks with ICC_PMR_EL1, the returns `pmr` adds are accepted too;
+- `unmasks`: `preserved` and `none` fail where any DAIF bit set at entry is clear, even briefly, or where
+  one of its own callees may unmask more (its contract says `unmasks = all`);
+- `mdscr`: `preserved` fails where MDSCR_EL1 on return differs from entry;
+- `clobbers`: the AAPCS64 callee-saved registers (x19-x29) and SP_EL1 on return equal their entry values
+  (the caller's code relies on them).
+Not checked, and printed so: `writes`, `pstate_bits` (the memory model does not classify the callee's stores
+by what the caller's frame is) and ICC_PMR_EL1 beyond what `daif` needs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Self
+
+import z3
+
+from verifier.engine.calls import Summary
+from verifier.engine.image import Image
+from verifier.engine.observer import Event, EventLog, Findings, Observer, Path
+from verifier.ir import sysregs
+from verifier.semantics import names
+from verifier.semantics.state import BV, ICC_PMR_EL1, MDSCR, Memory, Region, State, bv
+from verifier.spec.contracts import AAPCS_CLOBBERS, Contract
+from verifier.spec.priority import PMR_BITS, PriorityFacts, PriorityMasking, masking_for
+from verifier.spec.slots import image_word
+
+DAIF_ID, UNMASKS_ID, MDSCR_ID, SAVED_ID = "contract:daif", "contract:unmasks", "contract:mdscr", "contract:saved"
+PARTS = (DAIF_ID, UNMASKS_ID, MDSCR_ID, SAVED_ID)
+NOT_CHECKED = "memory writes, pt_regs.pstate bits and ICC_PMR_EL1 beyond DAIF are not checked"
+CALLEE_SAVED = tuple(f"x{i}" for i in range(19, 30))
+ENTRY_DAIF = "daif_at_call"
+
+
+@dataclass
+class FunctionStart:
+    """One function at its entry: the state the caller hands it, the precondition, and the entry values
+    the returns are judged against."""
+
+    state: State
+    pc: int
+    facts: list[z3.BoolRef]
+    daif: BV
+    mdscr: BV
+    return_address: BV
+    saved: dict[str, BV]
+    sp: BV
+    priority: PriorityMasking
+    caps: dict[int, z3.BoolRef] = field(default_factory=dict)
+
+
+def function_start(image: Image, address: int, daif_at_calls: list[int] | None,
+                   priority_facts: PriorityFacts) -> FunctionStart:
+    """The state at a call of the function at `address`: every register, the stack and memory unknown, SP_EL0
+    the current task, DAIF one of the values the proofs' calls reach it with (`None`: any)."""
+    caps: dict[int, z3.BoolRef] = {}
+    priority = masking_for(priority_facts, caps)
+    daif = z3.BitVec(ENTRY_DAIF, 4)
+    mdscr = names.entry_value("mdscr_el1")
+
+    def initial_word(region: Region, word: int, epoch: int) -> z3.BitVecRef:
+        if not region.bases:
+            contents = image_word(image, word)
+            if contents is not None:
+                return contents
+        return names.memory_word(region, word, epoch)
+
+    memory = Memory(initial=initial_word)
+    memory.classify = _classify
+    x = [names.entry_value(f"x{i}") for i in range(31)]
+    state = State(
+        x=list(x), sp_el1=names.initial_sp(), sp_el0=names.current_task(), nzcv=names.entry_value("nzcv", 4),
+        daif=daif, pstate_ss=bv(0, 1),
+        sysregs={MDSCR: mdscr, sysregs.encode("tpidr_el1"): names.percpu_offset(),
+                 sysregs.encode("tpidr_el2"): names.percpu_offset()},
+        memory=memory, fresh_sysreg=lambda encoding: names.entry_value(sysregs.name_of(encoding)),
+    )
+    pmr = priority.initial_pmr(names.entry_value("icc_pmr_el1.priority", PMR_BITS))
+    if pmr is not None:
+        state.sysregs[ICC_PMR_EL1] = pmr
+    facts: list[z3.BoolRef] = []
+    if daif_at_calls is not None:
+        facts.append(z3.Or([daif == value for value in daif_at_calls]))
+    saved = {reg: x[int(reg[1:])] for reg in CALLEE_SAVED}
+    return FunctionStart(state, address, facts, daif, mdscr, x[30], saved, names.initial_sp(), priority, caps)
+
+
+def _classify(region: Region) -> str:
+    if not region.bases:
+        return "image"
+    if names.is_stack(region):
+        return "stack"
+    if str(names.current_task()) in region.bases:
+        return "task"
+    if names.is_percpu(region):
+        return "percpu"
+    return "global"
+
+
+class ContractObserver(Observer):
+    """One path of a function checked against its contract."""
+
+    def __init__(self, contract: Contract, start: FunctionStart, unmasked: EventLog | None = None) -> None:
+        self.contract = contract
+        self.start = start
+        self.unmasked = unmasked or EventLog()  # where an exception masked at the call became unmasked
+
+    def copy(self) -> Self:
+        return type(self)(self.contract, self.start, self.unmasked.copy())
+
+    def merge(self, guard: z3.BoolRef, state: State, other: Self, other_guard: z3.BoolRef,
+              other_state: State) -> Self:
+        return type(self)(self.contract, self.start, self.unmasked.merge(guard, other.unmasked, other_guard))
+
+    @property
+    def _watch_unmasks(self) -> bool:
+        return self.contract.unmasks in ("none", "preserved")
+
+    def on_masking(self, path: Path, daif_changed: bool, mdscr_changed: bool) -> None:
+        if not (daif_changed and self._watch_unmasks):
+            return
+        opened = z3.simplify(self.start.daif & ~path.state.daif != 0)
+        if not z3.is_false(opened):
+            self.unmasked.note(Event(path.pc, z3.And(path.guard, opened),
+                                     "an exception masked at the call is unmasked"))
+
+    def on_summary(self, path: Path, name: str, summary: Summary) -> None:
+        if self._watch_unmasks and isinstance(summary, Contract) and summary.unmasks == "all":
+            self.unmasked.note(Event(path.pc, path.guard, f"calls {name}, which may unmask exceptions"))
+
+    def at_return(self, path: Path) -> Findings:
+        state = path.state
+        found = Findings()
+        found.violations[DAIF_ID] = z3.Not(self._daif_ok(state))
+        found.violations[UNMASKS_ID] = self.unmasked.condition() if self._watch_unmasks else z3.BoolVal(False)
+        found.events[UNMASKS_ID] = list(self.unmasked.events)
+        mdscr = state.read_sysreg(MDSCR)
+        found.violations[MDSCR_ID] = (mdscr != self.start.mdscr) if self.contract.mdscr == "preserved" \
+            else z3.BoolVal(False)
+        saved = [state.read_reg(reg) != value for reg, value in self.start.saved.items()]
+        saved.append(state.sp_el1 != self.start.sp)
+        found.violations[SAVED_ID] = z3.Or(saved) if self._keeps_saved() else z3.BoolVal(False)
+        found.values.update({"DAIF at the call": z3.ZeroExt(60, self.start.daif),
+                             "DAIF on return": z3.ZeroExt(60, state.daif),
+                             "MDSCR_EL1 at the call": self.start.mdscr, "MDSCR_EL1 on return": mdscr})
+        return found
+
+    def _keeps_saved(self) -> bool:
+        return not set(CALLEE_SAVED) & set(self.contract.clobbers) and set(self.contract.clobbers) <= set(
+            AAPCS_CLOBBERS)
+
+    def _daif_ok(self, state: State) -> z3.BoolRef:
+        expected = self.contract.daif
+        at_call, now = self.start.daif, state.daif
+        if expected == "any":
+            return z3.BoolVal(True)
+        if expected == "preserved":
+            ok = now == at_call
+            want = at_call
+        elif expected == "masked":
+            want = bv(0xF, 4)
+            ok = now == want
+        else:
+            want = at_call
+            for index, bit in enumerate(expected[2:]):
+                mask = bv(1 << (3 - index), 4)
+                want = want | mask if bit == "1" else want & ~mask if bit == "0" else want
+            ok = now == want
+        masking = self.start.priority
+        if self.contract.pmr == "unmask-pnmis":
+            ok = z3.Or(ok, z3.And(masking.in_use, now == want & bv(0b1100, 4)))
+        elif self.contract.pmr == "irqs-off":
+            ok = z3.Or(ok, z3.And(masking.in_use, now == at_call))
+        return ok
+
+
+def describe_failure(part: str, contract: Contract) -> str:
+    """What a failing part of the contract says."""
+    return {
+        DAIF_ID: f"returns with DAIF other than its contract's `daif = {contract.daif}`",
+        UNMASKS_ID: f"unmasks an exception the caller had masked (contract: `unmasks = {contract.unmasks}`)",
+        MDSCR_ID: "returns with MDSCR_EL1 changed (contract: `mdscr = preserved`)",
+        SAVED_ID: "returns with a callee-saved register (x19-x29) or SP changed",
+    }[part]
+
+
+class CallSites:
+    """The DAIF values the proofs' calls reach each summarised function with: a shared log every path's
+    copy writes into (the precondition its contract's check assumes). None for a function: some call
+    reaches it with a DAIF that is not one constant."""
+
+    def __init__(self) -> None:
+        self.daif: dict[str, set[int] | None] = {}
+
+    def note(self, name: str, daif: BV) -> None:
+        value = z3.simplify(daif)
+        if z3.is_bv_value(value):
+            known = self.daif.setdefault(name, set())
+            if known is not None:
+                known.add(value.as_long())
+        else:
+            self.daif[name] = None
+
+    def json(self) -> dict[str, list[int] | None]:
+        return {name: None if values is None else sorted(values) for name, values in self.daif.items()}
+
+
+class CallSiteObserver(Observer):
+    """Tells CallSites the DAIF of every summarised call (stateless per path: copies share the log)."""
+
+    def __init__(self, sites: CallSites) -> None:
+        self.sites = sites
+
+    def on_summary(self, path: Path, name: str, summary: Summary) -> None:
+        self.sites.note(name, path.state.daif)
