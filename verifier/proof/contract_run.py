@@ -211,6 +211,10 @@ def _judge(run: ExploreRun, contract: Contract, start: FunctionStart, image: Ima
         return "UNKNOWN", "solver limit reached judging a return", None
     if run.erets:
         return "UNKNOWN", "a path ends in an eret, not a return", None
+    if not run.returns:
+        # every path ends in a trap (a WARN's brk returns, which the engine does not follow) or a call that
+        # does not return: nothing was judged
+        return _unknown_or(run, "UNKNOWN", "no path returns: each ends in a trap or a call that does not return")
     how = f"{len(run.returns)} return(s) checked; {NOT_CHECKED}"
     return _unknown_or(run, "PROVED", how)
 

@@ -7,6 +7,8 @@ write, and the pt_regs frame kernel_entry built at the initial SP_EL1, whose fie
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import z3
 
 from verifier.engine.calls import Fresh, Summary
@@ -56,12 +58,12 @@ class ContractCalls:
             state.write_reg(reg, fresh(f"{name}.{reg}", 64))
         state.nzcv = fresh(f"{name}.nzcv", 4)
         daif_at_call = state.daif
-        if contract.daif == "masked":
-            state.daif = bv(0xF, 4)
-        elif contract.daif == "any":
-            state.daif = fresh(f"{name}.daif", 4)
-        elif contract.daif.startswith("0b"):
-            state.daif = _daif_on_return(contract.daif[2:], state.daif)
+        choices = [daif_on_return(choice, daif_at_call, lambda: fresh(f"{name}.daif", 4))
+                   for choice in contract.daif.split("|")]
+        state.daif = choices[0]
+        for index, other in enumerate(choices[1:]):  # several possible returns: a fresh choice among them
+            state.daif = z3.simplify(z3.If(z3.Extract(0, 0, fresh(f"{name}.daif_choice{index}", 1)) == 1,
+                                           other, state.daif))
         if contract.mdscr == "any":
             state.write_sysreg(MDSCR, fresh(f"{name}.mdscr", 64))
         self._apply_pmr(contract, name, state, daif_at_call, fresh)
@@ -122,7 +124,18 @@ def _contract(summary: Summary) -> Contract:
     return summary
 
 
-def _daif_on_return(bits: str, at_call: z3.BitVecRef) -> z3.BitVecRef:
+def daif_on_return(choice: str, at_call: z3.BitVecRef, fresh: Callable[[], z3.BitVecRef]) -> z3.BitVecRef:
+    """DAIF after a call whose contract's `daif` is CHOICE (one of the |-joined alternatives)."""
+    if choice == "masked":
+        return bv(0xF, 4)
+    if choice == "any":
+        return fresh()
+    if choice.startswith("0b"):
+        return _daif_bits(choice[2:], at_call)
+    return at_call
+
+
+def _daif_bits(bits: str, at_call: z3.BitVecRef) -> z3.BitVecRef:
     """DAIF after a call whose contract gives it bit by bit, D first: 0 or 1, or x for "as at the call"."""
     value = at_call
     for index, bit in enumerate(bits):

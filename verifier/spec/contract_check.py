@@ -27,6 +27,7 @@ from verifier.engine.observer import Event, EventLog, Findings, Observer, Path
 from verifier.ir import sysregs
 from verifier.semantics import names
 from verifier.semantics.state import BV, ICC_PMR_EL1, MDSCR, Memory, Region, State, bv
+from verifier.spec.contract_calls import daif_on_return
 from verifier.spec.contracts import AAPCS_CLOBBERS, Contract
 from verifier.spec.priority import PMR_BITS, PriorityFacts, PriorityMasking, masking_for
 from verifier.spec.slots import image_word
@@ -156,25 +157,15 @@ class ContractObserver(Observer):
             AAPCS_CLOBBERS)
 
     def _daif_ok(self, state: State) -> z3.BoolRef:
-        expected = self.contract.daif
         at_call, now = self.start.daif, state.daif
-        if expected == "any":
+        choices = self.contract.daif.split("|")
+        if "any" in choices:
             return z3.BoolVal(True)
-        if expected == "preserved":
-            ok = now == at_call
-            want = at_call
-        elif expected == "masked":
-            want = bv(0xF, 4)
-            ok = now == want
-        else:
-            want = at_call
-            for index, bit in enumerate(expected[2:]):
-                mask = bv(1 << (3 - index), 4)
-                want = want | mask if bit == "1" else want & ~mask if bit == "0" else want
-            ok = now == want
+        wanted = [daif_on_return(choice, at_call, lambda: at_call) for choice in choices]
+        ok = z3.Or([now == want for want in wanted])
         masking = self.start.priority
         if self.contract.pmr == "unmask-pnmis":
-            ok = z3.Or(ok, z3.And(masking.in_use, now == want & bv(0b1100, 4)))
+            ok = z3.Or(ok, z3.And(masking.in_use, z3.Or([now == want & bv(0b1100, 4) for want in wanted])))
         elif self.contract.pmr == "irqs-off":
             ok = z3.Or(ok, z3.And(masking.in_use, now == at_call))
         return ok

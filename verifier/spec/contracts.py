@@ -35,7 +35,7 @@ class Contract:
     name: str
     returns: bool = True
     clobbers: tuple[str, ...] = AAPCS_CLOBBERS
-    daif: str = "preserved"  # preserved | masked | any | 0bDAIF (a bit x: as at the call)
+    daif: str = "preserved"  # preserved | masked | any | 0bDAIF (a bit x: as at the call); "a|b": either
     mdscr: str = "preserved"  # preserved | any
     pmr: str = "preserved"  # PMR_RETURNS
     unmasks: str = "preserved"  # none | preserved (only what DAIF at the call allows) | all
@@ -164,9 +164,11 @@ def _contract(name: str, table: dict, base: Contract, where: str, default: bool 
             raise UserError(f"contract {name}: unknown memory class '{cls}' (known: {', '.join(MEMORY_CLASSES)})",
                             where)
     daif = str(table.get("daif", base.daif))
-    if daif not in DAIF_RETURNS and not re.fullmatch(r"0b[01x]{4}", daif):
-        raise UserError(f"contract {name}: daif must be one of {', '.join(DAIF_RETURNS)} or 0bDAIF "
-                        "(each bit 0, 1 or x: as at the call)", where)
+    for choice in daif.split("|"):
+        if choice not in DAIF_RETURNS and not re.fullmatch(r"0b[01x]{4}", choice):
+            raise UserError(f"contract {name}: daif must be one of {', '.join(DAIF_RETURNS)} or 0bDAIF "
+                            "(each bit 0, 1 or x: as at the call), or several joined by | (any one of them)",
+                            where)
     unmasks = str(table.get("unmasks", base.unmasks))
     if unmasks not in UNMASKS:
         raise UserError(f"contract {name}: unmasks must be one of {', '.join(UNMASKS)}", where)
