@@ -800,6 +800,9 @@ class Assembler(OperandScope):
         self._emit_bytes(word[:size] * repeat, stmt)
 
     def _strings(self, args: str, stmt: Stmt, terminate: bool) -> None:
+        # adjacent literals with no comma between them are one string, as GNU as joins them
+        # (`.ascii "" "\0"`, from the kernel's stringified macros)
+        args = _join_adjacent_strings(args)
         for tree in self._args(args):
             if tree.data != "string":
                 raise stmt.error("expected a string")
@@ -1220,6 +1223,21 @@ def _apply_constant_relocs(insn: Insn) -> Insn:
             elif op.kind in ("lo12", "lo12_nc"):
                 operands[i] = Imm(value & 0xFFF)
     return Insn(mnemonic, tuple(operands))
+
+
+_STRING_TOKENS = re.compile(r'"(?:[^"\\\n]|\\.)*"|[ \t]+|[^" \t]+')
+
+
+def _join_adjacent_strings(args: str) -> str:
+    """`"a" "b"` as `"ab"`: string literals with only blanks between them are one (GNU as)."""
+    out: list[str] = []
+    for token in _STRING_TOKENS.findall(args):
+        if token.startswith('"') and len(out) >= 2 and out[-1].isspace() and out[-2].startswith('"'):
+            out.pop()
+            out[-1] = out[-1][:-1] + token[1:]
+        else:
+            out.append(token)
+    return "".join(out)
 
 
 def lift_file(path: str | Path, root: str | None = None, dialect: Dialect | None = None) -> Program:

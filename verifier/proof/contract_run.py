@@ -168,7 +168,8 @@ def _check_one(name: str, daif: list[int] | None, depth: int, index: CodeIndex, 
     source = _shown(path, inputs.root)
     callees = sorted(run.summarised)
     verdict, reason, cex = _judge(run, contract, start, image, contracts, sites, bounded)
-    return ContractCheck(name, verdict, reason, source, depth, callees, cex), sites.json()
+    nested = sites.resolve(start.facts, bounded.solver_rlimit)
+    return ContractCheck(name, verdict, reason, source, depth, callees, cex), nested
 
 
 def _explorer(image: Image, contracts: Contracts, contract: Contract, start: FunctionStart, sites: CallSites,

@@ -226,5 +226,5 @@ def prove_slot(slot: Slot, prepared: Setup, config: ProveConfig) -> tuple[list[R
                 result.counterexample["property"] = f"rule:{result.rule}"
     stats = {"steps": run.steps, "merges": run.merges, "solver_calls": run.solver_calls, "erets": len(run.erets),
              "fatal": len(run.fatals), "unknown": len(run.unknowns), "contracts": sorted(run.summarised),
-             "call_daif": sites.json()}
+             "call_daif": sites.resolve(start.facts, config.options.solver_rlimit)}
     return results, printed, stats

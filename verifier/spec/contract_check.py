@@ -183,23 +183,46 @@ def describe_failure(part: str, contract: Contract) -> str:
 
 class CallSites:
     """The DAIF values the proofs' calls reach each summarised function with: a shared log every path's
-    copy writes into (the precondition its contract's check assumes). None for a function: some call
-    reaches it with a DAIF that is not one constant."""
+    copy writes into (the precondition its contract's check assumes). A symbolic DAIF is kept with its
+    path's guard and resolved to the values it can take once the slot is explored."""
 
     def __init__(self) -> None:
-        self.daif: dict[str, set[int] | None] = {}
+        self.known: dict[str, set[int]] = {}
+        self.symbolic: dict[str, list[z3.BoolRef]] = {}  # name -> "this call is reached with DAIF d" formulas
 
-    def note(self, name: str, daif: BV) -> None:
+    def note(self, name: str, guard: z3.BoolRef, daif: BV) -> None:
         value = z3.simplify(daif)
+        self.known.setdefault(name, set())
         if z3.is_bv_value(value):
-            known = self.daif.setdefault(name, set())
-            if known is not None:
-                known.add(value.as_long())
+            self.known[name].add(value.as_long())
         else:
-            self.daif[name] = None
+            self.symbolic.setdefault(name, []).append(z3.And(guard, z3.BitVec(ENTRY_DAIF, 4) == value))
 
-    def json(self) -> dict[str, list[int] | None]:
-        return {name: None if values is None else sorted(values) for name, values in self.daif.items()}
+    def resolve(self, facts: list[z3.BoolRef], rlimit: int) -> dict[str, list[int] | None]:
+        """name -> every DAIF value a call can be reached with under the slot's facts; None where the solver
+        gives up (the check then assumes any DAIF)."""
+        out: dict[str, list[int] | None] = {}
+        daif = z3.BitVec(ENTRY_DAIF, 4)
+        for name, values in self.known.items():
+            found: set[int] | None = set(values)
+            if name in self.symbolic:
+                solver = z3.Solver()
+                solver.set("rlimit", rlimit)
+                solver.add(*facts, z3.Or(self.symbolic[name]))
+                for value in sorted(found):
+                    solver.add(daif != value)
+                while found is not None:
+                    status = solver.check()
+                    if status == z3.unknown:
+                        found = None
+                    elif status == z3.sat:
+                        value = solver.model().eval(daif, model_completion=True).as_long()
+                        found.add(value)
+                        solver.add(daif != value)
+                    else:
+                        break
+            out[name] = None if found is None else sorted(found)
+        return out
 
 
 class CallSiteObserver(Observer):
@@ -209,4 +232,4 @@ class CallSiteObserver(Observer):
         self.sites = sites
 
     def on_summary(self, path: Path, name: str, summary: Summary) -> None:
-        self.sites.note(name, path.state.daif)
+        self.sites.note(name, path.guard, path.state.daif)

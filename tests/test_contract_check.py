@@ -1,0 +1,115 @@
+"""Contracts checked against the code they summarise, on the bundled subject with a callee file of our own:
+each guarantee of the default contract can be found false (and the verdicts that used it become UNKNOWN),
+a counterexample's path replays, and a callee that keeps its contract (however it does so) is PROVED."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from verifier.cli.main import main
+from verifier.proof.config import BUNDLED_CONTRACTS, ProveConfig
+from verifier.proof.run import Report, prove
+from verifier.spec.slots import slot_by_name
+
+ASM = Path(__file__).resolve().parents[1] / "asm"
+
+# entry-common.inc calls do_el0_sync with DAIF clear and do_debug_exception with D (and I) masked.
+KEEPS = """
+\t.text
+\t.globl\tdo_el0_sync
+do_el0_sync:
+\tstp\tx29, x30, [sp, #-32]!
+\tmov\tx29, sp
+\tstr\tx19, [sp, #16]
+\tmrs\tx19, daif
+\tmsr\tdaifset, #2
+\tmov\tx0, #1
+\tmsr\tdaif, x19
+\tldr\tx19, [sp, #16]
+\tldp\tx29, x30, [sp], #32
+\tret
+\t.globl\tdo_debug_exception
+do_debug_exception:
+\tmrs\tx1, mdscr_el1
+\tmsr\tmdscr_el1, x1
+\tb\tdo_el1_sync
+"""
+
+
+def callee_file(tmp_path: Path, old: str = "", new: str = "") -> Path:
+    text = KEEPS
+    if old:
+        assert old in text, old
+        text = text.replace(old, new, 1)
+    path = tmp_path / "callees.s"
+    path.write_text(text)
+    return path
+
+
+def check(tmp_path: Path, callees: Path, *vectors: str) -> Report:
+    shutil.copy(ASM / "entry-ok.s", tmp_path / "entry-ok.s")
+    shutil.copy(ASM / "entry-common.inc", tmp_path / "entry-common.inc")
+    slots = tuple(slot_by_name(v) for v in vectors) or ProveConfig([]).slots
+    config = ProveConfig(files=[tmp_path / "entry-ok.s"], contracts=BUNDLED_CONTRACTS, slots=slots,
+                         callees=[callees], contract_depth=1)
+    return prove(config)
+
+
+def checks(report: Report) -> dict[str, str]:
+    return {c.function: c.verdict for c in report.contracts}
+
+
+def test_callees_that_keep_the_default_contract_are_proved(tmp_path: Path) -> None:
+    report = check(tmp_path, callee_file(tmp_path), "el0_64_sync", "el1h_sync")
+    assert checks(report)["do_el0_sync"] == "PROVED"
+    assert checks(report)["do_debug_exception"] == "PROVED"
+    assert checks(report)["do_el1_sync"] == "TRUSTED"  # called, and tail-called, but not in the files
+    assert {r.verdict for r in report.results} <= {"PROVED", "WAIVED"}
+    assert any(line.startswith("contract check: contract do_el0_sync") for line in report.assumptions)
+    assert "contracts checked to depth 1: 2 PROVED, 2 TRUSTED" in report.assumptions  # do_notify_resume too
+
+
+SEEDED = [
+    # returns with I masked where the caller had it clear
+    ("daif", "do_el0_sync", "el0_64_sync", "\tmsr\tdaif, x19\n", "\tmsr\tdaifset, #2\n"),
+    # briefly unmasks D although the caller had it masked
+    ("unmasks", "do_debug_exception", "el1h_sync", "\tmsr\tmdscr_el1, x1\n",
+     "\tmsr\tmdscr_el1, x1\n\tmsr\tdaifclr, #8\n\tmsr\tdaifset, #8\n"),
+    # writes MDSCR_EL1 (sets SS)
+    ("mdscr", "do_debug_exception", "el1h_sync", "\tmsr\tmdscr_el1, x1\n",
+     "\torr\tx1, x1, #1\n\tmsr\tmdscr_el1, x1\n"),
+    # leaves a callee-saved register changed
+    ("saved", "do_el0_sync", "el0_64_sync", "\tldr\tx19, [sp, #16]\n", "\tmov\tx19, #0\n"),
+]
+
+
+@pytest.mark.parametrize(("part", "function", "vector", "old", "new"), SEEDED, ids=[s[0] for s in SEEDED])
+def test_a_callee_that_breaks_its_contract_is_caught(tmp_path: Path, part: str, function: str, vector: str,
+                                                     old: str, new: str) -> None:
+    report = check(tmp_path, callee_file(tmp_path, old, new), vector)
+    found = next(c for c in report.contracts if c.function == function)
+    assert found.verdict == "VIOLATED", found
+    assert found.counterexample is not None and found.counterexample["part"] == f"contract:{part}"
+    assert any(step["function"] == function for step in found.counterexample["trace"])
+    # the verdicts that rested on it are UNKNOWN, never PROVED
+    used = [r for r in report.results if r.vector == vector]
+    assert used and all(r.verdict in ("UNKNOWN", "WAIVED") for r in used), [(r.property, r.verdict) for r in used]
+    assert any(function in r.reason for r in used if r.verdict == "UNKNOWN")
+
+
+def test_without_checking_the_same_callee_is_trusted_and_proved(tmp_path: Path) -> None:
+    callees = callee_file(tmp_path, "\tmsr\tdaif, x19\n", "\tmsr\tdaifset, #2\n")
+    shutil.copy(ASM / "entry-ok.s", tmp_path / "entry-ok.s")
+    shutil.copy(ASM / "entry-common.inc", tmp_path / "entry-common.inc")
+    config = ProveConfig(files=[tmp_path / "entry-ok.s"], contracts=BUNDLED_CONTRACTS,
+                         slots=(slot_by_name("el0_64_sync"),), callees=[callees])
+    report = prove(config)
+    assert report.contracts == [] and {r.verdict for r in report.results} == {"PROVED"}
+
+
+def test_contract_depth_must_be_positive(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["prove", "--check-contracts", "--contract-depth", "0", str(ASM / "entry-ok.s")]) == 2
+    assert "--contract-depth must be at least 1" in capsys.readouterr().err
