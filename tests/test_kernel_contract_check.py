@@ -1,0 +1,87 @@
+"""Contract checking on real trees: defects seeded inside a callee (do_sp_pc_abort() in arch/arm64/mm/fault.c,
+which entry-common.c calls for a PC or SP alignment fault) turn its contract VIOLATED, with a counterexample
+in fault.c, and the verdicts that rested on it UNKNOWN, never PROVED; an edit that keeps the contract
+changes nothing. In copies of the 6.1 and 7.3 trees, each built in its own build dir."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from tree_edits import edit
+
+from verifier.cli.main import main
+
+pytestmark = pytest.mark.kernel
+
+FAULT = "arch/arm64/mm/fault.c"
+CALL = '\tarm64_notify_die("SP/PC alignment exception", regs, SIGBUS, BUS_ADRALN,\n\t\t\t addr, esr);\n'
+PC_ALIGN = 0x22
+
+# (what, the vector that calls it with DAIF such that the defect shows, the edit after the call)
+SEEDED = [
+    ("daif", "el0_64_sync", "\tlocal_daif_mask();\n"),  # returns with DAIF masked (called with it clear)
+    # briefly unmasks D, then puts DAIF back (el1_pc calls it with the interrupted context's DAIF, D masked
+    # among them)
+    ("unmasks", "el1h_sync",
+     '\tasm volatile("mrs x9, daif\\n\\tmsr daifclr, #8\\n\\tmsr daif, x9" ::: "x9", "memory");\n'),
+    ("mdscr", "el0_64_sync", "\twrite_sysreg(read_sysreg(mdscr_el1) | 1, mdscr_el1);\n"),  # sets SS (bit 0)
+]
+# masks everything and puts DAIF back: the contract still holds
+PRESERVING = "\t{\n\t\tunsigned long flags = local_daif_save();\n\n\t\tlocal_daif_restore(flags);\n\t}\n"
+
+
+@pytest.fixture(scope="module", params=["6.1", "7.3"])
+def tree_copy(request: pytest.FixtureRequest, kernel_tree: Callable[[str], Path],
+              tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path, Path]]:
+    version = request.param
+    base = tmp_path_factory.mktemp(f"tree-contracts-{version}")
+    copy = base / "linux"
+    shutil.copytree(kernel_tree(version), copy, symlinks=True, copy_function=os.symlink)
+    yield version, copy, base / "build"
+    shutil.rmtree(base, ignore_errors=True)
+
+
+def prove(tree: Path, build: Path, vector: str) -> dict:
+    out = build.parent / f"report-{len(list(build.parent.glob('report-*.json')))}.json"
+    main(["kernel", "--tree", str(tree), "--build-dir", str(build), "--check-contracts", "--vector", vector,
+          f"--ec={PC_ALIGN:#x}", "--format", "json", "-o", str(out)])
+    return json.loads(out.read_text())
+
+
+def contract(report: dict, name: str = "do_sp_pc_abort") -> dict:
+    return next(c for c in report["contracts"] if c["function"] == name)
+
+
+def test_defects_inside_a_callee_are_caught_through_its_contract(
+        tree_copy: tuple[str, Path, Path], kernel_tree: Callable[[str], Path]) -> None:
+    version, tree, build = tree_copy
+    original = kernel_tree(version)
+    baseline: dict[str, dict] = {}
+    edit(tree, original, FAULT)  # unedited, but a file of the copy: the edits below then rebuild it
+    for vector in ("el0_64_sync", "el1h_sync"):
+        baseline[vector] = prove(tree, build, vector)
+        assert contract(baseline[vector])["verdict"] == "PROVED", contract(baseline[vector])
+        assert contract(baseline[vector])["source"] == FAULT
+        assert {r["verdict"] for r in baseline[vector]["results"]} <= {"PROVED", "WAIVED"}
+    for part, vector, seeded in SEEDED:
+        edit(tree, original, FAULT, CALL, CALL + seeded)
+        report = prove(tree, build, vector)
+        found = contract(report)
+        assert found["verdict"] == "VIOLATED", (part, found)
+        cex = found["counterexample"]
+        assert cex["part"] == f"contract:{part}"
+        assert any(step["file"].endswith(FAULT) for step in cex["trace"]), part
+        assert report["results"] and all(r["verdict"] == "UNKNOWN" for r in report["results"]), part
+        assert all("do_sp_pc_abort" in r["reason"] for r in report["results"])
+    edit(tree, original, FAULT, CALL, CALL + PRESERVING)
+    for vector in ("el0_64_sync", "el1h_sync"):
+        report = prove(tree, build, vector)
+        assert contract(report)["verdict"] == "PROVED"
+        assert [(r["property"], r["verdict"]) for r in report["results"]] == \
+            [(r["property"], r["verdict"]) for r in baseline[vector]["results"]]
+    assert not (original / FAULT).is_symlink() and "local_daif_save" not in (original / FAULT).read_text()
