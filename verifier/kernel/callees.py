@@ -12,13 +12,12 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from verifier.kernel.companions import called_symbols
+from verifier.kernel.companions import built_sources, called_symbols, enabled_options
 
 # Where the arm64 entry code's callees live: the arch's exception handlers, the generic entry code and the
 # core kernel files its hooks (context tracking, RCU, softirq, preemption) are in.
 SEARCHED_DIRS = ("arch/arm64/kernel", "arch/arm64/mm", "kernel/entry", "kernel", "kernel/irq", "kernel/rcu",
                  "kernel/sched", "kernel/locking", "kernel/trace", "lib")
-_OBJ = re.compile(r"^obj-(?:\$\((CONFIG_\w+)\)|y)\s*[:+]?=\s*(.*)$")
 _LABEL = re.compile(r"^([A-Za-z_.$][\w.$]*):", re.MULTILINE)
 _DEFINITION = re.compile(r"^[A-Za-z_][^;{}()#]*?\b([A-Za-z_]\w*)\s*\([^;{}]*\)\s*(?:__\w+(?:\([^)]*\))?\s*)*\{",
                          re.MULTILINE)
@@ -35,36 +34,6 @@ class CalleeRing:
         return sorted(set(self.sources.values()))
 
 
-def _logical_lines(text: str) -> list[str]:
-    return text.replace("\\\n", " ").splitlines()
-
-
-def _enabled(build_dir: Path) -> set[str]:
-    try:
-        text = (build_dir / ".config").read_text(errors="replace")
-    except OSError:
-        return set()
-    return set(re.findall(r"^(CONFIG_\w+)=y$", text, re.MULTILINE))
-
-
-def built_sources(tree: Path, directory: str, enabled: set[str]) -> list[str]:
-    """The .c files of DIRECTORY this configuration compiles into the kernel (not modules)."""
-    try:
-        makefile = (tree / directory / "Makefile").read_text(errors="replace")
-    except OSError:
-        return []
-    found: list[str] = []
-    for line in _logical_lines(makefile):
-        match = _OBJ.match(line.strip())
-        if not match or (match.group(1) and match.group(1) not in enabled):
-            continue
-        for obj in match.group(2).split("#")[0].split():
-            source = f"{directory}/{obj.removesuffix('.o')}.c"
-            if obj.endswith(".o") and (tree / source).is_file() and source not in found:
-                found.append(source)
-    return found
-
-
 def defined_functions(source: Path) -> set[str]:
     """The functions the C file defines (not just declares) at file scope."""
     text = source.read_text(errors="replace")
@@ -78,11 +47,11 @@ def assembly_labels(assembly: list[Path]) -> set[str]:
 def callee_ring(tree: Path, build_dir: Path, assembly: list[Path]) -> CalleeRing:
     """The callees of ASSEMBLY (direct calls and tail calls) it does not define, and their files."""
     wanted = called_symbols(assembly) - assembly_labels(assembly)
-    enabled = _enabled(build_dir)
+    enabled = enabled_options(build_dir)
     ring = CalleeRing()
     built = {str(path.relative_to(build_dir).with_suffix(".c")) for path in assembly if path.is_relative_to(build_dir)}
     for directory in SEARCHED_DIRS:
-        for source in built_sources(tree, directory, enabled):
+        for source in built_sources(tree, build_dir, directory, enabled):
             if source in built:
                 continue
             for name in defined_functions(tree / source) & wanted:

@@ -14,10 +14,11 @@ from pathlib import Path
 GENERIC_ENTRY_DIR = "kernel/entry"
 # `bl sym` / `b sym` and tail calls in the assembly: the callee names.
 _CALLS = re.compile(r"^\s+(?:bl|b)\s+([A-Za-z_][\w.]*)\s*(?://.*)?$", re.MULTILINE)
-_OBJ = re.compile(r"^obj-(?:\$\((CONFIG_\w+)\)|y)\s*\+?=\s*(.*)$", re.MULTILINE)
+_OBJ = re.compile(r"^obj-(?:\$\((CONFIG_\w+)\)|y)\s*[:+]?=\s*(.*)$")
 
 
-def _enabled(build_dir: Path) -> set[str]:
+def enabled_options(build_dir: Path) -> set[str]:
+    """The options the build dir's .config sets to y."""
     try:
         text = (build_dir / ".config").read_text(errors="replace")
     except OSError:
@@ -25,18 +26,21 @@ def _enabled(build_dir: Path) -> set[str]:
     return set(re.findall(r"^(CONFIG_\w+)=y$", text, re.MULTILINE))
 
 
-def built_sources(tree: Path, build_dir: Path, directory: str = GENERIC_ENTRY_DIR) -> list[str]:
-    """The .c files of DIRECTORY this configuration compiles into the kernel."""
+def built_sources(tree: Path, build_dir: Path, directory: str = GENERIC_ENTRY_DIR,
+                  enabled: set[str] | None = None) -> list[str]:
+    """The .c files of DIRECTORY this configuration compiles into the kernel (not modules): its Makefile's
+    `obj-y` and `obj-$(CONFIG_...)` lines (continued with backslashes) whose option is set."""
     try:
         makefile = (tree / directory / "Makefile").read_text(errors="replace")
     except OSError:
         return []
-    enabled = _enabled(build_dir)
+    enabled = enabled_options(build_dir) if enabled is None else enabled
     found: list[str] = []
-    for option, objects in _OBJ.findall(makefile):
-        if option and option not in enabled:
+    for line in makefile.replace("\\\n", " ").splitlines():
+        match = _OBJ.match(line.strip())
+        if not match or (match.group(1) and match.group(1) not in enabled):
             continue
-        for obj in objects.split():
+        for obj in match.group(2).split("#")[0].split():
             source = f"{directory}/{obj.removesuffix('.o')}.c"
             if obj.endswith(".o") and (tree / source).is_file() and source not in found:
                 found.append(source)

@@ -130,7 +130,7 @@ def check_contracts(inputs: CheckInputs, contracts: Contracts, options: Options)
             check, sites = _check_one(name, level[name], depth, index, inputs, contracts, options)
             checks[name] = check
             for callee, daif in sites.items():
-                nested[callee] = _union(nested.get(callee, []), daif)
+                nested[callee] = union_daif(nested.get(callee, []), daif)
         level = {name: daif for name, daif in nested.items() if name not in checks}
     for name in sorted(level):  # beyond the depth: listed as trusted
         if name not in checks:
@@ -139,7 +139,8 @@ def check_contracts(inputs: CheckInputs, contracts: Contracts, options: Options)
     return sorted(checks.values(), key=lambda c: (c.depth, c.function))
 
 
-def _union(a: list[int] | None, b: list[int] | None) -> list[int] | None:
+def union_daif(a: list[int] | None, b: list[int] | None) -> list[int] | None:
+    """The DAIF values of two sets of calls; None (any) if either is."""
     return None if a is None or b is None else sorted(set(a) | set(b))
 
 

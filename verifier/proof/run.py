@@ -12,7 +12,7 @@ from typing import Any
 from verifier.engine.explore import ENGINE_ASSUMPTIONS, Explorer, ModelLike, Options, StepListener
 from verifier.engine.replay import DictModel, replay
 from verifier.proof.config import ProveConfig
-from verifier.proof.contract_run import CheckInputs, ContractCheck, check_contracts, rest_on_checks
+from verifier.proof.contract_run import CheckInputs, ContractCheck, check_contracts, rest_on_checks, union_daif
 from verifier.proof.pool import run_slot_jobs
 from verifier.proof.slot import SlotOutcome, bind_policy, explorer, lift_all, link, observers, slot_rules
 from verifier.semantics import names
@@ -80,8 +80,7 @@ def checked_contracts(config: ProveConfig, contracts: Contracts, outcomes: list[
     call_daif: dict[str, list[int] | None] = {}
     for outcome in outcomes:
         for name, values in outcome.stats.get("call_daif", {}).items():
-            known = call_daif.get(name, [])
-            call_daif[name] = None if values is None or known is None else sorted(set(known) | set(values))
+            call_daif[name] = union_daif(call_daif.get(name, []), values)
         for name in outcome.stats.get("contracts", []):
             call_daif.setdefault(name, None)  # a call that returns nowhere still rests on its contract
     if progress:

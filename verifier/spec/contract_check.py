@@ -30,7 +30,7 @@ from verifier.semantics.state import BV, ICC_PMR_EL1, MDSCR, Memory, Region, Sta
 from verifier.spec.contract_calls import daif_on_return
 from verifier.spec.contracts import AAPCS_CLOBBERS, Contract
 from verifier.spec.priority import PMR_BITS, PriorityFacts, PriorityMasking, masking_for
-from verifier.spec.slots import image_word
+from verifier.spec.slots import classify_region, image_word
 
 DAIF_ID, UNMASKS_ID, MDSCR_ID, SAVED_ID = "contract:daif", "contract:unmasks", "contract:mdscr", "contract:saved"
 PARTS = (DAIF_ID, UNMASKS_ID, MDSCR_ID, SAVED_ID)
@@ -73,7 +73,7 @@ def function_start(image: Image, address: int, daif_at_calls: list[int] | None,
         return names.memory_word(region, word, epoch)
 
     memory = Memory(initial=initial_word)
-    memory.classify = _classify
+    memory.classify = classify_region(names.current_task())
     x = [names.entry_value(f"x{i}") for i in range(31)]
     state = State(
         x=list(x), sp_el1=names.initial_sp(), sp_el0=names.current_task(), nzcv=names.entry_value("nzcv", 4),
@@ -90,18 +90,6 @@ def function_start(image: Image, address: int, daif_at_calls: list[int] | None,
         facts.append(z3.Or([daif == value for value in daif_at_calls]))
     saved = {reg: x[int(reg[1:])] for reg in CALLEE_SAVED}
     return FunctionStart(state, address, facts, daif, mdscr, x[30], saved, names.initial_sp(), priority, caps)
-
-
-def _classify(region: Region) -> str:
-    if not region.bases:
-        return "image"
-    if names.is_stack(region):
-        return "stack"
-    if str(names.current_task()) in region.bases:
-        return "task"
-    if names.is_percpu(region):
-        return "percpu"
-    return "global"
 
 
 class ContractObserver(Observer):

@@ -79,9 +79,9 @@ class Initial:
     caps: dict[int, z3.BoolRef]  # capability number -> its free boolean, filled in as sites are met
 
 
-def classify_region(initial: Initial) -> Callable[[Region], str]:
+def classify_region(current_task: BV) -> Callable[[Region], str]:
     """The memory class a region belongs to, for contracts' `writes`."""
-    task = str(initial.task)
+    task = str(current_task)
 
     def classify(region: Region) -> str:
         if not region.bases:
@@ -171,7 +171,7 @@ def build(slot: Slot, image: Image, contracts: Contracts, assumptions: list[Assu
         return names.memory_word(region, word, epoch)
 
     memory = Memory(initial=initial_word)
-    memory.classify = classify_region(initial)
+    memory.classify = classify_region(initial.task)
 
     def fresh_sysreg(encoding: int) -> z3.BitVecRef:
         return names.entry_value(sysregs.name_of(encoding))
