@@ -107,7 +107,15 @@ def test_without_checking_the_same_callee_is_trusted_and_proved(tmp_path: Path) 
     config = ProveConfig(files=[tmp_path / "entry-ok.s"], contracts=BUNDLED_CONTRACTS,
                          slots=(slot_by_name("el0_64_sync"),), callees=[callees])
     report = prove(config)
-    assert report.contracts == [] and {r.verdict for r in report.results} == {"PROVED"}
+    assert report.contracts and {check.verdict for check in report.contracts} == {"TRUSTED"}
+    assert all("--trust-contracts" in check.reason for check in report.contracts)
+    assert {r.verdict for r in report.results} == {"PROVED"}
+    assert any(line.startswith("contracts trusted, not checked") for line in report.assumptions)
+
+
+def test_trust_and_check_together_is_an_error(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["prove", "--check-contracts", "--trust-contracts", str(ASM / "entry-ok.s")]) == 2
+    assert "contradict" in capsys.readouterr().err
 
 
 def test_contract_depth_must_be_positive(capsys: pytest.CaptureFixture[str]) -> None:

@@ -28,7 +28,8 @@ POLICY = ROOT / "proofs" / "policies" / "proposed-2020.policy"
 
 def prove_kernel(tree: Path, tmp: Path, *extra: str, build_dir: Path | None = None) -> dict:
     out = tmp / f"report-{len(list(tmp.iterdir()))}.json"
-    args = ["kernel", "--tree", str(tree), "--format", "json", "-o", str(out), *extra]
+    # the seeded defects are in the entry code: the contracts are trusted (their checks have their own tests)
+    args = ["kernel", "--tree", str(tree), "--trust-contracts", "--format", "json", "-o", str(out), *extra]
     if build_dir is not None:
         args += ["--build-dir", str(build_dir)]
     status = main(args)

@@ -59,12 +59,14 @@ def add_proof_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--reading", action="append", default=[], metavar="RULE",
                         help="use this non-default reading of an open point of the policy (a rule id)")
     parser.add_argument("--check-contracts", action="store_true",
-                        help="check each contract a proof used against its function's code (with `kernel`, the "
-                        "files defining the callees are built too); a contract its code violates makes the "
-                        "verdicts that used it UNKNOWN. Without it every contract is trusted (printed)")
+                        help="check each contract a proof used against its function's code (the default; with "
+                        "`kernel`, the files defining the callees are built too): a contract its code violates "
+                        "makes the verdicts that used it UNKNOWN")
+    parser.add_argument("--trust-contracts", action="store_true",
+                        help="do not check the contracts: every one is trusted, and listed as such (faster)")
     parser.add_argument("--contract-depth", type=int, default=1, metavar="N",
-                        help="with --check-contracts: also check the callees' own callees' contracts down to "
-                        "depth N where their code is in the same files (default 1: theirs are trusted and listed)")
+                        help="also check the callees' own callees' contracts down to depth N where their code is "
+                        "in the same files (default 1: theirs are trusted and listed)")
 
 
 def add_jobs(parser: argparse.ArgumentParser) -> None:
@@ -98,12 +100,14 @@ def config_from(args: argparse.Namespace, files: list[Path], contracts: Path, ca
     waivers = None if args.waivers == "none" else Path(args.waivers)
     if args.contract_depth < 1:
         raise UserError("--contract-depth must be at least 1")
+    if args.check_contracts and args.trust_contracts:
+        raise UserError("--check-contracts and --trust-contracts contradict each other")
     return ProveConfig(files=files, contracts=contracts, assumptions=Path(args.assumptions), waivers=waivers,
                        caps=parse_caps(args.cap, cap_names), cap_names=cap_names, slots=slots,
                        classes=tuple(sorted(set(args.ec))),
                        options=Options(loop_bound=args.loop_bound), build=build or BuildFacts(), root=root,
                        policy=Path(args.policy) if args.policy else None, readings=tuple(args.reading),
-                       contract_depth=args.contract_depth if args.check_contracts else 0)
+                       contract_depth=0 if args.trust_contracts else args.contract_depth)
 
 
 def emit(report: Report, args: argparse.Namespace) -> int:

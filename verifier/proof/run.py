@@ -71,6 +71,11 @@ def prove(config: ProveConfig, progress: Progress | None = None, jobs: int = 1) 
         report.assumptions += contract_lines(report.contracts, config.contract_depth)
         report.stats["contract_seconds"] = round(time.perf_counter() - checking, 3)
         report.stats["seconds"] = round(time.perf_counter() - started, 3)
+    else:
+        used = sorted({name for outcome in ordered for name in outcome.stats.get("contracts", [])})
+        off = "not checked: contract checking was off for this run (--trust-contracts)"
+        report.contracts = [ContractCheck(name, "TRUSTED", off) for name in used]
+        report.assumptions += [f"contracts trusted, not checked (contract checking off): {', '.join(used) or 'none'}"]
     return report
 
 

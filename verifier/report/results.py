@@ -63,6 +63,16 @@ def unversioned(line: str) -> str:
     return line
 
 
+_CHECK_REASON = re.compile(r"^(contract check: contract \S+(?: \([^)]*\))?: \w+ at depth \d+: .*?)(?: \(.*|;.*)?$")
+
+
+def _brief(assumption: str) -> str:
+    """An assumption as a table shows it: a contract check's reason without the expression or source line it
+    names and without its callees (the JSON report has them)."""
+    match = _CHECK_REASON.match(assumption)
+    return match.group(1) if match else assumption
+
+
 def render(data: dict[str, Any], title: str) -> str:
     results = data["results"]
     props = sorted({r["property"] for r in results}, key=_column)
@@ -104,5 +114,5 @@ def render(data: dict[str, Any], title: str) -> str:
             lines += [f"1. {step}" for step in _path(cex["trace"])]
         lines.append("")
     lines += ["## Assumptions", ""]
-    lines += [f"- {a}" for a in data["assumptions"]]
+    lines += [f"- {_brief(a)}" for a in data["assumptions"]]
     return "\n".join(lines) + "\n"
