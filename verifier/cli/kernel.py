@@ -8,6 +8,7 @@ from pathlib import Path
 from verifier.cli.prove import EPILOG, add_common, config_from, emit, progress
 from verifier.cli.toolchain import add_llvm_option
 from verifier.kernel import kbuild
+from verifier.kernel.cmdfile import assembler_for
 from verifier.kernel.info import kernel_info
 from verifier.proof.run import prove
 from verifier.util.errors import UserError
@@ -40,6 +41,8 @@ def run(args: argparse.Namespace) -> int:
     if not files:
         raise UserError("Kbuild produced no assembly")
     config = config_from(args, files, contracts, info.cap_names, info.facts(), root=str(tree.resolve()))
+    llvm = args.llvm if isinstance(args.llvm, str) else ("1" if args.llvm else None)
+    config.assemblers = [assembler_for(path, llvm).argv for path in files]  # as the build assembled them
     if config.contract_depth:
         ring = kbuild.build_callee_ring(job, files)
         config.callees, config.callee_missing = ring.outputs, ring.missing

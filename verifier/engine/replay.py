@@ -8,7 +8,7 @@ and what the observers found at the eret it ends in; spec/counterexample.py conf
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import z3
@@ -18,7 +18,7 @@ from verifier.engine.image import CodeRef, Image
 from verifier.engine.paths import Path
 from verifier.frontend.srcfunc import function_at
 from verifier.ir.program import Insn
-from verifier.semantics.state import MDSCR
+from verifier.semantics.state import MDSCR, Region, State
 
 
 class DictModel:
@@ -77,14 +77,41 @@ def daif_text(value: int) -> str:
     return "".join(flag if value & bit else flag.lower() for flag, bit in (("D", 8), ("A", 4), ("I", 2), ("F", 1)))
 
 
+@dataclass(frozen=True)
+class Snapshot:
+    """The registers of one replay step, before its instruction runs, as terms (evaluated only where an
+    independent execution is compared with them), the memory epochs (how many contract calls so far forgot
+    each class of memory) and the bytes written."""
+
+    x: tuple[z3.ExprRef, ...]
+    sp_el1: z3.ExprRef
+    sp_el0: z3.ExprRef
+    nzcv: z3.ExprRef
+    daif: z3.ExprRef
+    sysregs: dict[int, z3.ExprRef]
+    epochs: dict[str, Any]
+    cells: dict[tuple[Region, int], tuple[z3.ExprRef, int]]  # the bytes written so far: (value, which byte)
+
+    @staticmethod
+    def of(state: State) -> Snapshot:
+        return Snapshot(tuple(state.x), state.sp_el1, state.sp_el0, state.nzcv, state.daif, dict(state.sysregs),
+                        dict(state.memory.epochs), state.memory.written())
+
+
 @dataclass
 class Replayed:
     """The one path a model takes, run to its last eret: the trace a counterexample prints, and what the
-    observers found at that eret."""
+    observers found at that eret; for a confirmation on another engine, each step's registers and the
+    memory regions the path wrote, with the function that names their class."""
 
     trace: list[dict[str, Any]]
     addresses: list[int]  # the address of each trace step
     eret: EretCheck
+    snapshots: list[Snapshot] = field(default_factory=list)
+    written: set[Region] = field(default_factory=set)
+    classify: Callable[[Region], str] | None = None
+    # every initial memory word the path read: (region, word offset, epoch, its value as the memory model has it)
+    initial_words: list[tuple[Region, int, int, z3.ExprRef]] = field(default_factory=list)
 
 
 # Makes the explorer that replays: (guide, on_step, options) -> Explorer, started where the proof started.
@@ -97,8 +124,26 @@ def replay(image: Image, make_explorer: MakeExplorer, model: ModelLike, options:
     the explored function to its caller)."""
     trace: list[dict[str, Any]] = []
     addresses: list[int] = []
+    snapshots: list[Snapshot] = []
+    written: set[Region] = set()
+    classify: list[Callable[[Region], str]] = []
+    initial_words: list[tuple[Region, int, int, z3.ExprRef]] = []
 
     def on_step(path: Path, code: CodeRef, insn: Insn) -> None:
+        memory = path.state.memory
+        if not classify:
+            classify.append(memory.classify)
+            initial = memory.initial
+            assert initial is not None
+
+            def recorded(region: Region, word: int, epoch: int) -> z3.ExprRef:
+                value = initial(region, word, epoch)
+                initial_words.append((region, word, epoch, value))
+                return value
+
+            memory.initial = recorded  # the path's copies of the memory share it from here
+        snapshots.append(Snapshot.of(path.state))
+        written.update(region for region, _ in memory.written())
         src = code.item.src
         step: dict[str, Any] = {
             "file": (src.file or src.asm_file) if src else "?",
@@ -122,4 +167,5 @@ def replay(image: Image, make_explorer: MakeExplorer, model: ModelLike, options:
     ends = run.returns if to_return else run.erets
     if not ends:
         return None
-    return Replayed(trace, addresses, ends[-1])
+    return Replayed(trace, addresses, ends[-1], snapshots, written, classify[0] if classify else None,
+                    initial_words)

@@ -41,6 +41,10 @@ class ProveConfig:
     callees: list[Path] = field(default_factory=list)
     callee_missing: dict[str, str] = field(default_factory=dict)
     contract_depth: int = 0
+    # counterexamples confirmed on Unicorn from the assembler's objects (confirm), with the assembler command
+    # per input (None: GNU as)
+    assemblers: list[tuple[str, ...] | None] = field(default_factory=list)
+    confirm: bool = False
 
 
 def parse_caps(specs: list[str], names: dict[int, str]) -> dict[int, bool]:

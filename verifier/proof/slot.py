@@ -14,11 +14,12 @@ from verifier.engine.explore import Explorer, ExploreRun, ModelLike, Options, St
 from verifier.engine.image import Image
 from verifier.engine.observer import Observer
 from verifier.engine.paths import Path as ExecPath
-from verifier.engine.replay import model_values, replay
+from verifier.engine.replay import Replayed, model_values, replay
 from verifier.frontend.assembler import lift_file
 from verifier.frontend.srcfunc import forget_sources
 from verifier.ir.program import Addr, Program, SymRef
 from verifier.proof.config import ProveConfig
+from verifier.proof.confirming import Objects, Resolve, confirm_on_unicorn
 from verifier.semantics import names
 from verifier.spec.code_functions import CodeFunctions, source_functions
 from verifier.spec.contract_calls import ContractCalls
@@ -67,6 +68,7 @@ class Setup:
     vectors: int
     watchlist: Watchlist
     policy: BoundPolicy | None
+    objects: Objects  # the inputs assembled (on first use), for Unicorn
 
     def inputs(self, files: list[Path]) -> list[dict[str, Any]]:
         return [{"path": str(p), "sections": {s.name: s.size for s in prog.sections.values()}}
@@ -107,7 +109,8 @@ def setup(config: ProveConfig) -> Setup:
     image, vectors = link(programs, contracts)
     policy = bind_policy(config, contracts, image, assumptions)
     return Setup(contracts, assumptions, waivers, programs, image, vectors,
-                 Watchlist(CodeFunctions(image), watched_patterns(waivers)), policy)
+                 Watchlist(CodeFunctions(image), watched_patterns(waivers)), policy,
+                 Objects(config.files, config.assemblers))
 
 
 @dataclass
@@ -187,7 +190,7 @@ def prove_slot(slot: Slot, prepared: Setup, config: ProveConfig) -> tuple[list[R
     watching = observers(start, contracts, rules, prepared.policy, prepared.watchlist) + [CallSiteObserver(sites)]
     run: ExploreRun = explorer(image, contracts, start, watching, config.options).explore()
 
-    def replay_model(model: z3.ModelRef, prop: str) -> dict[str, Any] | None:
+    def replay_once(model: ModelLike, prop: str) -> tuple[Replayed | None, dict[str, Any] | None]:
         again = build(slot, image, contracts, prepared.assumptions, prepared.vectors)
         again.initial.caps.update(initial.caps)
         watching = observers(again, contracts, rules, prepared.policy, None, prepared.watchlist.functions)
@@ -195,7 +198,8 @@ def prove_slot(slot: Slot, prepared: Setup, config: ProveConfig) -> tuple[list[R
         def make(guide: ModelLike, on_step: StepListener, options: Options | None) -> Explorer:
             return explorer(image, contracts, again, watching, options or config.options, guide, on_step)
 
-        cex = counterexample(replay(image, make, model), model, prop, again.initial, config.cap_names)
+        replayed = replay(image, make, model)
+        cex = counterexample(replayed, model, prop, again.initial, config.cap_names)
         if cex is not None:
             cex["model"] = model_values(model)
             cex["vector"] = slot.name
@@ -205,6 +209,16 @@ def prove_slot(slot: Slot, prepared: Setup, config: ProveConfig) -> tuple[list[R
                              "caps": {str(n): v for n, v in config.caps.items()}, "root": config.root,
                              "policy": str(config.policy) if config.policy else None,
                              "readings": list(config.readings)}
+        return replayed, cex
+
+    def replay_model(model: z3.ModelRef, prop: str, resolve: Resolve | None = None) -> dict[str, Any] | None:
+        replayed, cex = replay_once(model, prop)
+        if cex is None or replayed is None or resolve is None or not config.confirm:
+            return cex
+        pinned, confirmation = confirm_on_unicorn(image, prepared.objects, model, replayed,
+                                                  lambda again: replay_once(again, prop), resolve)
+        cex = pinned or cex
+        cex["unicorn"] = confirmation.json()
         return cex
 
     judge = Judge(slot, run, start.facts, initial, prepared.waivers, replay_model, config.options.solver_timeout_ms,

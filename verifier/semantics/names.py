@@ -54,6 +54,35 @@ def memory_word(region: Region | str, word: int, epoch: int = 0) -> BV:
     return z3.BitVec(f"mem[{region}+{word:#x}]{suffix}", 64)
 
 
+def parse_memory_word(name: str) -> tuple[tuple[str, ...], int, int] | None:
+    """`mem[task+0x10]@1` -> (("task",), 0x10, 1): the bases of a memory word's region, its offset and its
+    epoch; None for any other name. A base may itself be a loaded word (`mem[mem[task+0x10]+0x8]`)."""
+    if not name.startswith("mem["):
+        return None
+    depth, close = 0, -1
+    for i, char in enumerate(name):
+        depth += (char == "[") - (char == "]")
+        if depth == 0 and char == "]":
+            close = i
+            break
+    inner, rest = name[4:close], name[close + 1:]
+    if close < 0 or (rest and not rest[1:].isdigit()) or (rest and rest[0] != "@"):
+        return None
+    parts, depth, start = [], 0, 0
+    for i, char in enumerate(inner):
+        depth += (char == "[") - (char == "]")
+        if char == "+" and depth == 0:
+            parts.append(inner[start:i])
+            start = i + 1
+    parts.append(inner[start:])
+    try:
+        word = int(parts[-1], 16)
+    except ValueError:
+        return None
+    bases = tuple(part for part in parts[:-1] if part != "abs")
+    return bases, word, int(rest[1:]) if rest else 0
+
+
 def vector_length(streaming: bool) -> BV:
     """The vector length in bytes rdvl reads: SVE's, or SME's streaming one."""
     return z3.BitVec("sme_svl_bytes" if streaming else "sve_vl_bytes", 64)

@@ -60,9 +60,12 @@ def ec_label(ec: int) -> str:
     return f"{ec:#04x}" + (f" ({EC_NAMES[ec]})" if ec in EC_NAMES else "")
 
 
-# Replays a model: returns the counterexample dict (trace, failing step, functions run) or None when
-# the replay did not reproduce the violation.
-Replayer = Callable[[z3.ModelRef, str], dict[str, Any] | None]
+# Solves the violation again under extra constraints (a model, or None): an independent confirmation
+# asks for a counterexample whose memory regions lie apart.
+Resolve = Callable[[list[z3.BoolRef]], z3.ModelRef | None]
+# Replays a model: returns the counterexample dict (trace, failing step, functions run; "unicorn": what an
+# independent engine made of it) or None when the replay did not reproduce the violation.
+Replayer = Callable[[z3.ModelRef, str, Resolve], dict[str, Any] | None]
 
 
 class Judge:
@@ -231,10 +234,18 @@ class Judge:
     def _violated(self, prop: str, model: z3.ModelRef, ec: int | None) -> Result:
         vector = self.slot.name
         ecs = [ec] if ec is not None else []
-        cex = self.replay(model, prop)
+        scope = self.ec == ec if ec is not None else z3.BoolVal(True)
+
+        def resolve(extra: list[z3.BoolRef]) -> z3.ModelRef | None:
+            return self._check_any(self._violation(prop), scope, *extra)[1]
+
+        cex = self.replay(model, prop, resolve)
         if cex is None:
             return Result(prop, vector, ecs, "UNKNOWN",
                           "a violation was found but its concrete replay did not reproduce it (engine limit)")
+        refused = _refused(cex)
+        if refused:
+            return Result(prop, vector, ecs, "UNKNOWN", refused)
         functions = cex.get("functions", [])
         label = self.rules[prop][1] if prop in self.rules else prop
         for waiver in self.waivers:
@@ -248,10 +259,20 @@ class Judge:
                     return Result(prop, vector, ecs, "WAIVED", f"{waiver.reason} (waiver {waiver.source})",
                                   cex, self._contracts(), location=_location(cex))
                 if other is not None:
-                    cex = self.replay(other, prop) or cex
+                    other_cex = self.replay(other, prop, resolve)
+                    if other_cex is not None and not _refused(other_cex):
+                        cex = other_cex
                 break
         reason = cex.get("failing", {}).get("what", "violated")
         return Result(prop, vector, ecs, "VIOLATED", reason, cex, self._contracts(), location=_location(cex))
+
+
+def _refused(cex: dict[str, Any]) -> str | None:
+    """Why a counterexample is not a violation: an independent engine did not reproduce it."""
+    unicorn = cex.get("unicorn")
+    if unicorn is None or unicorn.get("reproduced"):
+        return None
+    return f"a violation was found but Unicorn did not reproduce it from the objects: {unicorn.get('why')}"
 
 
 def _location(cex: dict[str, Any]) -> tuple[str, int] | None:

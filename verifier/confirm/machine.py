@@ -1,0 +1,330 @@
+"""Run a counterexample's path on Unicorn and compare it, step by step, with the prover's replay.
+
+Unicorn executes the linked objects (its own decoder, its own instruction semantics, real bytes of memory)
+from the initial state the model gives: the registers and system registers of the replay's first step and
+the initial memory words the model names, at the addresses the layout pinned. The run must visit the
+replay's instructions in order, with the replay's DAIF and MDSCR_EL1 before each, and reach the last one
+with the replay's registers. What Unicorn is not asked to decide comes from the model, as the environment:
+- a call the proof summarised by a contract lands on a stub (or outside the lifted code); the registers,
+  DAIF and system registers the replay has after it are set, and the memory words of each class the
+  contract forgot are written with the model's new values (the contract's choices);
+- an alternative the model patched in is entered where the replay entered it, and left where it left;
+- a system register read for the first time gives the model's value (Unicorn has no GIC and no
+  firmware-set ID registers); later reads give what the code wrote.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import unicorn
+import unicorn.arm64_const as uc_const
+import z3
+
+from verifier.confirm.layout import address_of
+from verifier.confirm.objects import Linked
+from verifier.engine.image import Image
+from verifier.engine.replay import Replayed, Snapshot
+from verifier.ir import sysregs
+from verifier.ir.program import Imm, Name, Reg, SysReg
+from verifier.semantics.state import DAIF_REG, MDSCR, NZCV_REG, SP_EL0
+
+PAGE = 0x1000
+# PSTATE and the stack pointers: Unicorn's own (they steer its execution); every other system register is
+# held by the run
+NATIVE = {DAIF_REG, NZCV_REG, SP_EL0, sysregs.encode("currentel"), sysregs.encode("spsel"),
+          sysregs.encode("pan"), sysregs.encode("uao")}
+# PSTATE fields Unicorn 2.1's CPU has not (it raises an exception at `msr tco, #0`): held by the run, each at
+# its bit in its MRS view
+HELD_FIELDS = {"tco": 25, "dit": 24, "ssbs": 12}
+X_IDS = [getattr(uc_const, f"UC_ARM64_REG_X{i}") for i in range(29)] + [uc_const.UC_ARM64_REG_X29,
+                                                                        uc_const.UC_ARM64_REG_X30]
+
+
+@dataclass
+class Confirmation:
+    reproduced: bool
+    why: str  # reproduced: what was compared; refused: the first difference
+    steps: int  # replay steps Unicorn matched
+
+    def json(self) -> dict[str, object]:
+        return {"engine": f"unicorn {unicorn.__version__}", "reproduced": self.reproduced, "why": self.why,
+                "steps": self.steps}
+
+
+class _Refused(Exception):
+    pass
+
+
+def _daif_bits(text: str) -> int:
+    return sum(bit for flag, bit in zip("DAIF", (8, 4, 2, 1), strict=True) if flag in text)
+
+
+class Run:
+    """One lockstep run of a replayed path."""
+
+    def __init__(self, image: Image, linked: Linked, replayed: Replayed, model: z3.ModelRef) -> None:
+        self.image, self.linked, self.replayed, self.model = image, linked, replayed, model
+        self.uc = unicorn.Uc(unicorn.UC_ARCH_ARM64, unicorn.UC_MODE_ARM)
+        self.uc.ctl_set_cpu_model(uc_const.UC_CPU_ARM64_MAX)
+        self.mapped: set[int] = set()
+        self.sysregs: dict[int, int] = {}
+        self.step = 0
+        self.alt_exits: dict[int, int] = {}  # end of an entered replacement -> where the replay goes on
+        self.result: Confirmation | None = None
+
+    # ------------------------------------------------------------------------------------ state
+
+    def value(self, term: z3.ExprRef) -> int:
+        result = self.model.eval(term, model_completion=True)
+        return result.as_long() if z3.is_bv_value(result) else 0
+
+    def map(self, address: int, size: int = 1) -> None:
+        first, last = address & ~(PAGE - 1), (address + max(size, 1) - 1) & ~(PAGE - 1)
+        for page in range(first, last + PAGE, PAGE):
+            if page not in self.mapped:
+                self.uc.mem_map(page, PAGE)
+                self.mapped.add(page)
+
+    def write(self, address: int, data: bytes) -> None:
+        self.map(address, len(data))
+        self.uc.mem_write(address, bytes(data))
+
+    def set_registers(self, snap: Snapshot) -> None:
+        for index, term in enumerate(snap.x):
+            self.uc.reg_write(X_IDS[index], self.value(term))
+        self.uc.reg_write(uc_const.UC_ARM64_REG_SP_EL0, self.value(snap.sp_el0))
+        self.uc.reg_write(uc_const.UC_ARM64_REG_SP, self.value(snap.sp_el1))
+        pstate = self.uc.reg_read(uc_const.UC_ARM64_REG_PSTATE) & ~0xF00003C0
+        self.uc.reg_write(uc_const.UC_ARM64_REG_PSTATE,
+                          pstate | self.value(snap.nzcv) << 28 | self.value(snap.daif) << 6)
+        for encoding, term in snap.sysregs.items():
+            if encoding not in NATIVE:
+                self.sysregs[encoding] = self.value(term)
+
+    def initial_memory(self) -> None:
+        for address, raw in self.linked.chunks:
+            self.write(address, raw)
+        for address in [*self.linked.stubs, *self.linked.far]:
+            self.map(address, 4)
+        self.memory_words(epochs=None)
+
+    def memory_words(self, epochs: dict[str, int] | None, classify: object = None) -> None:
+        """The initial memory words the path read, as the model has them: of epoch 0 (epochs None), or of each
+        class's given epoch. Lifted data is the objects' own."""
+        for region, word, epoch, term in self.replayed.initial_words:
+            if not region.bases:
+                continue
+            if epochs is None:
+                if epoch != 0:
+                    continue
+            else:
+                assert callable(classify)
+                if epoch == 0 or epochs.get(classify(region)) != epoch:
+                    continue
+            address = address_of(region.bases, word, self.model)
+            self.write(address, self.value(term).to_bytes(8, "little"))
+
+    # ------------------------------------------------------------------------------------ hooks
+
+    def on_code(self, uc: unicorn.Uc, address: int, size: int, _user: object) -> None:
+        try:
+            self._on_code(address)
+        except _Refused as refused:
+            self.result = Confirmation(False, str(refused), self.step)
+            uc.emu_stop()
+
+    def _on_code(self, address: int) -> None:
+        trace, addresses, snaps = self.replayed.trace, self.replayed.addresses, self.replayed.snapshots
+        if self.result is not None:
+            return
+        if address in self.linked.far:
+            self.uc.reg_write(uc_const.UC_ARM64_REG_PC, self.linked.far[address])
+            return
+        expected = addresses[self.step]
+        if address != expected:
+            self._redirect(address, expected)
+            return
+        if address in self.alt_exits:
+            # one replacement ends where the next begins: the replay left the first for the site after it,
+            # and that site's replacement is where it is now
+            after = self.alt_exits[address]
+            for site, _, repl in self.image.alternatives.get(after, []):
+                if repl == address:
+                    self.alt_exits[repl + site.repl_len] = after + site.orig_len
+        step = trace[self.step]
+        pstate = self.uc.reg_read(uc_const.UC_ARM64_REG_PSTATE)
+        if (pstate >> 6) & 0xF != _daif_bits(step["daif"]):
+            raise _Refused(f"DAIF differs before {step['file']}:{step['line']} `{step['insn']}`: Unicorn "
+                           f"{pstate >> 6 & 0xF:#x}, the prover {step['daif']}")
+        mdscr = self.sysregs.get(MDSCR)
+        if mdscr is not None and mdscr != int(step["mdscr"], 16):
+            raise _Refused(f"MDSCR_EL1 differs before {step['file']}:{step['line']} `{step['insn']}`: Unicorn "
+                           f"{mdscr:#x}, the prover {step['mdscr']}")
+        if self.step == len(addresses) - 1:
+            self._final(snaps[self.step], step)
+            return
+        self.step += 1
+        self._held_field(address)
+        self._system_register(address)
+        self._call_outside(address)
+
+    def _system_register(self, address: int) -> None:
+        """`mrs`/`msr` of a system register other than PSTATE's and the stack pointers': the run holds it (its
+        first value is the model's), and goes on past the instruction."""
+        code = self.image.code(address)
+        insn = code.item.insn if code is not None else None
+        if insn is None or insn.mnemonic not in ("mrs", "msr") or len(insn.operands) != 2:
+            return
+        register, sysreg = insn.operands if insn.mnemonic == "mrs" else reversed(insn.operands)
+        if isinstance(sysreg, Name):
+            encoding = sysregs.encode(sysreg.name)
+        elif isinstance(sysreg, SysReg):
+            encoding = sysreg.encoding
+        else:
+            return
+        if encoding is None or encoding in NATIVE or not isinstance(register, Reg):
+            return
+        name = register.name
+        index = None if name in ("xzr", "wzr") else int(name[1:])
+        if insn.mnemonic == "msr":
+            self.sysregs[encoding] = 0 if index is None else self.uc.reg_read(X_IDS[index])
+        else:
+            if encoding not in self.sysregs:
+                # first read: the value the replay read (its next step holds it)
+                later = self.replayed.snapshots[self.step]
+                self.sysregs[encoding] = self.value(later.sysregs[encoding]) if encoding in later.sysregs else 0
+            if index is not None:
+                value = self.sysregs[encoding]
+                self.uc.reg_write(X_IDS[index], value if name[0] == "x" else value & 0xFFFF_FFFF)
+        self.uc.reg_write(uc_const.UC_ARM64_REG_PC, address + 4)
+
+    def _call_outside(self, address: int) -> None:
+        """`blr`/`br` to code that is not lifted (a pointer the model chose): the prover summarised the call,
+        so the run does too, without fetching from wherever the pointer points."""
+        code = self.image.code(address)
+        insn = code.item.insn if code is not None else None
+        if insn is None or insn.mnemonic not in ("blr", "br") or not insn.operands:
+            return
+        register = str(insn.operands[0]).lower()
+        if not register.startswith("x") or not register[1:].isdigit():
+            return
+        target = self.uc.reg_read(X_IDS[int(register[1:])])
+        if self.image.code(target) is None:
+            self._summarised(self.replayed.addresses[self.step])
+
+    def _held_field(self, address: int) -> None:
+        """`msr tco|dit|ssbs, #imm`: the run writes the field and goes on past it."""
+        code = self.image.code(address)
+        insn = code.item.insn if code is not None else None
+        if insn is None or insn.mnemonic != "msr" or len(insn.operands) != 2:
+            return
+        field, imm = insn.operands
+        name = field.name.lower() if isinstance(field, Name) else ""
+        if name in HELD_FIELDS and isinstance(imm, Imm):
+            encoding = sysregs.encode(name)
+            assert encoding is not None
+            self.sysregs[encoding] = (int(imm.value) & 1) << HELD_FIELDS[name]
+            self.uc.reg_write(uc_const.UC_ARM64_REG_PC, address + 4)
+
+    def _redirect(self, address: int, expected: int) -> None:
+        """Unicorn is elsewhere than the replay: an alternative the model patched in, a summarised call;
+        else a divergence."""
+        if address in self.alt_exits:  # the end of a replacement: on after the site it replaced
+            self.uc.reg_write(uc_const.UC_ARM64_REG_PC, self.alt_exits[address])
+            return
+        for site, _, repl in self.image.alternatives.get(address, []):
+            if site.callback:
+                # patched at boot by its callback, as the contract says: the registers it sets are the model's
+                snap = self.replayed.snapshots[self.step]
+                for index, term in enumerate(snap.x):
+                    if str(term).startswith(f"{site.callback}."):
+                        self.uc.reg_write(X_IDS[index], self.value(term))
+                self.uc.reg_write(uc_const.UC_ARM64_REG_PC, address + site.orig_len)
+                return
+            if repl is None or site.repl_len == 0:  # patched with nothing: skipped
+                self.uc.reg_write(uc_const.UC_ARM64_REG_PC, address + site.orig_len)
+                return
+            if repl == expected:
+                self.alt_exits[repl + site.repl_len] = address + site.orig_len
+                self.uc.reg_write(uc_const.UC_ARM64_REG_PC, expected)
+                return
+        lifted = self.image.code(address) is not None
+        if address in self.linked.stubs or not lifted or expected == self.uc.reg_read(uc_const.UC_ARM64_REG_X30):
+            self._summarised(expected)
+            return
+        step = self.replayed.trace[self.step]
+        raise _Refused(f"Unicorn went to {address:#x} ({self.image.function_at(address) or '?'}), the prover to "
+                       f"{step['file']}:{step['line']} `{step['insn']}`")
+
+    def _summarised(self, expected: int) -> None:
+        """A call the prover summarised by its contract: the state after it comes from the model."""
+        snaps = self.replayed.snapshots
+        after, before = snaps[self.step], snaps[self.step - 1] if self.step else snaps[0]
+        self.set_registers(after)
+        changed = {cls: epoch for cls, epoch in after.epochs.items() if before.epochs.get(cls) != epoch}
+        if changed and self.replayed.classify is not None:
+            self.memory_words(changed, self.replayed.classify)
+        for (region, offset), cell in after.cells.items():  # the bytes the contract wrote
+            old = before.cells.get((region, offset))
+            if old is not None and old[1] == cell[1] and old[0].eq(cell[0]):
+                continue
+            byte = (self.value(cell[0]) >> (8 * cell[1])) & 0xFF
+            self.write(address_of(region.bases, offset, self.model), bytes([byte]))
+        self.uc.reg_write(uc_const.UC_ARM64_REG_PC, expected)
+
+    def _final(self, snap: Snapshot, step: dict[str, object]) -> None:
+        differences = []
+        for index, term in enumerate(snap.x):
+            got, want = self.uc.reg_read(X_IDS[index]), self.value(term)
+            if got != want:
+                differences.append(f"x{index}: Unicorn {got:#x}, the prover {want:#x}")
+        for name, reg_id, term in (("sp", uc_const.UC_ARM64_REG_SP, snap.sp_el1),
+                                   ("sp_el0", uc_const.UC_ARM64_REG_SP_EL0, snap.sp_el0)):
+            got, want = self.uc.reg_read(reg_id), self.value(term)
+            if got != want:
+                differences.append(f"{name}: Unicorn {got:#x}, the prover {want:#x}")
+        nzcv = self.uc.reg_read(uc_const.UC_ARM64_REG_PSTATE) >> 28
+        if nzcv != self.value(snap.nzcv):
+            differences.append(f"NZCV: Unicorn {nzcv:#x}, the prover {self.value(snap.nzcv):#x}")
+        for encoding, term in sorted(snap.sysregs.items()):
+            if encoding in self.sysregs and self.sysregs[encoding] != self.value(term):
+                differences.append(f"{sysregs.name_of(encoding)}: Unicorn {self.sysregs[encoding]:#x}, the "
+                                   f"prover {self.value(term):#x}")
+        where = f"{step['file']}:{step['line']} `{step['insn']}`"
+        if differences:
+            raise _Refused(f"at {where}: " + "; ".join(differences[:4]))
+        self.result = Confirmation(True, f"{self.step + 1} steps to {where} with the same path, DAIF and MDSCR_EL1 "
+                                         "at each, and the same registers there", self.step + 1)
+        self.uc.emu_stop()
+
+    def on_unmapped(self, uc: unicorn.Uc, access: int, address: int, size: int, value: int, _user: object) -> bool:
+        self.map(address, size)
+        return True
+
+    # ------------------------------------------------------------------------------------ run
+
+    def run(self) -> Confirmation:
+        addresses = self.replayed.addresses
+        if not addresses or not self.replayed.snapshots:
+            return Confirmation(False, "the replay has no steps", 0)
+        self.initial_memory()
+        self.uc.reg_write(uc_const.UC_ARM64_REG_PSTATE, 0x5)  # EL1h
+        self.set_registers(self.replayed.snapshots[0])
+        self.uc.hook_add(unicorn.UC_HOOK_CODE, self.on_code)
+        self.uc.hook_add(unicorn.UC_HOOK_MEM_UNMAPPED, self.on_unmapped)
+        try:
+            self.uc.emu_start(addresses[0], 0, count=4 * len(addresses) + 64)
+        except unicorn.UcError as error:
+            if self.result is None:
+                pc = self.uc.reg_read(uc_const.UC_ARM64_REG_PC)
+                step = self.replayed.trace[min(self.step, len(addresses) - 1)]
+                return Confirmation(False, f"Unicorn stopped at {pc:#x} ({error}) where the prover ran "
+                                           f"{step['file']}:{step['line']} `{step['insn']}`", self.step)
+        if self.result is None:
+            return Confirmation(False, f"Unicorn ran out of steps after {self.step} of {len(addresses)}", self.step)
+        return self.result
+
+
+def confirm(image: Image, linked: Linked, replayed: Replayed, model: z3.ModelRef) -> Confirmation:
+    return Run(image, linked, replayed, model).run()
