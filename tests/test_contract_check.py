@@ -110,6 +110,7 @@ def test_without_checking_the_same_callee_is_trusted_and_proved(tmp_path: Path) 
     assert report.contracts and {check.verdict for check in report.contracts} == {"TRUSTED"}
     assert all("--trust-contracts" in check.reason for check in report.contracts)
     assert {r.verdict for r in report.results} == {"PROVED"}
+    assert any(line.startswith("contracts trusted, not checked") for line in report.assumptions)
 
 
 def test_trust_and_check_together_is_an_error(capsys: pytest.CaptureFixture[str]) -> None:

@@ -26,7 +26,7 @@ def verdicts(data: dict) -> list[tuple]:
 def test_every_counterexample_is_reproduced_on_unicorn(kernel_tree: Callable[[str], Path],
                                                        kernel_report: Callable[..., dict], tmp_path: Path) -> None:
     out = tmp_path / "report.json"
-    main(["kernel", "--tree", str(kernel_tree("6.1")), "--policy", str(POLICY), "--unicorn",
+    main(["kernel", "--tree", str(kernel_tree("6.1")), "--policy", str(POLICY), "--trust-contracts",
           *(f"--vector={slot}" for slot in SLOTS), "--format", "json", "-o", str(out)])
     data = json.loads(out.read_text())
     confirmed = [r for r in data["results"] if r.get("counterexample")]

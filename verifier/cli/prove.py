@@ -59,16 +59,15 @@ def add_proof_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--reading", action="append", default=[], metavar="RULE",
                         help="use this non-default reading of an open point of the policy (a rule id)")
     parser.add_argument("--check-contracts", action="store_true",
-                        help="check each contract a proof used against its function's code (with `kernel`, the "
-                        "files defining the callees are built too): a contract its code violates makes the "
-                        "verdicts that used it UNKNOWN")
+                        help="check each contract a proof used against its function's code (the default; with "
+                        "`kernel`, the files defining the callees are built too): a contract its code violates "
+                        "makes the verdicts that used it UNKNOWN")
     parser.add_argument("--trust-contracts", action="store_true",
-                        help="do not check the contracts (for now the default): each one used is listed as "
-                        "trusted in the JSON report")
-    parser.add_argument("--unicorn", action="store_true",
-                        help="confirm each counterexample on Unicorn: the assembler's objects, linked at the "
-                        "proof's addresses, run from the model's state in lockstep with the replay; one Unicorn "
-                        "does not reproduce is UNKNOWN, never VIOLATED")
+                        help="do not check the contracts (faster): each one used is listed as trusted, not checked")
+    parser.add_argument("--no-unicorn", dest="unicorn", action="store_false",
+                        help="do not confirm the counterexamples on Unicorn (by default each is run there from the "
+                        "assembler's objects, in lockstep with the replay; one Unicorn does not reproduce is "
+                        "UNKNOWN, never VIOLATED)")
     parser.add_argument("--contract-depth", type=int, default=1, metavar="N",
                         help="also check the callees' own callees' contracts down to depth N where their code is "
                         "in the same files (default 1: theirs are trusted and listed)")
@@ -112,7 +111,7 @@ def config_from(args: argparse.Namespace, files: list[Path], contracts: Path, ca
                        classes=tuple(sorted(set(args.ec))),
                        options=Options(loop_bound=args.loop_bound), build=build or BuildFacts(), root=root,
                        policy=Path(args.policy) if args.policy else None, readings=tuple(args.reading),
-                       contract_depth=args.contract_depth if args.check_contracts else 0,
+                       contract_depth=0 if args.trust_contracts else args.contract_depth,
                        confirm=args.unicorn)
 
 

@@ -27,6 +27,7 @@ from verifier.engine.image import Image
 from verifier.engine.replay import Replayed, Snapshot
 from verifier.ir import sysregs
 from verifier.ir.program import Imm, Name, Reg, SysReg
+from verifier.semantics.names import entry_value
 from verifier.semantics.state import DAIF_REG, MDSCR, NZCV_REG, SP_EL0
 
 PAGE = 0x1000
@@ -34,9 +35,10 @@ PAGE = 0x1000
 # held by the run
 NATIVE = {DAIF_REG, NZCV_REG, SP_EL0, sysregs.encode("currentel"), sysregs.encode("spsel"),
           sysregs.encode("pan"), sysregs.encode("uao")}
-# PSTATE fields Unicorn 2.1's CPU has not (it raises an exception at `msr tco, #0`): held by the run, each at
-# its bit in its MRS view
-HELD_FIELDS = {"tco": 25, "dit": 24, "ssbs": 12}
+# PSTATE fields Unicorn 2.1's CPU has not (it raises an exception at `msr tco, #0`, and has no SME): held by
+# the run, each at its bits in the register its MRS reads (SMSTART/SMSTOP set and clear SVCR.SM and SVCR.ZA)
+HELD_FIELDS = {"tco": ("tco", 1 << 25), "dit": ("dit", 1 << 24), "ssbs": ("ssbs", 1 << 12),
+               "svcrsm": ("svcr", 1), "svcrza": ("svcr", 2), "svcrsmza": ("svcr", 3)}
 X_IDS = [getattr(uc_const, f"UC_ARM64_REG_X{i}") for i in range(29)] + [uc_const.UC_ARM64_REG_X29,
                                                                         uc_const.UC_ARM64_REG_X30]
 
@@ -222,9 +224,13 @@ class Run:
         field, imm = insn.operands
         name = field.name.lower() if isinstance(field, Name) else ""
         if name in HELD_FIELDS and isinstance(imm, Imm):
-            encoding = sysregs.encode(name)
+            register, mask = HELD_FIELDS[name]
+            encoding = sysregs.encode(register)
             assert encoding is not None
-            self.sysregs[encoding] = (int(imm.value) & 1) << HELD_FIELDS[name]
+            if encoding not in self.sysregs:  # never read or written yet: its value at the vector, the model's
+                self.sysregs[encoding] = self.value(entry_value(register))
+            old = self.sysregs[encoding]
+            self.sysregs[encoding] = (old & ~mask) | (mask if imm.value & 1 else 0)
             self.uc.reg_write(uc_const.UC_ARM64_REG_PC, address + 4)
 
     def _redirect(self, address: int, expected: int) -> None:

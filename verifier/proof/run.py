@@ -75,6 +75,7 @@ def prove(config: ProveConfig, progress: Progress | None = None, jobs: int = 1) 
         used = sorted({name for outcome in ordered for name in outcome.stats.get("contracts", [])})
         off = "not checked: contract checking was off for this run (--trust-contracts)"
         report.contracts = [ContractCheck(name, "TRUSTED", off) for name in used]
+        report.assumptions.append(f"contracts trusted, not checked (--trust-contracts): {', '.join(used) or 'none'}")
     return report
 
 

@@ -107,6 +107,9 @@ def render(data: dict[str, Any], title: str) -> str:
         lines.append("")
         lines.append(f"{r['reason']}")
         cex = r.get("counterexample")
+        if cex and cex.get("unicorn", {}).get("reproduced"):
+            lines += ["", "Reproduced on Unicorn from the assembler's objects: the "
+                          "same path, with the same DAIF and MDSCR_EL1 at each step."]
         if cex:
             failing = cex["failing"]
             lines += ["", f"Fails at `{failing['file']}:{failing['line']}` in `{failing['function']}`: "

@@ -69,6 +69,10 @@ def diagnostic(result: Result) -> list[str]:
         values = failing.get("values", {})
         if values:
             lines.append("  values: " + ", ".join(f"{k}={v}" for k, v in values.items()))
+        unicorn = cex.get("unicorn")
+        if unicorn is not None:
+            lines.append(f"  Unicorn: {'reproduced' if unicorn['reproduced'] else 'NOT reproduced'}: "
+                         f"{unicorn['why']}")
         lines.append("  path (* = DAIF or MDSCR_EL1 changed):")
         lines.extend(compress_trace(cex.get("trace", [])))
     return lines
