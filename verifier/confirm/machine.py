@@ -73,6 +73,10 @@ class Run:
         self.sysregs: dict[int, int] = {}
         self.step = 0
         self.alt_exits: dict[int, int] = {}  # end of an entered replacement -> where the replay goes on
+        # the start of each alternative's replacement -> (its site, the replacement's length, the site's length)
+        self.replacements = {repl: (site_address, site.repl_len, site.orig_len)
+                             for site_address, sites in image.alternatives.items()
+                             for site, _, repl in sites if repl is not None and site.repl_len}
         self.result: Confirmation | None = None
 
     # ------------------------------------------------------------------------------------ state
@@ -147,13 +151,11 @@ class Run:
         if address != expected:
             self._redirect(address, expected)
             return
-        if address in self.alt_exits:
-            # one replacement ends where the next begins: the replay left the first for the site after it,
-            # and that site's replacement is where it is now
-            after = self.alt_exits[address]
-            for site, _, repl in self.image.alternatives.get(after, []):
-                if repl == address:
-                    self.alt_exits[repl + site.repl_len] = after + site.orig_len
+        if address in self.replacements:
+            # the replay is in an alternative's replacement (however it got here: from its site, from the end
+            # of the replacement before it, back from a summarised call): its end leads on after the site
+            site_address, length, replaced = self.replacements[address]
+            self.alt_exits[address + length] = site_address + replaced
         step = trace[self.step]
         pstate = self.uc.reg_read(uc_const.UC_ARM64_REG_PSTATE)
         if (pstate >> 6) & 0xF != _daif_bits(step["daif"]):
@@ -202,18 +204,17 @@ class Run:
         self.uc.reg_write(uc_const.UC_ARM64_REG_PC, address + 4)
 
     def _call_outside(self, address: int) -> None:
-        """`blr`/`br` to code that is not lifted (a pointer the model chose): the prover summarised the call,
-        so the run does too, without fetching from wherever the pointer points."""
+        """A call the prover summarised by its contract (it entered no frame): the run does too, at the call,
+        without fetching from wherever the pointer points (a model's pointer may even hit lifted code)."""
         code = self.image.code(address)
         insn = code.item.insn if code is not None else None
-        if insn is None or insn.mnemonic not in ("blr", "br") or not insn.operands:
+        if insn is None or insn.mnemonic not in ("bl", "blr"):
             return
-        register = str(insn.operands[0]).lower()
-        if not register.startswith("x") or not register[1:].isdigit():
-            return
-        target = self.uc.reg_read(X_IDS[int(register[1:])])
-        if self.image.code(target) is None:
-            self._summarised(self.replayed.addresses[self.step])
+        snaps = self.replayed.snapshots
+        if snaps[self.step].depth > snaps[self.step - 1].depth:
+            return  # followed into the callee: Unicorn branches there itself
+        self.uc.reg_write(uc_const.UC_ARM64_REG_X30, address + 4)
+        self._summarised(self.replayed.addresses[self.step])
 
     def _held_field(self, address: int) -> None:
         """`msr tco|dit|ssbs, #imm`: the run writes the field and goes on past it."""
@@ -252,7 +253,6 @@ class Run:
                 self.uc.reg_write(uc_const.UC_ARM64_REG_PC, address + site.orig_len)
                 return
             if repl == expected:
-                self.alt_exits[repl + site.repl_len] = address + site.orig_len
                 self.uc.reg_write(uc_const.UC_ARM64_REG_PC, expected)
                 return
         lifted = self.image.code(address) is not None

@@ -18,7 +18,7 @@ from verifier.engine.image import CodeRef, Image
 from verifier.engine.paths import Path
 from verifier.frontend.srcfunc import function_at
 from verifier.ir.program import Insn
-from verifier.semantics.state import MDSCR, Region, State
+from verifier.semantics.state import MDSCR, Region
 
 
 class DictModel:
@@ -91,11 +91,13 @@ class Snapshot:
     sysregs: dict[int, z3.ExprRef]
     epochs: dict[str, Any]
     cells: dict[tuple[Region, int], tuple[z3.ExprRef, int]]  # the bytes written so far: (value, which byte)
+    depth: int  # the calls the path is inside (one more after a call the engine followed, not summarised)
 
     @staticmethod
-    def of(state: State) -> Snapshot:
+    def of(path: Path) -> Snapshot:
+        state = path.state
         return Snapshot(tuple(state.x), state.sp_el1, state.sp_el0, state.nzcv, state.daif, dict(state.sysregs),
-                        dict(state.memory.epochs), state.memory.written())
+                        dict(state.memory.epochs), state.memory.written(), len(path.ctx))
 
 
 @dataclass
@@ -142,7 +144,7 @@ def replay(image: Image, make_explorer: MakeExplorer, model: ModelLike, options:
                 return value
 
             memory.initial = recorded  # the path's copies of the memory share it from here
-        snapshots.append(Snapshot.of(path.state))
+        snapshots.append(Snapshot.of(path))
         written.update(region for region, _ in memory.written())
         src = code.item.src
         step: dict[str, Any] = {

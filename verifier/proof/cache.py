@@ -45,6 +45,7 @@ def proof_key(snapshot_digest: str, config: ProveConfig) -> str:
         "waivers": _content(config.waivers), "policy": _content(config.policy), "readings": list(config.readings),
         "caps": sorted(config.caps.items()), "options": asdict(config.options),
         "classes": list(config.classes),
+        "confirm": [config.confirm, [list(a) if a else None for a in config.assemblers]],
     }
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:24]
 

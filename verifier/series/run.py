@@ -17,6 +17,7 @@ from typing import Any
 
 from verifier.engine.explore import Options
 from verifier.kernel import kbuild
+from verifier.kernel.cmdfile import TargetFlags, llvm_assembler
 from verifier.kernel.info import contracts_for
 from verifier.kernel.snapshot import Snapshot, load, take
 from verifier.proof.cache import ResultStore, proof_key, tool_digest
@@ -122,7 +123,15 @@ def prove_config(plan: SeriesPlan, snapshot: Snapshot) -> ProveConfig:
     return ProveConfig(files=snapshot.files, contracts=contracts, assumptions=plan.assumptions, waivers=plan.waivers,
                        caps=parse_caps(list(plan.caps), snapshot.cap_names), cap_names=snapshot.cap_names,
                        slots=plan.slots, options=Options(loop_bound=plan.loop_bound), build=snapshot.build,
-                       root=snapshot.root, policy=plan.policy, readings=plan.readings, sources=str(snapshot.sources))
+                       root=snapshot.root, policy=plan.policy, readings=plan.readings, sources=str(snapshot.sources),
+                       assemblers=[_assembler(plan.toolchain)] * len(snapshot.files), confirm=True)
+
+
+def _assembler(toolchain: kbuild.Toolchain) -> tuple[str, ...]:
+    """The assembler of the series' builds, for the Unicorn confirmation (a snapshot keeps no .cmd files)."""
+    if toolchain.llvm:
+        return llvm_assembler(kbuild.llvm_tool("clang", toolchain.llvm), TargetFlags(), "the series' LLVM").argv
+    return (f"{toolchain.cross}as",)
 
 
 def _commit_json(commit: Commit, key: str) -> dict[str, str]:
