@@ -26,15 +26,20 @@ from verifier.confirm.objects import Linked
 from verifier.engine.image import Image
 from verifier.engine.replay import Replayed, Snapshot
 from verifier.ir import sysregs
+from verifier.ir.canon import canonical
 from verifier.ir.program import Imm, Name, Reg, SysReg
 from verifier.semantics.names import entry_value
 from verifier.semantics.state import DAIF_REG, MDSCR, NZCV_REG, SP_EL0
 
 PAGE = 0x1000
+M64 = (1 << 64) - 1
 # PSTATE and the stack pointers: Unicorn's own (they steer its execution); every other system register is
 # held by the run
 NATIVE = {DAIF_REG, NZCV_REG, SP_EL0, sysregs.encode("currentel"), sysregs.encode("spsel"),
           sysregs.encode("pan"), sysregs.encode("uao")}
+# system registers the run holds whose writes keep only some bits (GICv3: ICC_PMR_EL1.Priority is bits 7:0,
+# RES0 above; Unicorn 2.1 has no GIC CPU interface)
+HELD_WIDTHS = {sysregs.encode("icc_pmr_el1"): 0xFF}
 # PSTATE fields Unicorn 2.1's CPU has not (it raises an exception at `msr tco, #0`, and has no SME): held by
 # the run, each at its bits in the register its MRS reads (SMSTART/SMSTOP set and clear SVCR.SM and SVCR.ZA)
 HELD_FIELDS = {"tco": ("tco", 1 << 25), "dit": ("dit", 1 << 24), "ssbs": ("ssbs", 1 << 12),
@@ -177,7 +182,7 @@ class Run:
         """`mrs`/`msr` of a system register other than PSTATE's and the stack pointers': the run holds it (its
         first value is the model's), and goes on past the instruction."""
         code = self.image.code(address)
-        insn = code.item.insn if code is not None else None
+        insn = canonical(code.item.insn) if code is not None and code.item.insn is not None else None
         if insn is None or insn.mnemonic not in ("mrs", "msr") or len(insn.operands) != 2:
             return
         register, sysreg = insn.operands if insn.mnemonic == "mrs" else reversed(insn.operands)
@@ -192,7 +197,8 @@ class Run:
         name = register.name
         index = None if name in ("xzr", "wzr") else int(name[1:])
         if insn.mnemonic == "msr":
-            self.sysregs[encoding] = 0 if index is None else self.uc.reg_read(X_IDS[index])
+            value = 0 if index is None else self.uc.reg_read(X_IDS[index])
+            self.sysregs[encoding] = value & HELD_WIDTHS.get(encoding, M64)
         else:
             if encoding not in self.sysregs:
                 # first read: the value the replay read (its next step holds it)
@@ -207,7 +213,7 @@ class Run:
         """A call the prover summarised by its contract (it entered no frame): the run does too, at the call,
         without fetching from wherever the pointer points (a model's pointer may even hit lifted code)."""
         code = self.image.code(address)
-        insn = code.item.insn if code is not None else None
+        insn = canonical(code.item.insn) if code is not None and code.item.insn is not None else None
         if insn is None or insn.mnemonic not in ("bl", "blr"):
             return
         snaps = self.replayed.snapshots
@@ -219,7 +225,7 @@ class Run:
     def _held_field(self, address: int) -> None:
         """`msr tco|dit|ssbs, #imm`: the run writes the field and goes on past it."""
         code = self.image.code(address)
-        insn = code.item.insn if code is not None else None
+        insn = canonical(code.item.insn) if code is not None and code.item.insn is not None else None
         if insn is None or insn.mnemonic != "msr" or len(insn.operands) != 2:
             return
         field, imm = insn.operands
