@@ -4,6 +4,7 @@ a counterexample's path replays, and a callee that keeps its contract (however i
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -121,3 +122,23 @@ def test_trust_and_check_together_is_an_error(capsys: pytest.CaptureFixture[str]
 def test_contract_depth_must_be_positive(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["prove", "--check-contracts", "--contract-depth", "0", str(ASM / "entry-ok.s")]) == 2
     assert "--contract-depth must be at least 1" in capsys.readouterr().err
+
+
+def test_explain_shows_a_violated_contracts_check(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    report = check(tmp_path, callee_file(tmp_path, "\tmsr\tdaif, x19\n", "\tmsr\tdaifset, #2\n"), "el0_64_sync")
+    saved = tmp_path / "report.json"
+    saved.write_text(json.dumps(report.json()))
+    assert main(["explain", str(saved), "--contract", "do_el0_sync"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("contract do_el0_sync (")
+    assert ": VIOLATED at depth 1" in out.splitlines()[0]
+    assert "called with DAIF: 0x0" in out  # the precondition: how entry-common.inc calls it
+    assert "slots whose verdicts rest on it: el0_64_sync" in out
+    failing = next(line for line in out.splitlines() if line.startswith("  fails at "))
+    assert "callees.s:" in failing and "in do_el0_sync" in failing and "`ret x30`" in failing, failing
+    assert "DAIF on return = 0x2" in out  # I masked, where the call had DAIF clear
+    path = [line for line in out.splitlines() if line.startswith("    ") and "DAIF=" in line]
+    assert any("do_el0_sync" in line and "msr" in line and "daifset" in line for line in path), path
+    # a name without a check is a clear error
+    assert main(["explain", str(saved), "--contract", "no_such_function"]) == 2
+    assert "no contract check for 'no_such_function'" in capsys.readouterr().err

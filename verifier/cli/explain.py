@@ -1,5 +1,7 @@
 """`entry-verify explain REPORT.json`: one result in full -- the rule or obligation, the assumptions it
-rests on, and for a violation the whole path with source lines and DAIF/MDSCR_EL1 along it."""
+rests on, and for a violation the whole path with source lines and DAIF/MDSCR_EL1 along it; with
+`--contract NAME`, one contract's check the same way: the callee, its precondition, and for a violated
+contract the failing return with DAIF and MDSCR_EL1 along the callee's path."""
 
 from __future__ import annotations
 
@@ -17,6 +19,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--property", help="obligation id or rule (R1..R5, or a rule id like R4-handler)")
     parser.add_argument("--vector", help="vector slot, e.g. el0_64_sync")
     parser.add_argument("--ec", type=lambda s: int(s, 0), help="exception class, e.g. 0x3c")
+    parser.add_argument("--contract", metavar="NAME",
+                        help="show the check of this callee's contract instead of a result (e.g. do_el0_svc)")
 
 
 def _pick(results: list[dict[str, Any]], args: argparse.Namespace) -> dict[str, Any]:
@@ -32,6 +36,8 @@ def _pick(results: list[dict[str, Any]], args: argparse.Namespace) -> dict[str, 
 
 def run(args: argparse.Namespace) -> int:
     data = read_json(args.report)
+    if args.contract is not None:
+        return _contract(data, args)
     result = _pick(data.get("results", []), args)
     prop = result.get("rule") or result["property"]
     print(f"{prop} on {result['vector']}: {result['verdict']}")
@@ -56,11 +62,50 @@ def run(args: argparse.Namespace) -> int:
               f"{failing['what']}")
         for key, value in failing.get("values", {}).items():
             print(f"    {key} = {value}")
-        print("  path:")
-        for step in cex["trace"]:
-            inlined = f" [{step['source_function']}]" if step.get("source_function") else ""
-            print(f"    {step['file']}:{step['line']:<5} {step['function']}{inlined:<20} DAIF={step['daif']} "
-                  f"MDSCR_EL1={step['mdscr']}  {step['insn']}")
+        _path(cex["trace"])
+    return 0
+
+
+def _path(trace: list[dict[str, Any]]) -> None:
+    print("  path:")
+    for step in trace:
+        inlined = f" [{step['source_function']}]" if step.get("source_function") else ""
+        print(f"    {step['file']}:{step['line']:<5} {step['function']}{inlined:<20} DAIF={step['daif']} "
+              f"MDSCR_EL1={step['mdscr']}  {step['insn']}")
+
+
+def _contract(data: dict[str, Any], args: argparse.Namespace) -> int:
+    checks = {check["function"]: check for check in data.get("contracts", [])}
+    check = checks.get(args.contract)
+    if check is None:
+        known = ", ".join(sorted(checks)) or "none (a report from before contract checking)"
+        raise UserError(f"no contract check for '{args.contract}' in this report (checked: {known})",
+                        str(args.report))
+    where = f" ({check['source']})" if check.get("source") else ""
+    depth = f" at depth {check['depth']}" if check.get("depth") else ""
+    print(f"contract {check['function']}{where}: {check['verdict']}{depth}")
+    if check.get("contract"):
+        print(f"  {check['contract']}")
+    daif = check.get("daif_at_call")
+    if check["verdict"] != "TRUSTED":
+        called = "any DAIF" if daif is None else ", ".join(f"{value:#x}" for value in daif)
+        print(f"  explored from its entry to every return, called with DAIF: {called}")
+    print(f"  reason: {check['reason']}")
+    if check.get("callees"):
+        print(f"  its own callees, summarised by their contracts: {', '.join(check['callees'])}")
+    slots = data.get("stats", {}).get("slots", {})
+    resting = [slot for slot, stats in slots.items() if args.contract in stats.get("contracts", [])]
+    if resting:
+        print(f"  slots whose verdicts rest on it: {', '.join(resting)}")
+    cex = check.get("counterexample")
+    if cex:
+        failing = cex.get("failing", {})
+        if failing:
+            print(f"  fails at {failing['file']}:{failing['line']} in {failing['function']}: `{failing['insn']}`: "
+                  f"{failing['what']}")
+        for key, value in cex.get("values", {}).items():
+            print(f"    {key} = {value}")
+        _path(cex["trace"])
     return 0
 
 

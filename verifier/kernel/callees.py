@@ -2,8 +2,9 @@
 
 Their contracts are checked against their code, so their files are built to assembly with Kbuild like the
 entry files. A function is looked for in the .c files this configuration compiles into the kernel (its
-Makefile's `obj-y` / `obj-$(CONFIG_...)` lines, with the option set) in the directories below; a function
-found in none of them keeps a trusted contract, with that reason.
+Makefile's `obj-y` / `obj-$(CONFIG_...)` lines, with the option set) in the directories below, then in the
+subdirectories their Makefiles descend into (`obj-y += printk/`); a function found in none of them keeps a
+trusted contract, with that reason.
 """
 
 from __future__ import annotations
@@ -12,12 +13,13 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from verifier.kernel.companions import built_sources, called_symbols, enabled_options
+from verifier.kernel.companions import built_sources, built_subdirs, called_symbols, enabled_options
 
 # Where the arm64 entry code's callees live: the arch's exception handlers, the generic entry code and the
-# core kernel files its hooks (context tracking, RCU, softirq, preemption) are in.
+# core kernel files its hooks (context tracking, RCU, softirq, preemption, printk) are in; then the memory,
+# block and file-system cores the return-to-user work calls into (memcg throttling, blkcg, debugfs).
 SEARCHED_DIRS = ("arch/arm64/kernel", "arch/arm64/mm", "kernel/entry", "kernel", "kernel/irq", "kernel/rcu",
-                 "kernel/sched", "kernel/locking", "kernel/trace", "lib")
+                 "kernel/sched", "kernel/locking", "kernel/trace", "lib", "mm", "block", "fs")
 _LABEL = re.compile(r"^([A-Za-z_.$][\w.$]*):", re.MULTILINE)
 _DEFINITION = re.compile(r"^[A-Za-z_][^;{}()#]*?\b([A-Za-z_]\w*)\s*\([^;{}]*\)\s*(?:__\w+(?:\([^)]*\))?\s*)*\{",
                          re.MULTILINE)
@@ -50,13 +52,18 @@ def callee_ring(tree: Path, build_dir: Path, assembly: list[Path]) -> CalleeRing
     enabled = enabled_options(build_dir)
     ring = CalleeRing()
     built = {str(path.relative_to(build_dir).with_suffix(".c")) for path in assembly if path.is_relative_to(build_dir)}
-    for directory in SEARCHED_DIRS:
+    queue = list(SEARCHED_DIRS)
+    for directory in queue:  # grows as the Makefiles name subdirectories, until every callee is found
+        if not wanted - set(ring.sources):
+            break
         for source in built_sources(tree, build_dir, directory, enabled):
             if source in built:
                 continue
             for name in defined_functions(tree / source) & wanted:
                 ring.sources.setdefault(name, source)
+        queue += [sub for sub in built_subdirs(tree, directory, enabled) if sub not in queue]
     searched = ", ".join(SEARCHED_DIRS)
     for name in sorted(wanted - set(ring.sources)):
-        ring.missing[name] = f"not defined in a file this configuration builds in {searched}"
+        ring.missing[name] = (f"not defined in a file this configuration builds in {searched} or the "
+                              "subdirectories their Makefiles build")
     return ring

@@ -26,24 +26,40 @@ def enabled_options(build_dir: Path) -> set[str]:
     return set(re.findall(r"^(CONFIG_\w+)=y$", text, re.MULTILINE))
 
 
-def built_sources(tree: Path, build_dir: Path, directory: str = GENERIC_ENTRY_DIR,
-                  enabled: set[str] | None = None) -> list[str]:
-    """The .c files of DIRECTORY this configuration compiles into the kernel (not modules): its Makefile's
-    `obj-y` and `obj-$(CONFIG_...)` lines (continued with backslashes) whose option is set."""
+def _built_objects(tree: Path, directory: str, enabled: set[str]) -> list[str]:
+    """The entries of DIRECTORY's Makefile built into the kernel for this configuration: its `obj-y` and
+    `obj-$(CONFIG_...)` lines (continued with backslashes) whose option is set (`foo.o`, `printk/`)."""
     try:
         makefile = (tree / directory / "Makefile").read_text(errors="replace")
     except OSError:
         return []
-    enabled = enabled_options(build_dir) if enabled is None else enabled
     found: list[str] = []
     for line in makefile.replace("\\\n", " ").splitlines():
         match = _OBJ.match(line.strip())
-        if not match or (match.group(1) and match.group(1) not in enabled):
-            continue
-        for obj in match.group(2).split("#")[0].split():
-            source = f"{directory}/{obj.removesuffix('.o')}.c"
-            if obj.endswith(".o") and (tree / source).is_file() and source not in found:
-                found.append(source)
+        if match and (not match.group(1) or match.group(1) in enabled):
+            found += match.group(2).split("#")[0].split()
+    return found
+
+
+def built_sources(tree: Path, build_dir: Path, directory: str = GENERIC_ENTRY_DIR,
+                  enabled: set[str] | None = None) -> list[str]:
+    """The .c files of DIRECTORY this configuration compiles into the kernel (not modules)."""
+    enabled = enabled_options(build_dir) if enabled is None else enabled
+    found: list[str] = []
+    for obj in _built_objects(tree, directory, enabled):
+        source = f"{directory}/{obj.removesuffix('.o')}.c"
+        if obj.endswith(".o") and (tree / source).is_file() and source not in found:
+            found.append(source)
+    return found
+
+
+def built_subdirs(tree: Path, directory: str, enabled: set[str]) -> list[str]:
+    """The subdirectories DIRECTORY's Makefile descends into for this configuration (`obj-y += printk/`)."""
+    found: list[str] = []
+    for obj in _built_objects(tree, directory, enabled):
+        sub = f"{directory}/{obj.rstrip('/')}"
+        if obj.endswith("/") and (tree / sub / "Makefile").is_file() and sub not in found:
+            found.append(sub)
     return found
 
 

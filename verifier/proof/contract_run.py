@@ -53,10 +53,13 @@ class ContractCheck:
     depth: int = 0  # 1: called from the proofs' paths; 2: from a depth-1 callee's, ...
     callees: list[str] = field(default_factory=list)  # the contracts its own check rests on
     counterexample: dict[str, Any] | None = None
+    contract: str = ""  # the contract checked, as the report prints it
+    daif_at_call: list[int] | None = None  # the precondition: the DAIF values the calls reach it with (None: any)
 
     def json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"function": self.function, "verdict": self.verdict, "reason": self.reason,
-                               "source": self.source, "depth": self.depth, "callees": self.callees}
+                               "source": self.source, "depth": self.depth, "callees": self.callees,
+                               "contract": self.contract, "daif_at_call": self.daif_at_call}
         if self.counterexample is not None:
             out["counterexample"] = self.counterexample
         return out
@@ -64,7 +67,8 @@ class ContractCheck:
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> ContractCheck:
         return cls(data["function"], data["verdict"], data["reason"], data.get("source", ""),
-                   int(data.get("depth", 0)), list(data.get("callees", [])), data.get("counterexample"))
+                   int(data.get("depth", 0)), list(data.get("callees", [])), data.get("counterexample"),
+                   str(data.get("contract", "")), data.get("daif_at_call"))
 
     def line(self) -> str:
         where = f" ({self.source})" if self.source else ""
@@ -154,11 +158,14 @@ def _trusted_reason(name: str, inputs: CheckInputs) -> str:
 
 def _check_one(name: str, daif: list[int] | None, depth: int, index: CodeIndex, inputs: CheckInputs,
                contracts: Contracts, options: Options) -> tuple[ContractCheck, dict[str, list[int] | None]]:
+    contract = _contract_of(name, contracts)
+    text = contract.describe() if contract is not None else ""
     located = None if name.startswith("*") or name == FIRMWARE else index.image_of(name)
     if located is None:
-        return ContractCheck(name, "TRUSTED", _trusted_reason(name, inputs), depth=depth), {}
+        return ContractCheck(name, "TRUSTED", _trusted_reason(name, inputs), depth=depth, contract=text,
+                             daif_at_call=daif), {}
     if isinstance(located, str):
-        return ContractCheck(name, "UNKNOWN", located, depth=depth), {}
+        return ContractCheck(name, "UNKNOWN", located, depth=depth, contract=text, daif_at_call=daif), {}
     image, address, path = located
     contract = contracts.for_function(name)
     start = function_start(image, address, daif, contracts.build.priority)
@@ -170,7 +177,16 @@ def _check_one(name: str, daif: list[int] | None, depth: int, index: CodeIndex, 
     callees = sorted(run.summarised)
     verdict, reason, cex = _judge(run, contract, start, image, contracts, sites, bounded)
     nested = sites.resolve(start.facts, bounded.solver_rlimit)
-    return ContractCheck(name, verdict, reason, source, depth, callees, cex), nested
+    return ContractCheck(name, verdict, reason, source, depth, callees, cex, text, daif), nested
+
+
+def _contract_of(name: str, contracts: Contracts) -> Contract | None:
+    """The contract a summarised call used: a function's, a pointer's (`*symbol`) or the firmware's."""
+    if name == FIRMWARE:
+        return contracts.firmware
+    if name.startswith("*"):
+        return contracts.indirect.get(name[1:], contracts.default)
+    return contracts.for_function(name)
 
 
 def _explorer(image: Image, contracts: Contracts, contract: Contract, start: FunctionStart, sites: CallSites,
@@ -246,13 +262,18 @@ def _counterexample(model: z3.ModelRef, part: str, contract: Contract, start: Fu
             failing_at, what = event.address, event.what
             break
     values = {name: f"{model_number(model, expr):#x}" for name, expr in replayed.eret.values.items()}
-    return {"part": part, "what": what, "address": failing_at, "trace": replayed.trace, "values": values}
+    steps = [i for i, address in enumerate(replayed.addresses) if address == failing_at]
+    failing = dict(replayed.trace[steps[-1] if steps else -1], what=what, values=values)
+    return {"part": part, "what": what, "address": failing_at, "trace": replayed.trace, "values": values,
+            "failing": failing}
 
 
 def _shown(path: Path, root: str | None) -> str:
     """The C file the assembly was compiled from, as the tree names it (else the assembly's path)."""
     if root is not None:
-        for parent in path.parents:
+        # the longest tree path first: a build dir's arch/arm64/kernel/signal.s is arch/arm64/kernel/signal.c,
+        # not the kernel/signal.c its shorter suffix also names
+        for parent in reversed(path.parents):
             source = path.relative_to(parent).with_suffix(".c")
             if (Path(root) / source).is_file():
                 return str(source)
