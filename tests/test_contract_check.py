@@ -142,3 +142,55 @@ def test_explain_shows_a_violated_contracts_check(tmp_path: Path, capsys: pytest
     # a name without a check is a clear error
     assert main(["explain", str(saved), "--contract", "no_such_function"]) == 2
     assert "no contract check for 'no_such_function'" in capsys.readouterr().err
+
+
+# do_el0_sync returns with everything masked whatever DAIF it was called with: derivable, not "preserved"
+MASKS = KEEPS.replace("\tmsr\tdaif, x19\n", "\tmsr\tdaifset, #0xf\n")
+# ... and one the engine cannot follow to its end (a branch through a register it cannot resolve)
+UNFOLLOWABLE = KEEPS.replace("\tmsr\tdaif, x19\n", "\tmsr\tdaif, x19\n\tldr\tx2, [x0, x1]\n\tbr\tx2\n")
+
+
+def derived_contracts(tmp_path: Path) -> Path:
+    path = tmp_path / "derived.toml"
+    path.write_text(BUNDLED_CONTRACTS.read_text() + '\n[function.do_el0_sync]\ndaif = "derived"\n')
+    return path
+
+
+def prove_derived(tmp_path: Path, callees: str, depth: int = 1) -> Report:
+    shutil.copy(ASM / "entry-ok.s", tmp_path / "entry-ok.s")
+    shutil.copy(ASM / "entry-common.inc", tmp_path / "entry-common.inc")
+    (tmp_path / "callees.s").write_text(callees)
+    config = ProveConfig(files=[tmp_path / "entry-ok.s"], contracts=derived_contracts(tmp_path),
+                         slots=(slot_by_name("el0_64_sync"),), callees=[tmp_path / "callees.s"],
+                         contract_depth=depth)
+    return prove(config)
+
+
+def test_daif_on_return_is_derived_from_the_code(tmp_path: Path) -> None:
+    report = prove_derived(tmp_path, MASKS)
+    derived = [line for line in report.assumptions if line.startswith("derived: contract do_el0_sync")]
+    assert derived and ": DAIF on return masked, read from every return" in derived[0], derived
+    # the proof summarised the call by the derived contract, and its check agrees with the code
+    used = [c for r in report.results for c in r.contracts if c.startswith("contract do_el0_sync")]
+    assert used and all("derived from its code" in c and ": masked;" in c for c in used), used
+    assert checks(report)["do_el0_sync"] == "PROVED"
+    assert {r.verdict for r in report.results} == {"PROVED"}
+    # the same code under the written default ("preserved") is a false contract: its verdicts are UNKNOWN
+    written = check(tmp_path, callee_file(tmp_path, "\tmsr\tdaif, x19\n", "\tmsr\tdaifset, #0xf\n"), "el0_64_sync")
+    assert checks(written)["do_el0_sync"] == "VIOLATED"
+
+
+def test_a_contract_that_cannot_be_derived_keeps_its_fallback_and_says_so(tmp_path: Path) -> None:
+    report = prove_derived(tmp_path, UNFOLLOWABLE)
+    line = next(line for line in report.assumptions if line.startswith("derived: contract do_el0_sync"))
+    assert "not derived (a path was not followed to its end: indirect branch" in line, line
+    assert "its written fallback `daif = any` is trusted" in line
+    assert checks(report)["do_el0_sync"] == "UNKNOWN"
+    trusting = prove_derived(tmp_path, MASKS, depth=0)
+    assert any("not derived (--trust-contracts)" in line for line in trusting.assumptions)
+
+
+def test_derived_daif_is_only_for_functions(tmp_path: Path) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_text(BUNDLED_CONTRACTS.read_text().replace('daif = "preserved"', 'daif = "derived"', 1))
+    assert main(["prove", "--contracts", str(path), str(ASM / "entry-ok.s")]) == 2

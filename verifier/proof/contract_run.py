@@ -12,7 +12,7 @@ makes both its PROVED and its VIOLATED meaningless.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +34,7 @@ from verifier.spec.contract_check import (
     describe_failure,
     function_start,
 )
+from verifier.spec.contract_derive import DaifTable, daif_relation, describe_relation
 from verifier.spec.contracts import Contract, Contracts
 from verifier.spec.verdicts import Result
 from verifier.util.errors import UserError
@@ -121,9 +122,77 @@ class CodeIndex:
         return (image, address, path) if address is not None else None
 
 
-def check_contracts(inputs: CheckInputs, contracts: Contracts, options: Options) -> list[ContractCheck]:
+@dataclass
+class Derivation:
+    """A contract's DAIF on return read from its function's code (`daif = "derived"`), or why it was not."""
+
+    function: str
+    table: DaifTable | None  # None: not derived; the written fallback stands, trusted
+    text: str  # the relation in `daif` words, or the reason it was not derived
+    source: str = ""
+
+    def build_json(self) -> dict[str, Any]:
+        """As BuildFacts.derived_daif holds it (JSON: the keys are DAIF values, so pairs)."""
+        assert self.table is not None
+        return {"table": [[entry, list(values)] for entry, values in self.table.items()], "text": self.text,
+                "source": self.source}
+
+    def line(self, contracts: Contracts) -> str:
+        if self.table is not None:
+            return (f"derived: contract {self.function} ({self.source}): DAIF on return {self.text}, read from "
+                    "every return of its code over every DAIF at the call")
+        fallback = contracts.functions[self.function].daif
+        return (f"derived: contract {self.function}: not derived ({self.text}); its written fallback "
+                f"`daif = {fallback}` is trusted")
+
+
+def derive_contracts(index: CodeIndex, contracts: Contracts, options: Options,
+                     missing: dict[str, str]) -> list[Derivation]:
+    """Each `daif = "derived"` contract's DAIF on return, from its code: the function explored from its entry
+    with any DAIF at the call, to every return (its own callees summarised by their contracts). A function
+    these inputs neither define nor call (`missing`: called, code not found) is left out."""
+    out = []
+    for name in sorted(n for n, c in contracts.functions.items() if c.derive):
+        if name not in index.where and name not in missing:
+            continue
+        located = index.image_of(name)
+        if not isinstance(located, tuple):
+            out.append(Derivation(name, None, located or missing[name]))
+            continue
+        image, address, path = located
+        start = function_start(image, address, None, contracts.build.priority)
+        bounded = _bounded(options)
+        run = _explorer(image, contracts, replace(contracts.functions[name], daif="any"), start, CallSites(),
+                        bounded).explore()
+        why = _why_underived(run)
+        table = None if why else daif_relation(run.returns, start.daif, start.facts, bounded.solver_rlimit)
+        if why is None and table is None:
+            why = "solver limit reached reading DAIF at a return"
+        source = _shown(path, index.root)
+        out.append(Derivation(name, table, why or describe_relation(table or {}), source))
+    return out
+
+
+def _why_underived(run: ExploreRun) -> str | None:
+    if run.unknowns:
+        more = f" (and {len(run.unknowns) - 1} more)" if len(run.unknowns) > 1 else ""
+        return f"a path was not followed to its end: {run.unknowns[0].reason}{more}"
+    if run.erets:
+        return "a path ends in an eret, not a return"
+    if not run.returns:
+        return "no path returns"
+    return None
+
+
+def _bounded(options: Options) -> Options:
+    return Options(**{**options.__dict__, "max_steps": min(options.max_steps, CHECK_STEPS),
+                      "max_solver_calls": CHECK_SOLVER_CALLS})
+
+
+def check_contracts(inputs: CheckInputs, contracts: Contracts, options: Options,
+                    index: CodeIndex | None = None) -> list[ContractCheck]:
     """Every summarised function's contract, checked to `inputs.depth` or trusted with the reason."""
-    index = CodeIndex(inputs.files, inputs.root)
+    index = index or CodeIndex(inputs.files, inputs.root)
     checks: dict[str, ContractCheck] = {}
     level = dict(inputs.call_daif)
     for depth in range(1, inputs.depth + 1):
@@ -170,8 +239,7 @@ def _check_one(name: str, daif: list[int] | None, depth: int, index: CodeIndex, 
     contract = contracts.for_function(name)
     start = function_start(image, address, daif, contracts.build.priority)
     sites = CallSites()
-    bounded = Options(**{**options.__dict__, "max_steps": min(options.max_steps, CHECK_STEPS),
-                         "max_solver_calls": CHECK_SOLVER_CALLS})
+    bounded = _bounded(options)
     run = _explorer(image, contracts, contract, start, sites, bounded).explore()
     source = _shown(path, inputs.root)
     callees = sorted(run.summarised)

@@ -5,14 +5,22 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from verifier.engine.explore import ENGINE_ASSUMPTIONS, Explorer, ModelLike, Options, StepListener
 from verifier.engine.replay import DictModel, replay
 from verifier.proof.config import ProveConfig
-from verifier.proof.contract_run import CheckInputs, ContractCheck, check_contracts, rest_on_checks, union_daif
+from verifier.proof.contract_run import (
+    CheckInputs,
+    CodeIndex,
+    ContractCheck,
+    check_contracts,
+    derive_contracts,
+    rest_on_checks,
+    union_daif,
+)
 from verifier.proof.pool import run_slot_jobs
 from verifier.proof.slot import SlotOutcome, bind_policy, explorer, lift_all, link, observers, slot_rules
 from verifier.semantics import names
@@ -53,6 +61,11 @@ def prove(config: ProveConfig, progress: Progress | None = None, jobs: int = 1) 
     """Prove every slot of `config`; with jobs > 1 the slots run in that many worker processes."""
     contracts = load_contracts(config.contracts, config.build)
     started = time.perf_counter()
+    index = CodeIndex(list(config.files) + list(config.callees), config.root) if config.contract_depth >= 1 else None
+    derived, build = _derived(config, contracts, index, progress)
+    if build is not config.build:
+        config = replace(config, build=build)
+        contracts = load_contracts(config.contracts, config.build)
     outcomes: dict[str, SlotOutcome] = {}
 
     def done(_: int, outcome: SlotOutcome) -> None:
@@ -63,10 +76,11 @@ def prove(config: ProveConfig, progress: Progress | None = None, jobs: int = 1) 
 
     run_slot_jobs([(config, slot.name) for slot in config.slots], jobs, done)
     ordered = [outcomes[slot.name] for slot in config.slots]
-    report = combine(ordered, standing_assumptions(config, contracts), round(time.perf_counter() - started, 3))
-    if config.contract_depth >= 1:
+    report = combine(ordered, standing_assumptions(config, contracts) + derived,
+                     round(time.perf_counter() - started, 3))
+    if index is not None:
         checking = time.perf_counter()
-        report.contracts = checked_contracts(config, contracts, ordered, progress)
+        report.contracts = checked_contracts(config, contracts, ordered, index, progress)
         rest_on_checks(report.results, {o.slot: o.stats.get("contracts", []) for o in ordered}, report.contracts)
         report.assumptions += contract_lines(report.contracts, config.contract_depth)
         report.stats["contract_seconds"] = round(time.perf_counter() - checking, 3)
@@ -79,7 +93,26 @@ def prove(config: ProveConfig, progress: Progress | None = None, jobs: int = 1) 
     return report
 
 
-def checked_contracts(config: ProveConfig, contracts: Contracts, outcomes: list[SlotOutcome],
+def _derived(config: ProveConfig, contracts: Contracts, index: CodeIndex | None,
+             progress: Progress | None) -> tuple[list[str], BuildFacts]:
+    """The `daif = "derived"` contracts derived from their code: the lines that say what was derived (or
+    which written fallback stands), and the build facts that carry the derivations to the slots' workers
+    and to replays."""
+    wanted = sorted(name for name, contract in contracts.functions.items() if contract.derive)
+    if not wanted:
+        return [], config.build
+    if index is None:
+        return [f"derived: contract {name}: not derived (--trust-contracts); its written fallback "
+                f"`daif = {contracts.functions[name].daif}` is trusted" for name in wanted], config.build
+    if progress:
+        progress(f"deriving DAIF on return of {', '.join(wanted)} from their code")
+    derivations = derive_contracts(index, contracts, config.options, config.callee_missing)
+    found = {d.function: d.build_json() for d in derivations if d.table is not None}
+    build = replace(config.build, derived_daif=found) if found else config.build
+    return [d.line(contracts) for d in derivations], build
+
+
+def checked_contracts(config: ProveConfig, contracts: Contracts, outcomes: list[SlotOutcome], index: CodeIndex,
                       progress: Progress | None) -> list[ContractCheck]:
     """The contracts the slots' proofs used, each checked against its code (or trusted, with why)."""
     call_daif: dict[str, list[int] | None] = {}
@@ -92,7 +125,7 @@ def checked_contracts(config: ProveConfig, contracts: Contracts, outcomes: list[
         progress(f"checking {len(call_daif)} contracts against their code")
     inputs = CheckInputs(list(config.files) + list(config.callees), dict(config.callee_missing), call_daif,
                          config.root, config.contract_depth)
-    return check_contracts(inputs, contracts, config.options)
+    return check_contracts(inputs, contracts, config.options, index)
 
 
 def contract_lines(checks: list[ContractCheck], depth: int) -> list[str]:

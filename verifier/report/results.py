@@ -66,11 +66,14 @@ def unversioned(line: str) -> str:
 _CHECK_REASON = re.compile(r"^(contract check: contract \S+(?: \([^)]*\))?: \w+ at depth \d+: .*?)(?: \(.*|;.*)?$")
 
 
+_NOT_DERIVED = re.compile(r"^(derived: contract \S+: not derived \(.*?)(?: \(.*)?(\); its written fallback .*)$")
+
+
 def _brief(assumption: str) -> str:
-    """An assumption as a table shows it: a contract check's reason without the expression or source line it
-    names and without its callees (the JSON report has them)."""
-    match = _CHECK_REASON.match(assumption)
-    return match.group(1) if match else assumption
+    """An assumption as a table shows it: a contract check's (or a derivation's) reason without the
+    expression or source line it names and without its callees (the JSON report has them)."""
+    match = _CHECK_REASON.match(assumption) or _NOT_DERIVED.match(assumption)
+    return "".join(match.groups()) if match else assumption
 
 
 def render(data: dict[str, Any], title: str) -> str:

@@ -58,8 +58,7 @@ class ContractCalls:
             state.write_reg(reg, fresh(f"{name}.{reg}", 64))
         state.nzcv = fresh(f"{name}.nzcv", 4)
         daif_at_call = state.daif
-        choices = [daif_on_return(choice, daif_at_call, lambda: fresh(f"{name}.daif", 4))
-                   for choice in contract.daif.split("|")]
+        choices = daif_returns(contract, daif_at_call, lambda: fresh(f"{name}.daif", 4))
         state.daif = choices[0]
         for index, other in enumerate(choices[1:]):  # several possible returns: a fresh choice among them
             state.daif = z3.simplify(z3.If(z3.Extract(0, 0, fresh(f"{name}.daif_choice{index}", 1)) == 1,
@@ -122,6 +121,23 @@ class ContractCalls:
 def _contract(summary: Summary) -> Contract:
     assert isinstance(summary, Contract), summary  # this model hands out only contracts
     return summary
+
+
+def daif_returns(contract: Contract, at_call: z3.BitVecRef, fresh: Callable[[], z3.BitVecRef]) -> list[z3.BitVecRef]:
+    """The DAIF values a call may return with, one expression per alternative: the contract's |-joined
+    `daif` choices, or for a contract derived from its code, its table (DAIF at the call -> the DAIF its
+    returns leave; a DAIF at the call it never returns from gives any value)."""
+    if not contract.daif_table:
+        return [daif_on_return(choice, at_call, fresh) for choice in contract.daif.split("|")]
+    widest = max(len(returns) for _, returns in contract.daif_table)
+    unreachable = fresh()
+    options = []
+    for index in range(widest):
+        value: z3.BitVecRef = unreachable
+        for entry, returns in contract.daif_table:
+            value = z3.If(at_call == entry, bv(returns[min(index, len(returns) - 1)], 4), value)
+        options.append(z3.simplify(value))
+    return options
 
 
 def daif_on_return(choice: str, at_call: z3.BitVecRef, fresh: Callable[[], z3.BitVecRef]) -> z3.BitVecRef:

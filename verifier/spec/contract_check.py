@@ -27,7 +27,7 @@ from verifier.engine.observer import Event, EventLog, Findings, Observer, Path
 from verifier.ir import sysregs
 from verifier.semantics import names
 from verifier.semantics.state import BV, ICC_PMR_EL1, MDSCR, Memory, Region, State, bv
-from verifier.spec.contract_calls import daif_on_return
+from verifier.spec.contract_calls import daif_returns
 from verifier.spec.contracts import AAPCS_CLOBBERS, Contract
 from verifier.spec.priority import PMR_BITS, PriorityFacts, PriorityMasking, masking_for
 from verifier.spec.slots import classify_region, image_word
@@ -146,10 +146,9 @@ class ContractObserver(Observer):
 
     def _daif_ok(self, state: State) -> z3.BoolRef:
         at_call, now = self.start.daif, state.daif
-        choices = self.contract.daif.split("|")
-        if "any" in choices:
+        if not self.contract.daif_table and "any" in self.contract.daif.split("|"):
             return z3.BoolVal(True)
-        wanted = [daif_on_return(choice, at_call, lambda: at_call) for choice in choices]
+        wanted = daif_returns(self.contract, at_call, lambda: at_call)
         ok = z3.Or([now == want for want in wanted])
         masking = self.start.priority
         if self.contract.pmr == "unmask-pnmis":

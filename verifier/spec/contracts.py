@@ -9,7 +9,7 @@ without its own entry, and that is printed too.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from verifier.spec.priority import PriorityFacts
@@ -45,12 +45,25 @@ class Contract:
     is_default: bool = False
     lift: bool = True  # False: summarise by this contract even where the code is lifted (a loop the engine
     #                    would only unroll to its bound)
+    # `daif = "derived"`: DAIF on return is read from the function's code before the proofs (every DAIF at the
+    # call, to every return); `daif` is the written fallback until then (its `fallback_daif`, else any)
+    derive: bool = False
+    derived_from: str = ""  # the file it was derived from, once it was
+    daif_table: tuple[tuple[int, tuple[int, ...]], ...] = ()  # derived: DAIF at the call -> DAIF on return
+
+    def with_derived_daif(self, table: dict[int, tuple[int, ...]], text: str, source: str) -> Contract:
+        return replace(self, daif=text, daif_table=tuple(sorted(table.items())), derived_from=source)
 
     def describe(self) -> str:
         parts = [f"contract {self.name}" + (" (default)" if self.is_default else "") + ":"]
         parts.append("returns" if self.returns else "does not return")
         if self.returns:
-            parts.append(f"DAIF on return {self.daif}; MDSCR_EL1 {self.mdscr}; may unmask {self.unmasks}")
+            daif = self.daif
+            if self.derived_from:
+                daif = f"derived from its code ({self.derived_from}): {self.daif}"
+            elif self.derive:
+                daif = f"{self.daif} (written fallback: not derived from its code)"
+            parts.append(f"DAIF on return {daif}; MDSCR_EL1 {self.mdscr}; may unmask {self.unmasks}")
             if self.pmr != "preserved":
                 parts.append(f"ICC_PMR_EL1 on return {self.pmr};")
             parts.append("writes " + ", ".join(self.writes) + f"; pt_regs.pstate bits {''.join(self.pstate_bits)}")
@@ -93,11 +106,14 @@ class BuildFacts:
     derived: tuple[str, ...] = ()  # what was derived from where, and which defaults applied (printed)
     options: frozenset[str] | None = None  # the Kconfig options set (y or m); None: no configuration known
     priority: PriorityFacts = field(default_factory=PriorityFacts)  # GIC priority masking (pseudo-NMI)
+    # contracts whose DAIF on return was derived from the callee's code (`daif = "derived"`):
+    # function -> {"table": [[DAIF at the call, [DAIF on return, ...]], ...], "text": ..., "source": ...}
+    derived_daif: dict[str, dict] = field(default_factory=dict)
 
     def json(self) -> dict[str, object]:
         return {"version": self.version, "layout": self.layout, "tif": self.tif, "aliases": self.aliases,
                 "derived": list(self.derived), "options": None if self.options is None else sorted(self.options),
-                "priority": self.priority.json()}
+                "priority": self.priority.json(), "derived_daif": self.derived_daif}
 
     @classmethod
     def from_json(cls, data: dict | None) -> BuildFacts:
@@ -105,7 +121,8 @@ class BuildFacts:
         options = data.get("options")
         return cls(str(data.get("version", "")), dict(data.get("layout", {})), dict(data.get("tif", {})),
                    dict(data.get("aliases", {})), tuple(data.get("derived", ())),
-                   None if options is None else frozenset(options), PriorityFacts.from_json(data.get("priority")))
+                   None if options is None else frozenset(options), PriorityFacts.from_json(data.get("priority")),
+                   dict(data.get("derived_daif", {})))
 
 
 @dataclass
@@ -137,6 +154,11 @@ class Contracts:
                             self.path)
         if "TIF_SINGLESTEP" not in self.tif:
             raise UserError("neither the build (thread_info.h) nor the contracts give TIF_SINGLESTEP", self.path)
+        for name, derived in build.derived_daif.items():
+            if name in self.functions:
+                table = {int(at_call): tuple(returns) for at_call, returns in derived["table"]}
+                self.functions[name] = self.functions[name].with_derived_daif(table, derived["text"],
+                                                                              derived["source"])
         return self
 
     def for_function(self, name: str) -> Contract:
@@ -149,7 +171,8 @@ class Contracts:
 
 
 def _contract(name: str, table: dict, base: Contract, where: str, default: bool = False) -> Contract:
-    known = {"returns", "clobbers", "daif", "mdscr", "pmr", "unmasks", "writes", "pstate_bits", "note", "lift"}
+    known = {"returns", "clobbers", "daif", "fallback_daif", "mdscr", "pmr", "unmasks", "writes", "pstate_bits",
+             "note", "lift"}
     unknown = set(table) - known
     if unknown:
         raise UserError(
@@ -164,11 +187,19 @@ def _contract(name: str, table: dict, base: Contract, where: str, default: bool 
             raise UserError(f"contract {name}: unknown memory class '{cls}' (known: {', '.join(MEMORY_CLASSES)})",
                             where)
     daif = str(table.get("daif", base.daif))
+    derive = daif == "derived"
+    if derive and default:
+        raise UserError("contract default: daif = \"derived\" needs a function's code; derive it per function",
+                        where)
+    if derive:
+        daif = str(table.get("fallback_daif", "any"))
+    elif "fallback_daif" in table:
+        raise UserError(f"contract {name}: fallback_daif applies only with daif = \"derived\"", where)
     for choice in daif.split("|"):
         if choice not in DAIF_RETURNS and not re.fullmatch(r"0b[01x]{4}", choice):
             raise UserError(f"contract {name}: daif must be one of {', '.join(DAIF_RETURNS)} or 0bDAIF "
-                            "(each bit 0, 1 or x: as at the call), or several joined by | (any one of them)",
-                            where)
+                            "(each bit 0, 1 or x: as at the call), or several joined by | (any one of them), "
+                            "or \"derived\" (from the function's code; fallback_daif where it cannot be)", where)
     unmasks = str(table.get("unmasks", base.unmasks))
     if unmasks not in UNMASKS:
         raise UserError(f"contract {name}: unmasks must be one of {', '.join(UNMASKS)}", where)
@@ -192,6 +223,7 @@ def _contract(name: str, table: dict, base: Contract, where: str, default: bool 
         note=str(table.get("note", "")),
         is_default=default,
         lift=bool(table.get("lift", True)),
+        derive=derive,
     )
 
 
