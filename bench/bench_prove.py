@@ -47,7 +47,7 @@ def main() -> None:
         build_dir = files[0].parents[3]
         tree = Path(os.path.realpath(build_dir / "source"))
         info = kernel_info(tree, build_dir)
-        config = ProveConfig(files=files, contracts=info.contracts(), cap_names=info.cap_names, layout=info.layout,
+        config = ProveConfig(files=files, contracts=info.contracts(), cap_names=info.cap_names, build=info.facts(),
                              root=str(tree))
         proofs, builds, slots = [], [], {}
         for _ in range(args.repeat):

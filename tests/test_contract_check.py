@@ -13,6 +13,7 @@ import pytest
 from verifier.cli.main import main
 from verifier.proof.config import BUNDLED_CONTRACTS, ProveConfig
 from verifier.proof.run import Report, prove
+from verifier.spec.contract_derive import describe_relation
 from verifier.spec.slots import slot_by_name
 
 ASM = Path(__file__).resolve().parents[1] / "asm"
@@ -194,3 +195,16 @@ def test_derived_daif_is_only_for_functions(tmp_path: Path) -> None:
     path = tmp_path / "bad.toml"
     path.write_text(BUNDLED_CONTRACTS.read_text().replace('daif = "preserved"', 'daif = "derived"', 1))
     assert main(["prove", "--contracts", str(path), str(ASM / "entry-ok.s")]) == 2
+
+
+@pytest.mark.parametrize(("table", "words"), [
+    ({e: (e,) for e in range(16)}, "preserved"),
+    ({e: (0x0, 0xF) for e in range(16)}, "masked|0b0000"),
+    ({e: tuple(sorted({e | 3, e})) for e in range(16)}, "preserved|0bxx11"),  # a work loop with pseudo-NMI
+    ({0x0: (0x0, 0xF), 0xF: (0xF,)}, "preserved|masked (returns only when called with DAIF 0x0, 0xf)"),
+    ({0x0: (0x5,), 0xF: (0x3,)},
+     "by DAIF at the call: 0x0->0x5, 0xf->0x3 (returns only when called with DAIF 0x0, 0xf)"),
+    ({}, "no return"),
+])
+def test_a_derived_relation_is_printed_in_daif_words(table: dict[int, tuple[int, ...]], words: str) -> None:
+    assert describe_relation(table) == words

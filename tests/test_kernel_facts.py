@@ -14,9 +14,11 @@ import pytest
 from golden_verdicts import GOLDEN, golden_name, kernel_args, verdict_rows
 
 from verifier.cli.main import main
+from verifier.kernel.callees import callee_ring
 from verifier.kernel.companions import built_sources, defines, generic_entry_sources
 from verifier.kernel.info import TRAMP_SECTION, contracts_for, kernel_info, kernel_version
 from verifier.kernel.probe import compile_command, probe_values
+from verifier.proof.contract_run import source_of
 from verifier.spec.contracts import BuildFacts, load_contracts
 from verifier.spec.versions import version_in
 from verifier.util.errors import UserError
@@ -182,3 +184,33 @@ def test_gic_priorities_come_from_the_build(kernel_tree: Callable[[str], Path],
     assert info.cap_names[facts.capability] in ("ARM64_HAS_GIC_PRIO_MASKING", "ARM64_HAS_IRQ_PRIO_MASKING")
     assert not facts.configured  # defconfig: CONFIG_ARM64_PSEUDO_NMI is not set
     assert any(line.startswith("priority masking: CONFIG_ARM64_PSEUDO_NMI not set") for line in info.derived)
+
+
+def test_the_callee_ring_follows_the_makefiles_subdirectories(tmp_path: Path) -> None:
+    tree, build = tmp_path / "tree", tmp_path / "build"
+    files = {
+        "kernel/Makefile": "obj-y = fork.o\nobj-y += printk/\nobj-$(CONFIG_OFF) += off/\n",
+        "kernel/fork.c": "int copy_process(void)\n{\n}\n",
+        "kernel/printk/Makefile": "obj-y\t= printk.o\n",
+        "kernel/printk/printk.c": "int _printk(const char *fmt, ...)\n{\n}\n",
+        "kernel/off/Makefile": "obj-y = off.o\n",
+        "kernel/off/off.c": "void hidden(void)\n{\n}\n",
+    }
+    for name, text in files.items():
+        (tree / name).parent.mkdir(parents=True, exist_ok=True)
+        (tree / name).write_text(text)
+    build.mkdir()
+    (build / ".config").write_text("CONFIG_ON=y\n")
+    entry = build / "entry.s"
+    entry.write_text("entry:\n\tbl\t_printk\n\tbl\tcopy_process\n\tbl\thidden\n\tret\n")
+    ring = callee_ring(tree, build, [entry])
+    assert ring.sources == {"copy_process": "kernel/fork.c", "_printk": "kernel/printk/printk.c"}
+    assert "subdirectories their Makefiles build" in ring.missing["hidden"]  # its directory is not built
+
+
+def test_a_checked_function_is_named_by_its_longest_tree_path(tmp_path: Path) -> None:
+    for source in ("kernel/signal.c", "arch/arm64/kernel/signal.c"):
+        (tmp_path / "tree" / source).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / "tree" / source).write_text("")
+    assembly = tmp_path / "build" / "arch/arm64/kernel/signal.s"
+    assert source_of(assembly, str(tmp_path / "tree")) == "arch/arm64/kernel/signal.c"

@@ -168,7 +168,7 @@ def derive_contracts(index: CodeIndex, contracts: Contracts, options: Options,
         table = None if why else daif_relation(run.returns, start.daif, start.facts, bounded.solver_rlimit)
         if why is None and table is None:
             why = "solver limit reached reading DAIF at a return"
-        source = _shown(path, index.root)
+        source = source_of(path, index.root)
         out.append(Derivation(name, table, why or describe_relation(table or {}), source))
     return out
 
@@ -241,7 +241,7 @@ def _check_one(name: str, daif: list[int] | None, depth: int, index: CodeIndex, 
     sites = CallSites()
     bounded = _bounded(options)
     run = _explorer(image, contracts, contract, start, sites, bounded).explore()
-    source = _shown(path, inputs.root)
+    source = source_of(path, inputs.root)
     callees = sorted(run.summarised)
     verdict, reason, cex = _judge(run, contract, start, image, contracts, sites, bounded)
     nested = sites.resolve(start.facts, bounded.solver_rlimit)
@@ -336,7 +336,7 @@ def _counterexample(model: z3.ModelRef, part: str, contract: Contract, start: Fu
             "failing": failing}
 
 
-def _shown(path: Path, root: str | None) -> str:
+def source_of(path: Path, root: str | None) -> str:
     """The C file the assembly was compiled from, as the tree names it (else the assembly's path)."""
     if root is not None:
         # the longest tree path first: a build dir's arch/arm64/kernel/signal.s is arch/arm64/kernel/signal.c,
