@@ -195,6 +195,8 @@ def test_the_callee_ring_follows_the_makefiles_subdirectories(tmp_path: Path) ->
         "kernel/printk/printk.c": "int _printk(const char *fmt, ...)\n{\n}\n",
         "kernel/off/Makefile": "obj-y = off.o\n",
         "kernel/off/off.c": "void hidden(void)\n{\n}\n",
+        "arch/arm64/kernel/Makefile": "obj-y := entry-fpsimd.o\n",
+        "arch/arm64/kernel/entry-fpsimd.S": "SYM_FUNC_START(sve_flush_live)\n\tret\nSYM_FUNC_END(sve_flush_live)\n",
     }
     for name, text in files.items():
         (tree / name).parent.mkdir(parents=True, exist_ok=True)
@@ -202,9 +204,10 @@ def test_the_callee_ring_follows_the_makefiles_subdirectories(tmp_path: Path) ->
     build.mkdir()
     (build / ".config").write_text("CONFIG_ON=y\n")
     entry = build / "entry.s"
-    entry.write_text("entry:\n\tbl\t_printk\n\tbl\tcopy_process\n\tbl\thidden\n\tret\n")
+    entry.write_text("entry:\n\tbl\t_printk\n\tbl\tcopy_process\n\tbl\thidden\n\tbl\tsve_flush_live\n\tret\n")
     ring = callee_ring(tree, build, [entry])
-    assert ring.sources == {"copy_process": "kernel/fork.c", "_printk": "kernel/printk/printk.c"}
+    assert ring.sources == {"copy_process": "kernel/fork.c", "_printk": "kernel/printk/printk.c",
+                            "sve_flush_live": "arch/arm64/kernel/entry-fpsimd.S"}
     assert "subdirectories their Makefiles build" in ring.missing["hidden"]  # its directory is not built
 
 

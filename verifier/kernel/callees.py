@@ -1,7 +1,8 @@
-"""The callee ring: the C files that define the functions the lifted entry code calls but does not lift.
+"""The callee ring: the C (and assembly) files that define the functions the lifted entry code calls but does
+not lift.
 
 Their contracts are checked against their code, so their files are built to assembly with Kbuild like the
-entry files. A function is looked for in the .c files this configuration compiles into the kernel (its
+entry files. A function is looked for in the .c and .S files this configuration compiles into the kernel (its
 Makefile's `obj-y` / `obj-$(CONFIG_...)` lines, with the option set) in the directories below, then in the
 subdirectories their Makefiles descend into (`obj-y += printk/`); a function found in none of them keeps a
 trusted contract, with that reason.
@@ -36,10 +37,15 @@ class CalleeRing:
         return sorted(set(self.sources.values()))
 
 
+# an assembly source's functions: SYM_FUNC_START(name) and its variants, or the older ENTRY(name)
+_ASM_DEFINITION = re.compile(r"^\s*(?:SYM_(?:FUNC|CODE)_START\w*|ENTRY)\(\s*(\w+)\s*\)", re.MULTILINE)
+
+
 def defined_functions(source: Path) -> set[str]:
-    """The functions the C file defines (not just declares) at file scope."""
+    """The functions the C (or .S) file defines (not just declares) at file scope."""
     text = source.read_text(errors="replace")
-    return {match.group(1) for match in _DEFINITION.finditer(text)}
+    pattern = _ASM_DEFINITION if source.suffix == ".S" else _DEFINITION
+    return {match.group(1) for match in pattern.finditer(text)}
 
 
 def assembly_labels(assembly: list[Path]) -> set[str]:
@@ -51,12 +57,13 @@ def callee_ring(tree: Path, build_dir: Path, assembly: list[Path]) -> CalleeRing
     wanted = called_symbols(assembly) - assembly_labels(assembly)
     enabled = enabled_options(build_dir)
     ring = CalleeRing()
-    built = {str(path.relative_to(build_dir).with_suffix(".c")) for path in assembly if path.is_relative_to(build_dir)}
+    built = {str(path.relative_to(build_dir).with_suffix(suffix)) for path in assembly
+             if path.is_relative_to(build_dir) for suffix in (".c", ".S")}
     queue = list(SEARCHED_DIRS)
     for directory in queue:  # grows as the Makefiles name subdirectories, until every callee is found
         if not wanted - set(ring.sources):
             break
-        for source in built_sources(tree, build_dir, directory, enabled):
+        for source in built_sources(tree, build_dir, directory, enabled, (".c", ".S")):
             if source in built:
                 continue
             for name in defined_functions(tree / source) & wanted:

@@ -42,14 +42,19 @@ def _built_objects(tree: Path, directory: str, enabled: set[str]) -> list[str]:
 
 
 def built_sources(tree: Path, build_dir: Path, directory: str = GENERIC_ENTRY_DIR,
-                  enabled: set[str] | None = None) -> list[str]:
-    """The .c files of DIRECTORY this configuration compiles into the kernel (not modules)."""
+                  enabled: set[str] | None = None, suffixes: tuple[str, ...] = (".c",)) -> list[str]:
+    """The source files (.c, or with `suffixes` also .S) of DIRECTORY this configuration compiles into the
+    kernel (not modules)."""
     enabled = enabled_options(build_dir) if enabled is None else enabled
     found: list[str] = []
     for obj in _built_objects(tree, directory, enabled):
-        source = f"{directory}/{obj.removesuffix('.o')}.c"
-        if obj.endswith(".o") and (tree / source).is_file() and source not in found:
-            found.append(source)
+        if not obj.endswith(".o"):
+            continue
+        for suffix in suffixes:
+            source = f"{directory}/{obj.removesuffix('.o')}{suffix}"
+            if (tree / source).is_file() and source not in found:
+                found.append(source)
+                break
     return found
 
 

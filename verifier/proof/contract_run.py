@@ -337,14 +337,15 @@ def _counterexample(model: z3.ModelRef, part: str, contract: Contract, start: Fu
 
 
 def source_of(path: Path, root: str | None) -> str:
-    """The C file the assembly was compiled from, as the tree names it (else the assembly's path)."""
+    """The C (or .S) file the assembly was made from, as the tree names it (else the assembly's path)."""
     if root is not None:
         # the longest tree path first: a build dir's arch/arm64/kernel/signal.s is arch/arm64/kernel/signal.c,
         # not the kernel/signal.c its shorter suffix also names
         for parent in reversed(path.parents):
-            source = path.relative_to(parent).with_suffix(".c")
-            if (Path(root) / source).is_file():
-                return str(source)
+            for suffix in (".c", ".S"):
+                source = path.relative_to(parent).with_suffix(suffix)
+                if (Path(root) / source).is_file():
+                    return str(source)
     return str(path)
 
 
