@@ -6,13 +6,12 @@ changes nothing. In copies of the 6.1 and 7.3 trees, each built in its own build
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from tree_edits import edit
+from tree_edits import edit, linked_copy
 
 from verifier.cli.main import main
 
@@ -40,9 +39,7 @@ def tree_copy(request: pytest.FixtureRequest, kernel_tree: Callable[[str], Path]
               tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path, Path]]:
     version = request.param
     base = tmp_path_factory.mktemp(f"tree-contracts-{version}")
-    copy = base / "linux"
-    shutil.copytree(kernel_tree(version), copy, symlinks=True, copy_function=os.symlink)
-    yield version, copy, base / "build"
+    yield version, linked_copy(kernel_tree(version), base), base / "build"
     shutil.rmtree(base, ignore_errors=True)
 
 

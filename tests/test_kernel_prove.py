@@ -4,14 +4,13 @@ the Cortex-A76 erratum waiver, and seeded defects in a copy of a real tree."""
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from kernel_trees import SUITES, results_title
-from tree_edits import edit
+from tree_edits import edit, linked_copy
 
 from verifier.cli.main import main
 from verifier.proof.run import replay_counterexample
@@ -95,9 +94,7 @@ def test_cortex_a76_erratum_is_waived_with_the_waiver_and_violated_without(
 def tree_copy(kernel_tree: Callable[[str], Path], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """A copy of the 6.1 tree (symbolic links, except entry.S, which the tests rewrite)."""
     base = tmp_path_factory.mktemp("tree")
-    copy = base / "linux"
-    shutil.copytree(kernel_tree("6.1"), copy, symlinks=True, copy_function=os.symlink)
-    yield copy
+    yield linked_copy(kernel_tree("6.1"), base)
     shutil.rmtree(base, ignore_errors=True)
 
 

@@ -11,13 +11,12 @@ and a behaviour-preserving edit changes no verdict. Without pseudo-NMI the same 
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from tree_edits import edit
+from tree_edits import edit, linked_copy
 
 from verifier.cli.main import main
 from verifier.proof.run import replay_counterexample
@@ -51,9 +50,7 @@ PRESERVING = ("repeated-irq-disable", "el0_64_sync", [DATA_ABORT], COMMON, EXIT,
 def tree_copy(kernel_tree: Callable[[str], Path], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """A copy of the tree made of symbolic links; the tests replace the one file they edit."""
     base = tmp_path_factory.mktemp("tree-pnmi")
-    copy = base / "linux"
-    shutil.copytree(kernel_tree(VERSION), copy, symlinks=True, copy_function=os.symlink)
-    yield copy
+    yield linked_copy(kernel_tree(VERSION), base)
     shutil.rmtree(base, ignore_errors=True)
 
 

@@ -6,13 +6,12 @@ known, against the unedited tree's verdicts of the same slot."""
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from tree_edits import edit
+from tree_edits import edit, linked_copy
 
 from verifier.cli.main import main
 
@@ -70,9 +69,7 @@ PRESERVING = [
 def tree_copy(kernel_tree: Callable[[str], Path], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """A copy of the tree made of symbolic links; the tests replace the one file they edit."""
     base = tmp_path_factory.mktemp("tree7")
-    copy = base / "linux"
-    shutil.copytree(kernel_tree(VERSION), copy, symlinks=True, copy_function=os.symlink)
-    yield copy
+    yield linked_copy(kernel_tree(VERSION), base)
     shutil.rmtree(base, ignore_errors=True)
 
 

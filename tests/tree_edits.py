@@ -1,8 +1,17 @@
-"""Editing one file of a kernel tree copy made of symbolic links (the seeded-defect tests)."""
+"""A kernel tree copy made of symbolic links, and editing one file of it (the seeded-defect tests)."""
 
 from __future__ import annotations
 
+import os
+import shutil
 from pathlib import Path
+
+
+def linked_copy(tree: Path, base: Path) -> Path:
+    """BASE/linux: a copy of TREE made of symbolic links, one per file; `edit` replaces the one it changes."""
+    copy = base / "linux"
+    shutil.copytree(tree, copy, symlinks=True, copy_function=os.symlink)
+    return copy
 
 
 def edit(tree: Path, original: Path, relative: str, old: str | None = None, new: str = "") -> None:
