@@ -28,7 +28,7 @@ from verifier.engine.replay import Replayed, Snapshot
 from verifier.ir import sysregs
 from verifier.ir.canon import canonical
 from verifier.ir.program import Imm, Name, Reg, SysReg
-from verifier.semantics.names import entry_value
+from verifier.semantics.names import entry_value, vector_length
 from verifier.semantics.state import DAIF_REG, MDSCR, NZCV_REG, SP_EL0
 
 PAGE = 0x1000
@@ -44,6 +44,10 @@ HELD_WIDTHS = {sysregs.encode("icc_pmr_el1"): 0xFF}
 # the run, each at its bits in the register its MRS reads (SMSTART/SMSTOP set and clear SVCR.SM and SVCR.ZA)
 HELD_FIELDS = {"tco": ("tco", 1 << 25), "dit": ("dit", 1 << 24), "ssbs": ("ssbs", 1 << 12),
                "svcrsm": ("svcr", 1), "svcrza": ("svcr", 2), "svcrsmza": ("svcr", 3)}
+# SVE instructions Unicorn 2.1 traps at EL1 whatever CPACR_EL1 says: held by the run. `rdvl` reads the vector
+# length, which the CPU chooses (the model's); the others only touch the predicate registers, which no
+# general register or memory word the paths compare depends on.
+HELD_SVE = ("rdvl", "pfalse", "wrffr")
 X_IDS = [getattr(uc_const, f"UC_ARM64_REG_X{i}") for i in range(29)] + [uc_const.UC_ARM64_REG_X29,
                                                                         uc_const.UC_ARM64_REG_X30]
 
@@ -175,6 +179,7 @@ class Run:
             return
         self.step += 1
         self._held_field(address)
+        self._held_sve(address)
         self._system_register(address)
         self._call_outside(address)
 
@@ -234,11 +239,31 @@ class Run:
             register, mask = HELD_FIELDS[name]
             encoding = sysregs.encode(register)
             assert encoding is not None
-            if encoding not in self.sysregs:  # never read or written yet: its value at the vector, the model's
-                self.sysregs[encoding] = self.value(entry_value(register))
-            old = self.sysregs[encoding]
+            old = self.held(register)
             self.sysregs[encoding] = (old & ~mask) | (mask if imm.value & 1 else 0)
             self.uc.reg_write(uc_const.UC_ARM64_REG_PC, address + 4)
+
+    def _held_sve(self, address: int) -> None:
+        """`rdvl xd, #imm` (imm times the model's vector length, the streaming one while the held SVCR.SM is
+        set), `pfalse`, `wrffr`: the run does them and goes on past them."""
+        code = self.image.code(address)
+        insn = canonical(code.item.insn) if code is not None and code.item.insn is not None else None
+        if insn is None or insn.mnemonic not in HELD_SVE:
+            return
+        if insn.mnemonic == "rdvl":
+            register, imm = insn.operands
+            assert isinstance(register, Reg) and isinstance(imm, Imm)
+            length = self.value(vector_length(streaming=bool(self.held("svcr") & 1)))
+            self.uc.reg_write(X_IDS[int(register.name[1:])], (length * imm.value) & M64)
+        self.uc.reg_write(uc_const.UC_ARM64_REG_PC, address + 4)
+
+    def held(self, register: str) -> int:
+        """A system register the run holds; never read or written yet: its value at the vector, the model's."""
+        encoding = sysregs.encode(register)
+        assert encoding is not None
+        if encoding not in self.sysregs:
+            self.sysregs[encoding] = self.value(entry_value(register))
+        return self.sysregs[encoding]
 
     def _redirect(self, address: int, expected: int) -> None:
         """Unicorn is elsewhere than the replay: an alternative the model patched in, a summarised call;

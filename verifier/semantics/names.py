@@ -84,8 +84,14 @@ def parse_memory_word(name: str) -> tuple[tuple[str, ...], int, int] | None:
 
 
 def vector_length(streaming: bool) -> BV:
-    """The vector length in bytes rdvl reads: SVE's, or SME's streaming one."""
-    return z3.BitVec("sme_svl_bytes" if streaming else "sve_vl_bytes", 64)
+    """The vector length in bytes rdvl reads: SVE's, or SME's streaming one, each only one the architecture
+    allows (a counterexample must be possible on some CPU): SVE's a multiple of 128 bits from 128 to 2048, SME's
+    a power of two in that range."""
+    if streaming:
+        exponent = z3.BitVec("sme_svl_log2_quadwords", 3)  # 0..4: 128 << n bits
+        return z3.If(z3.UGT(exponent, 4), z3.BitVecVal(256, 64), z3.BitVecVal(16, 64) << z3.ZeroExt(61, exponent))
+    quadwords = z3.BitVec("sve_vl_quadwords_minus_1", 4)  # 0..15: (n + 1) * 128 bits
+    return (z3.ZeroExt(60, quadwords) + 1) * 16
 
 
 def entry_value(register: str, bits: int = 64) -> BV:

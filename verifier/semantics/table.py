@@ -59,7 +59,8 @@ narrower than the architecture; the engine's verdicts hold under them):
   values among them (the vector forms of and/orr/eor/bic/orn, among them `mov v0.16b, v1.16b`; pfalse;
   wrffr) has no effect on the modelled state; any other instruction with such an operand is Unsupported.
 - The vector lengths are not modelled: `rdvl xd, #imm` gives imm times an unknown length in bytes, one for
-  SVE and one for streaming mode (PSTATE.SM set), the same at every rdvl. Writes of the registers that
+  SVE (a multiple of 16 from 16 to 256) and one for streaming mode (PSTATE.SM set; a power of two from 16 to
+  256), the same at every rdvl. Writes of the registers that
   change them (ZCR_ELx, SMCR_ELx) are Unsupported.
 - Traps (brk, udf, hvc, smc, svc) are reported as Trap(kind, imm); what they do is the engine's business.
 - Accesses that the architecture leaves CONSTRAINED UNPREDICTABLE (writeback onto the transfer register,
