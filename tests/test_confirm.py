@@ -61,21 +61,27 @@ def test_a_wrong_semantics_entry_is_refused_by_unicorn(monkeypatch: pytest.Monke
 
 
 @needs_as
-def test_a_path_through_sve_instructions_is_reproduced_on_unicorn(tmp_path: Path) -> None:
-    """Unicorn 2.1 traps rdvl and pfalse at EL1: the run holds them (rdvl reads the model's vector length, one
-    the architecture allows), so a violation after them is reproduced, not refused (7.x's sve_flush_live())."""
+@pytest.mark.parametrize("streaming", [False, True], ids=["sve", "streaming"])
+def test_a_path_through_sve_instructions_is_reproduced_on_unicorn(tmp_path: Path, streaming: bool) -> None:
+    """rdvl and pfalse run on Unicorn with SVE enabled at EL1 (by default it traps them), the vector length
+    from ZCR_EL1.LEN as the model has it, one the architecture allows; in streaming mode (Unicorn 2.1 has no
+    SME) the run gives rdvl the model's streaming length. A violation after them is reproduced, not refused
+    (7.x's sve_flush_live())."""
     shutil.copy(ASM / "entry-common.inc", tmp_path)
+    start = "\tsmstart\tsm\n" if streaming else ""
     subject = (ASM / "entry-bad.s").read_text().replace(
         "\tdisable_daif\t\t\t\t// too late\n",
         # a vector longer than 128 bits, or a hang: every violating path runs rdvl, then pfalse
-        "\trdvl\tx9, #1\n\tcmp\tx9, #16\n\tb.ls\t.\n\tpfalse\tp0.b\n\tdisable_daif\n")
+        f"{start}\trdvl\tx9, #1\n\tcmp\tx9, #16\n\tb.ls\t.\n\tpfalse\tp0.b\n\tdisable_daif\n")
     assert "rdvl" in subject
-    (tmp_path / "entry-sve.s").write_text("\t.arch_extension sve\n" + subject)
+    (tmp_path / "entry-sve.s").write_text("\t.arch_extension sve\n\t.arch_extension sme\n" + subject)
     config = ProveConfig(files=[tmp_path / "entry-sve.s"], slots=(slot_by_name("el0_64_irq"),), confirm=True)
     violated = [r for r in prove(config).results if r.verdict == "VIOLATED"]
     assert violated, "the seeded eret-integrity violation is found and reproduced"
     for result in violated:
         model = result.counterexample["model"]
-        length = (model["sve_vl_quadwords_minus_1"] + 1) * 16
-        assert 16 < length <= 256 and length % 16 == 0, model
+        if streaming:  # 16 << n bytes, n above 4 meaning 4
+            assert 16 << min(model["smcr_el1.svl_log2_quadwords"], 4) > 16, model
+        else:
+            assert (model["zcr_el1.len"] + 1) * 16 > 16, model
         assert result.counterexample["unicorn"]["reproduced"], result.counterexample["unicorn"]

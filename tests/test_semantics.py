@@ -1044,7 +1044,7 @@ def test_rdvl_against_unicorn() -> None:
         insn = decode_word(int.from_bytes(words[4 * k : 4 * k + 4], "little"), ".text", 4 * k)
         assert insn is not None
         assert isinstance(execute(canonical(insn), state, UnitCtx()), Next), insn
-        mine = z3.substitute(state.read_reg(reg), (names.vector_length(streaming=False), bv(length)))
+        mine = z3.substitute(state.read_reg(reg), (names.sve_length_field(), z3.BitVecVal(length // 16 - 1, 4)))
         assert value(z3.simplify(mine)) == uc.reg_read(ids[reg]), insn
 
 
@@ -1055,7 +1055,7 @@ def test_rdvl_reads_the_vector_length_in_use() -> None:
     execute(sme_insn("smstart sm"), state, UnitCtx())
     execute(Insn("rdvl", (X(1), Imm(1))), state, UnitCtx())
     assert state.read_reg("x0").eq(z3.simplify(names.vector_length(streaming=False) * 3))
-    assert state.read_reg("x1").eq(names.vector_length(streaming=True))
+    assert state.read_reg("x1").eq(z3.simplify(names.vector_length(streaming=True)))
     # a change of the vector length would make it wrong: no semantics for that
     for register in ("zcr_el1", "smcr_el1"):
         effect = run(Insn("msr", (SysReg(sysregs.encode(register) or -1), X(0))))[1]

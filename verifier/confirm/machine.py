@@ -28,7 +28,7 @@ from verifier.engine.replay import Replayed, Snapshot
 from verifier.ir import sysregs
 from verifier.ir.canon import canonical
 from verifier.ir.program import Imm, Name, Reg, SysReg
-from verifier.semantics.names import entry_value, vector_length
+from verifier.semantics.names import entry_value, sve_length_field, vector_length
 from verifier.semantics.state import DAIF_REG, MDSCR, NZCV_REG, SP_EL0
 
 PAGE = 0x1000
@@ -44,10 +44,10 @@ HELD_WIDTHS = {sysregs.encode("icc_pmr_el1"): 0xFF}
 # the run, each at its bits in the register its MRS reads (SMSTART/SMSTOP set and clear SVCR.SM and SVCR.ZA)
 HELD_FIELDS = {"tco": ("tco", 1 << 25), "dit": ("dit", 1 << 24), "ssbs": ("ssbs", 1 << 12),
                "svcrsm": ("svcr", 1), "svcrza": ("svcr", 2), "svcrsmza": ("svcr", 3)}
-# SVE instructions Unicorn 2.1 traps at EL1 whatever CPACR_EL1 says: held by the run. `rdvl` reads the vector
-# length, which the CPU chooses (the model's); the others only touch the predicate registers, which no
-# general register or memory word the paths compare depends on.
-HELD_SVE = ("rdvl", "pfalse", "wrffr")
+# FP/SIMD and SVE not trapped at EL1 (CPACR_EL1.FPEN and ZEN, CPTR_EL3.EZ), and every SVE vector length
+# ZCR_EL1 may ask for allowed by the higher levels (ZCR_EL2/EL3.LEN = 15): the run sets ZCR_EL1.LEN to the
+# model's, and Unicorn's own rdvl reads the length from it.
+VECTOR_UNIT = (("cpacr_el1", 0x330000), ("cptr_el3", 1 << 8), ("zcr_el3", 15), ("zcr_el2", 15))
 X_IDS = [getattr(uc_const, f"UC_ARM64_REG_X{i}") for i in range(29)] + [uc_const.UC_ARM64_REG_X29,
                                                                         uc_const.UC_ARM64_REG_X30]
 
@@ -65,6 +65,13 @@ class Confirmation:
 
 class _Refused(Exception):
     pass
+
+
+def _cp_fields(register: str) -> tuple[int, int, int, int, int]:
+    """A system register's op0, op1, CRn, CRm, op2, as Unicorn's cpr_write takes them."""
+    encoding = sysregs.encode(register)
+    assert encoding is not None
+    return (encoding >> 14) & 3, (encoding >> 11) & 7, (encoding >> 7) & 15, (encoding >> 3) & 15, encoding & 7
 
 
 def _daif_bits(text: str) -> int:
@@ -179,7 +186,7 @@ class Run:
             return
         self.step += 1
         self._held_field(address)
-        self._held_sve(address)
+        self._streaming_rdvl(address)
         self._system_register(address)
         self._call_outside(address)
 
@@ -243,18 +250,17 @@ class Run:
             self.sysregs[encoding] = (old & ~mask) | (mask if imm.value & 1 else 0)
             self.uc.reg_write(uc_const.UC_ARM64_REG_PC, address + 4)
 
-    def _held_sve(self, address: int) -> None:
-        """`rdvl xd, #imm` (imm times the model's vector length, the streaming one while the held SVCR.SM is
-        set), `pfalse`, `wrffr`: the run does them and goes on past them."""
+    def _streaming_rdvl(self, address: int) -> None:
+        """`rdvl xd, #imm` in streaming mode (the held SVCR.SM set): Unicorn 2.1 has no SME, so the run gives imm
+        times the model's streaming vector length and goes on past it."""
         code = self.image.code(address)
         insn = canonical(code.item.insn) if code is not None and code.item.insn is not None else None
-        if insn is None or insn.mnemonic not in HELD_SVE:
+        if insn is None or insn.mnemonic != "rdvl" or not self.held("svcr") & 1:
             return
-        if insn.mnemonic == "rdvl":
-            register, imm = insn.operands
-            assert isinstance(register, Reg) and isinstance(imm, Imm)
-            length = self.value(vector_length(streaming=bool(self.held("svcr") & 1)))
-            self.uc.reg_write(X_IDS[int(register.name[1:])], (length * imm.value) & M64)
+        register, imm = insn.operands
+        assert isinstance(register, Reg) and isinstance(imm, Imm)
+        length = self.value(vector_length(streaming=True))
+        self.uc.reg_write(X_IDS[int(register.name[1:])], (length * imm.value) & M64)
         self.uc.reg_write(uc_const.UC_ARM64_REG_PC, address + 4)
 
     def held(self, register: str) -> int:
@@ -346,7 +352,10 @@ class Run:
         if not addresses or not self.replayed.snapshots:
             return Confirmation(False, "the replay has no steps", 0)
         self.initial_memory()
-        self.uc.reg_write(uc_const.UC_ARM64_REG_PSTATE, 0x5)  # EL1h
+        for register, value in VECTOR_UNIT:
+            self.uc.cpr_write(*_cp_fields(register), value)
+        self.uc.cpr_write(*_cp_fields("zcr_el1"), self.value(sve_length_field()))
+        self.uc.reg_write(uc_const.UC_ARM64_REG_PSTATE, 0x5)  # EL1h (written last: Unicorn then sees the above)
         self.set_registers(self.replayed.snapshots[0])
         self.uc.hook_add(unicorn.UC_HOOK_CODE, self.on_code)
         self.uc.hook_add(unicorn.UC_HOOK_MEM_UNMAPPED, self.on_unmapped)

@@ -83,15 +83,19 @@ def parse_memory_word(name: str) -> tuple[tuple[str, ...], int, int] | None:
     return bases, word, int(rest[1:]) if rest else 0
 
 
+def sve_length_field() -> BV:
+    """ZCR_EL1.LEN as the CPU has it: SVE's vector length is (LEN + 1) * 128 bits (LEN 0..15)."""
+    return z3.BitVec("zcr_el1.len", 4)
+
+
 def vector_length(streaming: bool) -> BV:
     """The vector length in bytes rdvl reads: SVE's, or SME's streaming one, each only one the architecture
     allows (a counterexample must be possible on some CPU): SVE's a multiple of 128 bits from 128 to 2048, SME's
     a power of two in that range."""
     if streaming:
-        exponent = z3.BitVec("sme_svl_log2_quadwords", 3)  # 0..4: 128 << n bits
+        exponent = z3.BitVec("smcr_el1.svl_log2_quadwords", 3)  # 0..4: 128 << n bits
         return z3.If(z3.UGT(exponent, 4), z3.BitVecVal(256, 64), z3.BitVecVal(16, 64) << z3.ZeroExt(61, exponent))
-    quadwords = z3.BitVec("sve_vl_quadwords_minus_1", 4)  # 0..15: (n + 1) * 128 bits
-    return (z3.ZeroExt(60, quadwords) + 1) * 16
+    return (z3.ZeroExt(60, sve_length_field()) + 1) * 16
 
 
 def entry_value(register: str, bits: int = 64) -> BV:
