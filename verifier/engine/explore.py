@@ -96,6 +96,7 @@ class ExploreRun:
     steps: int = 0
     merges: int = 0
     solver_calls: int = 0
+    witnessed: int = 0  # feasibility questions a path's witness answered without the solver
 
 
 @dataclass
@@ -110,6 +111,14 @@ class Options:
     solver_rlimit: int = 60_000_000
     solver_timeout_ms: int = 600_000
     enumerate_limit: int = 64  # values tried for a symbolic indirect branch or table load
+
+
+@dataclass(frozen=True)
+class Choice:
+    """One feasible side of a branch: its guard, and a model of it where one is at hand."""
+
+    guard: z3.BoolRef
+    witness: z3.ModelRef | None
 
 
 class ModelLike(Protocol):
@@ -151,6 +160,7 @@ class Explorer:
         self.solver.set("rlimit", self.options.solver_rlimit)
         for fact in assumptions:
             self.solver.add(fact)
+        self.assumed = z3.And(assumptions)  # what a witness must satisfy besides a path's guard
         self.visits: dict[tuple, int] = {}
         self.heap: list = []
         self.seq = itertools.count()
@@ -192,34 +202,47 @@ class Explorer:
 
     def feasible(self, formula: z3.BoolRef) -> bool | None:
         """SAT under the assumptions? None on timeout."""
+        return self._satisfy(formula)[0]
+
+    def _satisfy(self, formula: z3.BoolRef, witness: z3.ModelRef | None = None
+                 ) -> tuple[bool | None, z3.ModelRef | None]:
+        """SAT under the assumptions (None on timeout), and a model when it is. A `witness` (a model of the
+        assumptions) that satisfies the formula answers without the solver: it is a satisfying assignment,
+        so the answer is exact; only an unsatisfied one leaves the question to the solver."""
         formula = z3.simplify(formula)
         if z3.is_false(formula):
-            return False
+            return False, None
         if self.guide is not None:
-            return z3.is_true(self.guide.eval(formula, model_completion=True))
+            return z3.is_true(self.guide.eval(formula, model_completion=True)), None
+        if witness is not None and z3.is_true(witness.eval(z3.And(self.assumed, formula), model_completion=True)):
+            self.run.witnessed += 1
+            return True, witness
         self.run.solver_calls += 1
         self.solver.push()
         self.solver.add(formula)
         result = self.solver.check()
+        model = self.solver.model() if result == z3.sat else None
         self.solver.pop()
         if result == z3.unknown:
-            return None
-        return result == z3.sat
+            return None, None
+        return result == z3.sat, model
 
-    def _split(self, path: Path, cond: z3.BoolRef) -> tuple[z3.BoolRef | None, z3.BoolRef | None, bool]:
-        """Guards for cond true / false that are feasible (None if not); third: a solver timeout."""
+    def _split(self, path: Path, cond: z3.BoolRef) -> tuple[Choice | None, Choice | None, bool]:
+        """The guards (and a witness of each) for cond true / false that are feasible (None if not); third: a
+        solver timeout. The path's witness decides one side without the solver."""
         cond = z3.simplify(cond)
         if z3.is_true(cond):
-            return path.guard, None, False
+            return Choice(path.guard, path.witness), None, False
         if z3.is_false(cond):
-            return None, path.guard, False
+            return None, Choice(path.guard, path.witness), False
         timeout = False
-        out = []
+        out: list[Choice | None] = []
         for branch in (cond, z3.Not(cond)):
-            ok = self.feasible(z3.And(path.guard, branch))
+            guard = z3.And(path.guard, branch)
+            ok, model = self._satisfy(guard, path.witness)
             if ok is None:
                 timeout = True
-            out.append(z3.simplify(z3.And(path.guard, branch)) if ok else None)
+            out.append(Choice(z3.simplify(guard), model) if ok else None)
         return out[0], out[1], timeout
 
     def values(self, path: Path, value: BV) -> list[int] | None:
@@ -315,17 +338,20 @@ class Explorer:
         cap = self.caps.setdefault(site.cap, names.capability(site.cap))
         orig_end = path.pc + site.orig_len
         decided = path.decided.get(site.cap)
-        options: list[tuple[bool, z3.BoolRef]] = []
+        options: list[tuple[bool, z3.BoolRef, z3.ModelRef | None]] = []
         for value in (False, True):
             if decided is not None and decided != value:
                 continue
             guard = z3.simplify(z3.And(path.guard, cap if value else z3.Not(cap)))
-            if decided is None and not self.feasible(guard):
-                continue
-            options.append((value, guard))
-        for value, guard in options:
+            witness = path.witness
+            if decided is None:
+                ok, witness = self._satisfy(guard, path.witness)
+                if not ok:
+                    continue
+            options.append((value, guard, witness))
+        for value, guard, witness in options:
             branch = path.copy()
-            branch.guard = guard
+            branch.guard, branch.witness = guard, witness
             branch.decided[site.cap] = value
             if not value:
                 branch.skip_alt = path.pc  # run the original instructions
@@ -416,12 +442,12 @@ class Explorer:
                 return
             if fallthrough is not None:
                 other = path.copy() if taken is not None else path
-                other.guard = fallthrough
+                other.guard, other.witness = fallthrough.guard, fallthrough.witness
                 other.pc = next_pc
                 self._leave_alt(other)
                 self._push(other)
             if taken is not None:
-                path.guard = taken
+                path.guard, path.witness = taken.guard, taken.witness
                 self._jump(path, code, effect.target)
         elif isinstance(effect, sem.Jump):
             self._jump(path, code, effect.target)

@@ -62,14 +62,25 @@ class EventLog:
         self.happened = z3.Or([e.cond for e in events]) if events else z3.BoolVal(False)
 
     def merge(self, guard: z3.BoolRef, other: EventLog, other_guard: z3.BoolRef) -> EventLog:
+        # Both sides carry the events noted before their paths forked: each is kept once (concatenated, the
+        # lists doubled at every merge, 2.2M events where 6,352 were distinct on 7.3's el0_64_sync).
+        events = _union(self.events, other.events)
         if self.happened is None and other.happened is None:
-            return EventLog(self.events + other.events)
+            return EventLog(events)
         parts = [z3.And(happened, g) for happened, g in ((self.happened, guard), (other.happened, other_guard))
                  if happened is not None and not z3.is_false(happened)]
-        return EventLog(self.events + other.events, z3.Or(parts) if parts else z3.BoolVal(False))
+        return EventLog(events, z3.Or(parts) if parts else z3.BoolVal(False))
 
     def condition(self) -> z3.BoolRef:
         return self.happened if self.happened is not None else z3.BoolVal(False)
+
+
+def _union(mine: list[Event], theirs: list[Event]) -> list[Event]:
+    """`mine`, then the events of `theirs` not in it (the same instruction, condition and text), in order."""
+    if not theirs:
+        return list(mine)
+    seen = {(e.address, e.cond.get_id(), e.what) for e in mine}
+    return mine + [e for e in theirs if (e.address, e.cond.get_id(), e.what) not in seen]
 
 
 @dataclass

@@ -45,11 +45,14 @@ class Path:
     fresh_counts: dict[tuple, int] = field(default_factory=dict)  # fresh values made per (context, pc, what)
     loops: dict[tuple, int] = field(default_factory=dict)  # backward jumps taken, per (context, target)
     summaries: set[str] = field(default_factory=set)  # the contracts and patches the path rests on
+    # an assignment of the symbolic inputs under which the path runs (a model of its guard and the explorer's
+    # assumptions), or None: a branch it satisfies is feasible without asking the solver
+    witness: z3.ModelRef | None = None
 
     def copy(self) -> Path:
         return Path(self.state.copy(), self.guard, self.ctx, self.pc, [o.copy() for o in self.observers],
                     self.alt, self.skip_alt, dict(self.decided), dict(self.fresh_counts), dict(self.loops),
-                    set(self.summaries))
+                    set(self.summaries), self.witness)
 
 
 def _conjuncts(guard: z3.BoolRef) -> list[z3.BoolRef]:
@@ -75,22 +78,30 @@ def join_guards(g1: z3.BoolRef, g2: z3.BoolRef) -> z3.BoolRef:
 
 
 def _merge_memory(g1: z3.BoolRef, m1: Memory, m2: Memory) -> Memory:
-    cells = {}
     if m1.base is m2.base:
-        base, keys = m1.base, set(m1.cells) | set(m2.cells)  # siblings: only their own writes differ
+        base, written1, written2 = m1.base, m1.cells, m2.cells  # siblings: only their own writes differ
+        keys = written1.keys() | written2.keys()
     else:
-        base, keys = {}, set(m1.written()) | set(m2.written())
+        written1, written2 = m1.written(), m2.written()
+        # the cells both hold (the same object, written before they forked) are kept as they are, unlooked-at
+        base = {key: cell for key, cell in written1.items() if written2.get(key) is cell}
+        keys = (written1.keys() | written2.keys()) - base.keys()
+    cells = {}
     merged: dict[tuple[int, int], z3.ExprRef] = {}  # the bytes of one word share one If
     for key in keys:
-        cell1, cell2 = m1.cell(*key), m2.cell(*key)
-        (v1, i1), (v2, i2) = cell1, cell2
-        if cell1 is cell2 or (v1 is v2 and i1 == i2):
+        cell1, cell2 = written1.get(key), written2.get(key)
+        if cell1 is None:
+            cell1 = m1.cell(*key)
+        elif cell2 is None:
+            cell2 = m2.cell(*key)
+        (v1, i1), (v2, i2) = cell1, cell2  # type: ignore[misc]
+        if cell1 is cell2 or (i1 == i2 and (v1 is v2 or v1.eq(v2))):
             cells[key] = cell1
             continue
         pair = (v1.get_id(), v2.get_id())
         if i1 == i2 and (pair in merged or v1.size() == v2.size()):
             if pair not in merged:
-                merged[pair] = merge_value(g1, v1, v2)
+                merged[pair] = z3.If(g1, v1, v2)
             cells[key] = (merged[pair], i1)  # whole values merge, bytes stay bytes of them
         else:
             cells[key] = (merge_value(g1, m1.byte(*key), m2.byte(*key)), 0)
@@ -110,6 +121,15 @@ def _merge_state(g1: z3.BoolRef, s1: State, s2: State) -> State:
                  merge_value(g1, s1.pstate_ss, s2.pstate_ss), sysregs, memory, s1.fresh_sysreg, s1.el, s1.spsel)
 
 
+def _most(first: dict[tuple, int], second: dict[tuple, int]) -> dict[tuple, int]:
+    """Per key, the larger count of the two (a key one lacks counts 0)."""
+    most = {**second, **first}
+    for key, count in second.items():
+        if most[key] < count:
+            most[key] = count
+    return most
+
+
 def merge_paths(p1: Path, p2: Path) -> Path:
     """Two paths at the same place (same context, pc, alternative and mode) as one."""
     g1, g2 = p1.guard, p2.guard
@@ -119,8 +139,8 @@ def merge_paths(p1: Path, p2: Path) -> Path:
     return Path(
         state, join_guards(g1, g2), p1.ctx, p1.pc, observers, p1.alt, p1.skip_alt,
         decided={k: v for k, v in p1.decided.items() if p2.decided.get(k) == v},
-        fresh_counts={k: max(p1.fresh_counts.get(k, 0), p2.fresh_counts.get(k, 0))
-                      for k in set(p1.fresh_counts) | set(p2.fresh_counts)},
-        loops={k: max(p1.loops.get(k, 0), p2.loops.get(k, 0)) for k in set(p1.loops) | set(p2.loops)},
+        fresh_counts=_most(p1.fresh_counts, p2.fresh_counts),
+        loops=_most(p1.loops, p2.loops),
         summaries=p1.summaries | p2.summaries,
+        witness=p1.witness or p2.witness,  # a model of either guard is one of their disjunction
     )
