@@ -316,6 +316,9 @@ class Explorer:
         if path.alt is None and path.skip_alt != path.pc and path.pc in self.image.alternatives:
             self._fork_alternatives(path)
             return
+        # decided here, and about to leave the site: a path that ran the original instructions merges with one
+        # that ran the replacement where they meet again (the mark kept them apart for good)
+        path.skip_alt = None
         code = self.image.code(path.pc)
         if code is None:
             self.unknown(path, f"no lifted instruction at {path.pc:#x}")
