@@ -212,3 +212,29 @@ def test_a_call_is_named_by_the_function_not_by_the_label_ending_the_one_before(
     report = prove(config)
     # summarised by its contract, the lifted body is never run; lifted, it is, and breaks the masking order
     assert violated(report) == ({("daif-order", "el0_64_sync")} if lift else set()), verdicts(report)
+
+
+
+@pytest.mark.parametrize(
+    ("helper", "verdict"),
+    [
+        # the return address comes from the interrupted context's saved x1: anything
+        ("\tldr\tx30, [x0, #8]\n\tret\n", "UNKNOWN"),
+        # the frame lives on a stack in global memory (as the IRQ and overflow stacks do), which the handler's
+        # contract lets it write: its callers' frames are not written (CALLERS_FRAMES), the saved x30 comes back
+        ("\tadrp\tx9, helper_stack\n\tadd\tx9, x9, :lo12:helper_stack\n"
+         "\tadd\tx9, x9, #256\n\tmov\tx27, sp\n\tmov\tsp, x9\n\tstp\tx29, x30, [sp, #-16]!\n\tbl\thandle_irq\n"
+         "\tldp\tx29, x30, [sp], #16\n\tmov\tsp, x27\n\tret\n", "PROVED"),
+    ],
+    ids=["return-address-from-memory", "frame-on-another-stack"],
+)
+def test_a_return_goes_to_the_caller_on_every_value_of_its_target(tmp_path: Path, helper: str, verdict: str) -> None:
+    """A lifted function's `ret` continues at its caller only when every value its target can take is the
+    return address: one that may be anything else leaves the path not covered, never followed as a return."""
+    old = "\tmov\tx0, sp\n\tbl\thandle_irq\n\tb\tret_to_user\n"
+    new = "\tmov\tx0, sp\n\tbl\tirq_helper\n\tb\tret_to_user\n\n\t.type\tirq_helper, %function\nirq_helper:\n" + helper
+    report = run(variant(tmp_path, old, new), "el0_64_irq")
+    found = {r.verdict for r in report.results if r.property == "d-restored"}
+    assert found == {verdict}, [(r.property, r.verdict, r.reason) for r in report.results]
+    if verdict == "UNKNOWN":
+        assert all("return to an address other than the caller's" in r.reason for r in report.results)

@@ -349,6 +349,9 @@ class Explorer:
             witness = path.witness
             if decided is None:
                 ok, witness = self._satisfy(guard, path.witness)
+                if ok is None:  # a side the solver could not decide is not covered, never dropped
+                    self.unknown(path, "solver limit reached on an alternative's capability")
+                    return
                 if not ok:
                     continue
             options.append((value, guard, witness))
@@ -580,11 +583,12 @@ class Explorer:
             self.unknown(path, "return from the exception vector's own code (no caller)")
             return
         frame = path.ctx[-1]
-        if not (z3.is_bv_value(target) and target.as_long() == frame.ret):
-            same = self.feasible(z3.And(path.guard, target == frame.ret))
-            if not same:
-                self.unknown(path, "return to an address other than the caller's")
-                return
+        # every value the target can take must be the caller's return address, not just one of them
+        if not (z3.is_bv_value(target) and target.as_long() == frame.ret) and \
+                not _always_equal(target, z3.BitVecVal(frame.ret, 64)) and \
+                self.feasible(z3.And(path.guard, target != frame.ret)) is not False:
+            self.unknown(path, "return to an address other than the caller's")
+            return
         path.ctx = path.ctx[:-1]
         path.pc = frame.ret
         path.alt = None

@@ -26,6 +26,7 @@ from verifier.proof.slot import SlotOutcome, bind_policy, explorer, lift_all, li
 from verifier.semantics import names
 from verifier.semantics import table as semantics
 from verifier.spec.code_functions import CodeFunctions
+from verifier.spec.contract_calls import CALLERS_FRAMES
 from verifier.spec.contracts import BuildFacts, Contracts, load_contracts
 from verifier.spec.counterexample import counterexample
 from verifier.spec.slots import build, load_assumptions, slot_by_name
@@ -146,6 +147,7 @@ def standing_assumptions(config: ProveConfig, contracts: Contracts) -> list[str]
                  f"{config.options.solver_timeout_ms // 1000} s")
     applies = f", applies {contracts.applies}" if contracts.applies else ""
     lines.append(f"contracts: {shown(contracts.path)} ({contracts.family}{applies}); {contracts.default.describe()}")
+    lines.append(f"contracts: {CALLERS_FRAMES}")
     lines += [f"build: {text}" for text in config.build.derived]
     if config.classes:
         lines.append("classes: only exception classes " + ", ".join(f"{ec:#x}" for ec in config.classes)

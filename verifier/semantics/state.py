@@ -207,12 +207,17 @@ class Memory:
         for i in range(size):
             self.cells[(region, offset + i)] = (value, i)
 
-    def havoc_class(self, cls: str) -> None:
-        """Forget everything in a class of memory: a new epoch, and its written bytes dropped."""
+    def havoc_class(self, cls: str, keep: Callable[[Region, int], bool] = lambda region, offset: False) -> None:
+        """Forget everything in a class of memory: a new epoch, and its written bytes dropped, except
+        those `keep` names (they stay written, so the new epoch does not reach them)."""
         self.epochs[cls] = self.epoch_table.next(self.epochs.get(cls, 0))
-        if any(self.classify(k[0]) == cls for k in self.base):
-            self.base = {k: v for k, v in self.base.items() if self.classify(k[0]) != cls}
-        for key in [k for k in self.cells if self.classify(k[0]) == cls]:
+
+        def dropped(key: tuple[Region, int]) -> bool:
+            return self.classify(key[0]) == cls and not keep(*key)
+
+        if any(dropped(k) for k in self.base):
+            self.base = {k: v for k, v in self.base.items() if not dropped(k)}
+        for key in [k for k in self.cells if dropped(k)]:
             del self.cells[key]
 
 

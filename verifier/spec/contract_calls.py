@@ -13,7 +13,7 @@ import z3
 
 from verifier.engine.calls import Fresh, Summary
 from verifier.semantics import names
-from verifier.semantics.state import ICC_PMR_EL1, MDSCR, State, bv, split_address
+from verifier.semantics.state import ICC_PMR_EL1, MDSCR, Region, State, bv, split_address
 from verifier.spec.contracts import PSTATE_BITS, Callback, Contract, Contracts
 from verifier.spec.priority import PriorityMasking
 
@@ -93,9 +93,10 @@ class ContractCalls:
     def _havoc_memory(self, contract: Contract, name: str, state: State, fresh: Fresh) -> None:
         memory = state.memory
         layout = self.contracts.layout
+        callers = _callers_frames(state.read_reg("sp"))
         for cls in ("task", "percpu", "global"):
             if cls in contract.writes:
-                memory.havoc_class(cls)
+                memory.havoc_class(cls, callers)
         if not self.regs_frame:
             return
         # the pt_regs frame kernel_entry built: at the initial SP_EL1 minus its size
@@ -116,6 +117,21 @@ class ContractCalls:
             value = fresh(f"{name}.pstate", 64)
             mask = sum(1 << PSTATE_BITS[bit] for bit in contract.pstate_bits)
             memory.store(region, base + pstate, (old & ~bv(mask)) | (value & bv(mask)), 8)
+
+
+def _callers_frames(sp: z3.BitVecRef) -> Callable[[Region, int], bool]:
+    """The bytes at or above the stack pointer a callee is called with, on whichever stack that is (the
+    overflow stack and the IRQ stack live in per-CPU and allocated memory): its callers' frames, which
+    a callee does not write (CALLERS_FRAMES)."""
+    where = split_address(sp)
+    if where is None:
+        return lambda region, offset: False
+    stack, bottom = where
+    return lambda region, offset: region == stack and (offset - bottom) % (1 << 64) < (1 << 63)
+
+
+CALLERS_FRAMES = ("a function that is not lifted does not write its callers' stack frames (the memory at or "
+                  "above the stack pointer it is called with), whatever its contract's `writes`")
 
 
 def _contract(summary: Summary) -> Contract:

@@ -187,7 +187,10 @@ class Judge:
         proved = sorted(set(ecs) - violating - unknown_ecs)
         if ecs and not proved:
             return results
-        reason = f"all paths ({len(self.run.erets)} eret sites reached, {len(self.run.fatals)} fatal ends)"
+        # distinct addresses, not path ends: how far paths were merged must not change the verdict's text
+        erets = len({check.address for check in self.run.erets})
+        fatals = len({fatal.address for fatal in self.run.fatals})
+        reason = f"all paths ({erets} eret sites reached, {fatals} fatal ends)"
         results.append(Result(prop, vector, proved, "PROVED", reason, contracts=self._contracts()))
         return results
 
