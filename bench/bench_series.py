@@ -6,6 +6,12 @@ lifted file, one breaks ss-restored, one fixes it), median of N runs each:
   cold -jN   the same with N worker processes
   warm       everything cached: what a second run, or a CI re-run, costs
 
+and a commit that changes one C handler (el0_da() in entry-common.c, on the same lines), all 16 slots with the
+proposed policy, -jN, each median of N:
+
+  full       that commit proved with nothing cached (its own series, where it is the base)
+  handler    that commit after its parent's results: only what its change reaches is proved again
+
     .venv/bin/python bench/bench_series.py [--repeat 3] [--jobs 2] [--all-slots]
 
 By default four vector slots (two from EL1, two from EL0) keep the cold runs short; --all-slots runs all 16.
@@ -26,17 +32,23 @@ import common  # noqa: F401  (puts tests/ on the path)
 from kernel_repos import commit_edits, git, user_repo
 
 ENTRY = "arch/arm64/kernel/entry.S"
+COMMON = "arch/arm64/kernel/entry-common.c"
+POLICY = Path(__file__).resolve().parents[1] / "proofs" / "policies" / "proposed-2020.policy"
+DA_DAIF = ("el0_da(struct pt_regs *regs, unsigned long esr)\n{\n\tunsigned long far = read_sysreg(far_el1);\n\n"
+           "\tenter_from_user_mode(regs);\n\tlocal_daif_restore(DAIF_PROCCTX);",
+           "el0_da(struct pt_regs *regs, unsigned long esr)\n{\n\tunsigned long far = read_sysreg(far_el1);\n\n"
+           "\tenter_from_user_mode(regs);\n\tlocal_daif_restore(DAIF_PROCCTX_NOIRQ);")
 REARM = "\tldr\tx19, [tsk, #TSK_TI_FLAGS]\t// re-check for single-step\n\tenable_step_tsk x19, x2\n"
 NO_REARM = "\tldr\tx19, [tsk, #TSK_TI_FLAGS]\t// re-check for single-step\n"
 SLOTS = ["el1h_irq", "el1h_sync", "el0_64_irq", "el0_64_fiq"]
 
 
-def run(repo: Path, cache: Path, jobs: int, slots: list[str]) -> float:
+def run(repo: Path, cache: Path, jobs: int, slots: list[str], span: str = "base..series", *extra: str) -> float:
     vectors = [arg for slot in slots for arg in ("--vector", slot)]
     start = time.perf_counter()
     result = subprocess.run([sys.executable, "-m", "verifier.cli.main", "series", "--tree", str(repo), "--range",
-                             "base..series", "--cache-dir", str(cache), "-j", str(jobs), "--format", "json",
-                             "-o", str(cache / "out.json"), *vectors], capture_output=True, text=True)
+                             span, "--cache-dir", str(cache), "-j", str(jobs), "--format", "json",
+                             "-o", str(cache / "out.json"), *vectors, *extra], capture_output=True, text=True)
     seconds = time.perf_counter() - start
     if result.returncode not in (0, 1):
         raise SystemExit(result.stderr)
@@ -70,13 +82,38 @@ def main() -> None:
             timings["cold -j1"].append(cold(1))
             timings[f"cold -j{args.jobs}"].append(cold(args.jobs))
             timings["warm"].append(run(repo, cache, args.jobs, slots))
+        handler = commit_edits(repo, base, {COMMON: [DA_DAIF]}, "el0_da", "handler")
+        commit_edits(repo, handler, {"README": [("Linux kernel", "The Linux kernel")]}, "README", "after")
+        policy = ("--policy", str(POLICY))
+        full_cache, step_cache = tmp / "full", tmp / "step"
+        run(repo, full_cache, args.jobs, [], "handler..after", *policy)  # builds and snapshots, once
+        run(repo, step_cache, args.jobs, [], "base..handler", *policy)
+        handler_key = None
+        for _ in range(args.repeat):
+            shutil.rmtree(full_cache / "results", ignore_errors=True)
+            timings.setdefault("full", []).append(run(repo, full_cache, args.jobs, [], "handler..after", *policy))
+            keys = {p.name for p in (step_cache / "results").iterdir()}
+            handler_key = handler_key or _newest(step_cache / "results")
+            shutil.rmtree(step_cache / "results" / handler_key, ignore_errors=True)
+            timings.setdefault("handler", []).append(run(repo, step_cache, args.jobs, [], "base..handler", *policy))
+            assert {p.name for p in (step_cache / "results").iterdir()} == keys
     baseline = statistics.median(timings["cold -j1"])
     what = "all 16 slots" if args.all_slots else f"{len(slots)} slots"
     print(f"series of 3 commits on Debian 6.1 ({what}), median of {args.repeat}; baseline cold -j1")
     print(f"{'run':<10} {'seconds':>8} {'speedup':>8}")
     for name, values in timings.items():
+        if name in ("full", "handler"):
+            continue
         median = statistics.median(values)
         print(f"{name:<10} {median:>8.2f} {baseline / median:>7.1f}x", flush=True)
+    full, step = statistics.median(timings["full"]), statistics.median(timings["handler"])
+    print(f"one C handler changed (el0_da), 16 slots, policy, -j{args.jobs}: full {full:.2f} s, after its parent "
+          f"{step:.2f} s = {step / full:.3f}x of the full proof", flush=True)
+
+
+def _newest(results: Path) -> str:
+    """The results directory written last: the handler commit's (the base's came first)."""
+    return max(results.iterdir(), key=lambda p: p.stat().st_mtime).name
 
 
 if __name__ == "__main__":

@@ -238,3 +238,23 @@ def test_a_return_goes_to_the_caller_on_every_value_of_its_target(tmp_path: Path
     assert found == {verdict}, [(r.property, r.verdict, r.reason) for r in report.results]
     if verdict == "UNKNOWN":
         assert all("return to an address other than the caller's" in r.reason for r in report.results)
+
+
+def test_a_function_digest_changes_with_its_own_code_only(tmp_path: Path) -> None:
+    """What a series compares to reuse a result: an instruction added to one function (which moves every
+    function after it) changes that function's digest and no other's."""
+    from verifier.engine.image import Image
+    from verifier.proof.slot import lift_all
+
+    def digests(path: Path) -> dict[str, str | None]:
+        image = Image.link(lift_all([path], None))
+        names = {name for local in image.locals for name in local if not name.startswith((".L", "$"))}
+        return {name: image.function_digest(name) for name in names}
+
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    before = digests(variant(tmp_path / "a", "\tmsr\tdaifclr, #8\t\t\t// D only", "\tmsr\tdaifclr, #8\t\t\t// D only"))
+    after = digests(variant(tmp_path / "b", "\tmsr\tdaifclr, #8\t\t\t// D only",
+                            "\tnop\n\tmsr\tdaifclr, #8\t\t\t// D only"))
+    assert before.keys() == after.keys() and None not in before.values()
+    assert {name for name in before if before[name] != after[name]} == {"el0t_64_irq"}

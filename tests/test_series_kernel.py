@@ -42,6 +42,12 @@ IRQ_RETURN = ("\telse\n\t\t__el1_irq(regs, handler);\n}\n", "\telse\n\t\t__el1_i
 SERROR_RETURN = ("\tdo_serror(regs, esr);\n\tarm64_exit_nmi(regs);\n}\n",
                  "\tdo_serror(regs, esr);\n\tarm64_exit_nmi(regs);\n\tlocal_daif_mask();\n}\n")
 
+# el0_da() unmasks only D and A before do_mem_abort(): one C handler changed, on the same source lines
+DA_DAIF = ("el0_da(struct pt_regs *regs, unsigned long esr)\n{\n\tunsigned long far = read_sysreg(far_el1);\n\n"
+           "\tenter_from_user_mode(regs);\n\tlocal_daif_restore(DAIF_PROCCTX);",
+           "el0_da(struct pt_regs *regs, unsigned long esr)\n{\n\tunsigned long far = read_sysreg(far_el1);\n\n"
+           "\tenter_from_user_mode(regs);\n\tlocal_daif_restore(DAIF_PROCCTX_NOIRQ);")
+
 
 def fingerprint(repo: Path) -> list[tuple[str, int, int]]:
     """Every file of a repository with its size and modification time: what `untouched` means. (Git refreshes
@@ -290,3 +296,32 @@ def test_ci_job_files_run_the_job_script(setting: dict[str, Any], first_run: dic
     assert not list(sarif_validator().iter_errors(doc))
     assert ET.parse(tmp_path / "out" / "entry-verify-junit.xml").getroot().tag == "testsuites"
     assert "#### Transitions" in (tmp_path / "out" / "entry-verify.md").read_text()
+
+
+def verdict_cells(entry: dict[str, Any]) -> dict[tuple, str]:
+    """A commit's verdicts per property, rule, slot and exception class (however the results group them)."""
+    return {(v["property"], v.get("rule"), v["vector"], ec): v["verdict"]
+            for v in entry["verdicts"] for ec in (v["ec"] or [None])}
+
+
+def test_a_handler_change_proves_again_only_the_classes_that_reach_it(setting: dict[str, Any],
+                                                                        first_run: dict[str, Any]) -> None:
+    """A commit changing el0_da() after the base: the 14 slots that never run it take the base's results, the
+    two synchronous EL0 slots prove only the data abort class again; the verdicts are those of a full proof
+    of that commit (its own series, with nothing cached, where it is the base)."""
+    repo, base = setting["repo"], setting["shas"]["base"]
+    changed = commit_edits(repo, base, {COMMON: [DA_DAIF]}, "arm64: entry: el0_da with IRQs masked", "handler")
+    commit_edits(repo, changed, {"README": [("Linux kernel", "The Linux kernel")]}, "README", "after-handler")
+    out = setting["tmp"] / "handler.json"
+    series(setting["cache"], out, "--tree", str(repo), "--range", "base..handler", "--format", "json")
+    entry = json.loads(out.read_text())["commits"][0]
+    sync = {"el0_64_sync", "el0_32_sync"}
+    assert {slot for slot, how in entry["reused"].items() if how == "all classes"} == \
+        {v["vector"] for v in entry["verdicts"]} - sync
+    assert {slot: how for slot, how in entry["reused"].items() if slot in sync} == {
+        slot: "all classes but 1 proved again" for slot in sync}
+    full = setting["tmp"] / "handler-full.json"
+    series(setting["tmp"] / "cache-full", full, "--tree", str(repo), "--range", "handler..after-handler",
+           "--format", "json", "-j2")
+    whole = json.loads(full.read_text())["base"]
+    assert not whole["reused"] and verdict_cells(whole) == verdict_cells(entry)

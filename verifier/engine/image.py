@@ -9,9 +9,25 @@ can follow. A symbol that no lifted file defines has no address here: its addres
 from __future__ import annotations
 
 import bisect
+import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from verifier.ir.program import AlternativeSite, DataValue, Item, Loc, Program, Symbol, SymRef, Target
+from verifier.ir.program import (
+    Addr,
+    AlternativeSite,
+    DataValue,
+    Item,
+    Loc,
+    Mem,
+    Operand,
+    Program,
+    Reloc,
+    Shifted,
+    Symbol,
+    SymRef,
+    Target,
+)
 
 IMAGE_BASE = 0xFFFF_8000_1000_0000
 SECTION_STRIDE = 0x0100_0000  # 16 MiB apart: every lifted section fits
@@ -165,6 +181,95 @@ class Image:
             return None
         return name
 
+    def function_span(self, name: str) -> tuple[int, int] | None:
+        """[start, end) of a function as function_at sees it: its .size, else up to the next symbol."""
+        start = self.globals.get(name)
+        if start is None:
+            start = next((local[name] for local in self.locals if name in local), None)
+        if start is None:
+            return None
+        self.function_at(start)  # builds the span tables
+        sized = [(b - a) for a, b, n in self._spans if n == name and a == start]
+        if sized:
+            return start, start + min(sized)
+        placed = self.placed(start)
+        end = placed.base + placed.size if placed else start
+        i = bisect.bisect_right(self._keys, start)
+        if i < len(self._keys) and self._keys[i] < end:
+            end = self._keys[i]
+        return start, end
+
+    def function_digest(self, name: str) -> str | None:
+        """What a proof that ran the function `name` read of it, by content: its instructions and data items
+        with source lines, its alternatives' replacements, the local data it references (jump tables,
+        literals); addresses inside it relative to its start and references elsewhere by the function they
+        land in, so code moving around it (an edit in an earlier function) leaves the digest alone."""
+        cache: dict[str, str | None] = self.__dict__.setdefault("_digests", {})
+        if name not in cache:
+            cache[name] = self._function_digest(name)
+        return cache[name]
+
+    def _function_digest(self, name: str) -> str | None:
+        span = self.function_span(name)
+        if span is None:
+            return None
+        start, end = span
+        placed = self.placed(start)
+        if placed is None:
+            return None
+        digest = hashlib.sha256(name.encode())
+        for offset in sorted(o for o in placed.items if start <= placed.base + o < end):
+            digest.update(self._item_text(placed.items[offset], placed.program, start, end).encode())
+        for address in range(start, end, 4):
+            for site, program, repl in self.alternatives.get(address, ()):
+                digest.update(f"alt {address - start} {site.cap} {site.callback} {site.orig_len} "
+                              f"{site.repl_len}\0".encode())
+                where = self.placed(repl) if repl is not None else None
+                if where is not None and repl is not None:
+                    for offset in sorted(o for o in where.items if repl <= where.base + o < repl + site.repl_len):
+                        digest.update(self._item_text(where.items[offset], program, start, end).encode())
+        return digest.hexdigest()[:16]
+
+    def _item_text(self, item: Item, program: int, start: int, end: int, depth: int = 0) -> str:
+        def target(t: Target) -> str:
+            if isinstance(t, SymRef):
+                local = self.locals[program].get(t.symbol) if program < len(self.locals) else None
+                if local is None:
+                    return f"{t.symbol}{t.addend:+}"
+                address = local + t.addend
+            else:
+                address = self.section_base(program, t.section) + t.offset
+            if start <= address < end:
+                return f"@{address - start}"
+            code = self.code(address)
+            if code is not None:
+                owner = self.function_at(address)
+                return f"{owner}+{address - (self.function_span(owner) or (address, 0))[0]}" if owner else "?"
+            if depth >= 2:
+                return "data"
+            return "data(" + self._data_text(address, program, start, end, depth + 1) + ")"
+
+        src = item.src
+        where = f"{src.file}:{src.line}:{[m for m, _ in src.macros]}" if src else ""
+        if item.insn is not None:
+            body = item.insn.mnemonic + " " + ",".join(_operand_text(o, target) for o in item.insn.operands)
+        else:
+            values = ",".join(f"{v.size}:{v.value}:{target(v.target) if v.target else ''}:{v.pcrel}"
+                              for v in item.data)
+            body = f"{item.kind} {item.size} {values} {item.raw.hex() if item.raw else ''} {item.reason}"
+        return f"{body} {where}\0"
+
+    def _data_text(self, address: int, program: int, start: int, end: int, depth: int) -> str:
+        """Data from `address` to the next symbol, label or 4 KiB on."""
+        placed = self.placed(address)
+        if placed is None:
+            return "?"
+        names = sorted(a for a in self.names if address < a < placed.base + placed.size)
+        stop = min([names[0]] if names else [placed.base + placed.size] + [address + 4096])
+        stop = min(stop, address + 4096)
+        return "".join(self._item_text(placed.items[o], program, start, end, depth) for o in sorted(placed.items)
+                       if address <= placed.base + o < stop)
+
     def data_bytes(self, address: int, size: int) -> list[int | None]:
         """Constant contents of lifted data, byte by byte, across items; None for a byte that is
         relocated, or outside lifted data."""
@@ -201,3 +306,16 @@ class Image:
                     return item.raw[start : start + size]
                 return None
         return None
+
+
+def _operand_text(operand: Operand, target: Callable[[Target], str]) -> str:
+    """An operand as text, with its address targets as `target` names them."""
+    if isinstance(operand, Addr):
+        return f"<{target(operand.target)}>"
+    if isinstance(operand, Reloc):
+        return f":{operand.kind}:{target(operand.target)}"
+    if isinstance(operand, Shifted):
+        return f"{_operand_text(operand.base, target)} {operand.kind} {operand.amount}"
+    if isinstance(operand, Mem) and operand.offset is not None:
+        return f"[{operand.base} {_operand_text(operand.offset, target)} {operand.mode}]"
+    return str(operand)

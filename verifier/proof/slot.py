@@ -4,7 +4,7 @@ the verdicts, and replay each counterexample."""
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +29,7 @@ from verifier.spec.counterexample import counterexample
 from verifier.spec.obligation import SlotFacts
 from verifier.spec.obligations import REGISTERED
 from verifier.spec.policy import bind_roles, family_of, parse_policy, select_rules
+from verifier.spec.reach import Reached, ReachObserver
 from verifier.spec.rules import BoundPolicy, PolicyCheck, PolicyRule
 from verifier.spec.slots import Assumption, Slot, SlotStart, build, load_assumptions
 from verifier.spec.verdicts import Judge, Result
@@ -122,6 +123,8 @@ class SlotOutcome:
     printed: list[str]  # the assumptions the slot's verdicts rest on
     stats: dict[str, Any]
     inputs: list[dict[str, Any]]
+    # what the results depend on (verifier.spec.reach): {"functions": {name: digest}, "classes": {name: ecs}}
+    depends: dict[str, Any] = field(default_factory=dict)
 
 
 def replay_build(config: ProveConfig, policy: BoundPolicy | None) -> dict[str, Any]:
@@ -171,8 +174,9 @@ def pin_caps(start: SlotStart, caps: dict[int, bool]) -> None:
 def run_slot(config: ProveConfig, prepared: Setup, slot: Slot) -> SlotOutcome:
     started = time.perf_counter()
     results, printed, stats = prove_slot(slot, prepared, config)
+    depends = stats.pop("depends")
     stats["seconds"] = round(time.perf_counter() - started, 3)
-    return SlotOutcome(slot.name, [r.json() for r in results], printed, stats, prepared.inputs(config.files))
+    return SlotOutcome(slot.name, [r.json() for r in results], printed, stats, prepared.inputs(config.files), depends)
 
 
 def prove_slot(slot: Slot, prepared: Setup, config: ProveConfig) -> tuple[list[Result], list[str], dict[str, Any]]:
@@ -187,7 +191,9 @@ def prove_slot(slot: Slot, prepared: Setup, config: ProveConfig) -> tuple[list[R
     rules = slot_rules(prepared.policy, slot, start)
     scopes = prepared.policy.scopes(slot.source, slot.kind) if prepared.policy is not None else {}
     sites = CallSites()  # the DAIF each summarised call is reached with: its contract check's precondition
-    watching = observers(start, contracts, rules, prepared.policy, prepared.watchlist) + [CallSiteObserver(sites)]
+    reached = Reached(image.function_at)  # what the results depend on
+    watching = observers(start, contracts, rules, prepared.policy, prepared.watchlist) + [CallSiteObserver(sites),
+                                                                                      ReachObserver(reached)]
     run: ExploreRun = explorer(image, contracts, start, watching, config.options).explore()
 
     def replay_once(model: ModelLike, prop: str) -> tuple[Replayed | None, dict[str, Any] | None]:
@@ -240,5 +246,12 @@ def prove_slot(slot: Slot, prepared: Setup, config: ProveConfig) -> tuple[list[R
                 result.counterexample["property"] = f"rule:{result.rule}"
     stats = {"steps": run.steps, "merges": run.merges, "solver_calls": run.solver_calls, "erets": len(run.erets),
              "fatal": len(run.fatals), "unknown": len(run.unknowns), "contracts": sorted(run.summarised),
-             "call_daif": sites.resolve(start.facts, config.options.solver_rlimit)}
+             "call_daif": sites.resolve(start.facts, config.options.solver_rlimit),
+             "depends": depends_of(image, reached, initial.esr if slot.synchronous else None)}
     return results, printed, stats
+
+
+def depends_of(image: Image, reached: Reached, esr: z3.BitVecRef | None) -> dict[str, Any]:
+    """The functions the slot's paths ran, by content, and (synchronous slots) the classes reaching each."""
+    functions = {name: image.function_digest(name) for name in sorted(reached.entries)}
+    return {"functions": functions, "classes": reached.classes(esr) if esr is not None else {}}

@@ -81,7 +81,13 @@ def _verdicts(entry: CommitReport) -> list[dict[str, Any]]:
 
 def _commit(entry: CommitReport) -> dict[str, Any]:
     return {"sha": entry.commit.sha, "subject": entry.commit.subject, "cached": entry.cached,
-            "verdicts": _verdicts(entry)}
+            "reused": reused_slots(entry), "verdicts": _verdicts(entry)}
+
+
+def reused_slots(entry: CommitReport) -> dict[str, str]:
+    """The slots whose result came from the commit before, by what they depend on: slot -> how much."""
+    return {slot: stats["reused"] for slot, stats in entry.report.stats.get("slots", {}).items()
+            if "reused" in stats}
 
 
 def to_json(series: SeriesResult, fail_on: str) -> dict[str, Any]:
@@ -117,6 +123,8 @@ def _commit_line(n: int | str, entry: CommitReport, previous: CommitReport | Non
     note = "cached" if entry.cached else "proved"
     if previous is not None and entry.key == previous.key:
         note += ", lifted inputs unchanged"
+    elif reused := reused_slots(entry):
+        note += f", {len(reused)} slot(s) reused by what they depend on"
     return f"{n!s:>4} {entry.commit.short} {entry.commit.subject[:60]:<60} {note}: {counts(entry)}"
 
 

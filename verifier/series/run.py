@@ -26,6 +26,7 @@ from verifier.proof.pool import run_slot_jobs
 from verifier.proof.run import Report, combine, count_verdicts, standing_assumptions
 from verifier.proof.slot import SlotOutcome
 from verifier.report.progress import Progress
+from verifier.series import reuse
 from verifier.series.git import Commit, Scratch, check_repo, commit, commits, resolve
 from verifier.spec.contracts import load_contracts
 from verifier.spec.slots import ALL_SLOTS, Slot
@@ -166,27 +167,54 @@ def collect(plan: SeriesPlan, progress: Progress) -> dict[str, Any]:
     config_of = {keys[sha]: configs[sha] for sha in configs}
     store = ResultStore(plan.cache / "results")
     index, count = plan.shard
-    pairs = [(key, slot.name) for key in dict.fromkeys(keys[c.sha] for c in everything) for slot in plan.slots]
+    order = list(dict.fromkeys(keys[c.sha] for c in everything))
+    pairs = [(key, slot.name) for key in order for slot in plan.slots]
     mine = [pair for n, pair in enumerate(pairs) if n % count == index - 1]
     outcomes: dict[str, dict[str, Any]] = {}
-    todo = []
-    for key, slot in mine:
-        found = store.get(key, slot)
-        if found is None:
-            todo.append((key, slot))
-        else:
-            outcomes.setdefault(key, {})[slot] = asdict(found)
-    progress.start("prove", len(todo))
     short = {keys[c.sha]: c.short for c in reversed(everything)}
+    proved: dict[str, list[str]] = {}
+    snapshot_of = {keys[c.sha]: snapshots[c.sha] for c in everything}
+    # Without shards, commits go in order and each slot may reuse the previous commit's result by what it
+    # depends on (verifier.series.reuse); a shard has not got the other shards' results to compare with.
+    reusing = count == 1
+    digests = reuse.Digests()
+    progress.start("prove", len(mine))
+    waves = [[pair for pair in mine if pair[0] == key] for key in order] if reusing else [mine]
+    for wave_index, wave in enumerate(waves):
+        todo: list[tuple[str, str, ProveConfig, reuse.Plan | None]] = []
+        for key, slot in wave:
+            found = store.get(key, slot)
+            if found is not None:
+                outcomes.setdefault(key, {})[slot] = asdict(found)
+                progress.advance(f"{short[key]} {slot}: cached")
+                continue
+            config = config_of[key]
+            previous = _previous(outcomes, order[:wave_index], key, slot, config_of, snapshot_of) \
+                if reusing else None
+            how = reuse.plan(previous, digests.of(snapshot_of[key])) if previous is not None else None
+            if how is not None and how.action == "reuse":
+                outcome = reuse.reused(previous, digests.of(snapshot_of[key]))
+                store.put(key, outcome)
+                outcomes.setdefault(key, {})[slot] = asdict(outcome)
+                progress.advance(f"{short[key]} {slot}: reused (ran none of what changed)")
+                continue
+            if how is not None and how.action == "classes":
+                config = reuse.partial_config(config, how.classes)
+            todo.append((key, slot, config, how if how is not None and how.action == "classes" else None))
 
-    def done(i: int, outcome: SlotOutcome) -> None:
-        key = todo[i][0]
-        store.put(key, outcome)
-        outcomes.setdefault(key, {})[outcome.slot] = asdict(outcome)
-        summary = count_verdicts(r["verdict"] for r in outcome.results)
-        progress.advance(f"{short[key]} {outcome.slot}: {summary} ({outcome.stats['seconds']}s)")
+        def done(i: int, outcome: SlotOutcome, todo: list = todo) -> None:
+            key, slot, _, how = todo[i]
+            if how is not None:
+                previous = SlotOutcome(**outcomes[order[order.index(key) - 1]][slot])
+                outcome = reuse.combined(previous, outcome, how.classes, digests.of(snapshot_of[key]))
+            store.put(key, outcome)
+            outcomes.setdefault(key, {})[outcome.slot] = asdict(outcome)
+            proved.setdefault(key, []).append(slot)
+            summary = count_verdicts(r["verdict"] for r in outcome.results)
+            again = f", classes {', '.join(f'{ec:#x}' for ec in how.classes)} proved again" if how else ""
+            progress.advance(f"{short[key]} {outcome.slot}: {summary} ({outcome.stats['seconds']}s{again})")
 
-    run_slot_jobs([(config_of[key], slot) for key, slot in todo], plan.workers, done)
+        run_slot_jobs([(config, slot) for _, slot, config, _ in todo], plan.workers, done)
     standing = {key: standing_assumptions(config, load_contracts(config.contracts, config.build))
                 for key, config in config_of.items()}
     return {"format": FORMAT, "tool": tool_digest(), "shard": [index, count],
@@ -195,7 +223,19 @@ def collect(plan: SeriesPlan, progress: Progress) -> dict[str, Any]:
             "commits": [_commit_json(c, keys[c.sha]) for c in series],
             "same_as": _commit_json(reference, keys[reference.sha]) if reference else None,
             "standing": standing, "outcomes": outcomes,
-            "proved": {key: sorted(slot for k, slot in todo if k == key) for key in dict.fromkeys(k for k, _ in todo)}}
+            "proved": {key: sorted(slots) for key, slots in proved.items()}}
+
+
+def _previous(outcomes: dict[str, dict[str, Any]], earlier: list[str], key: str, slot: str,
+              config_of: dict[str, ProveConfig], snapshot_of: dict[str, Snapshot]) -> SlotOutcome | None:
+    """The result of the commit proved just before, when it was proved in the same context."""
+    if not earlier or slot not in outcomes.get(earlier[-1], {}):
+        return None
+    before = earlier[-1]
+    if reuse.context_key(snapshot_of[before], config_of[before]) != reuse.context_key(snapshot_of[key],
+                                                                                      config_of[key]):
+        return None
+    return SlotOutcome(**outcomes[before][slot])
 
 
 def _check_shards(docs: list[dict[str, Any]]) -> None:
