@@ -97,6 +97,7 @@ class ExploreRun:
     merges: int = 0
     solver_calls: int = 0
     witnessed: int = 0  # feasibility questions a path's witness answered without the solver
+    cached: int = 0  # feasibility questions asked before, answered from the explorer's cache
 
 
 @dataclass
@@ -161,6 +162,7 @@ class Explorer:
         for fact in assumptions:
             self.solver.add(fact)
         self.assumed = z3.And(assumptions)  # what a witness must satisfy besides a path's guard
+        self.answers: dict[int, tuple[z3.BoolRef, bool, z3.ModelRef | None]] = {}  # formula id -> its answer
         self.visits: dict[tuple, int] = {}
         self.heap: list = []
         self.seq = itertools.count()
@@ -217,6 +219,12 @@ class Explorer:
         if witness is not None and z3.is_true(witness.eval(z3.And(self.assumed, formula), model_completion=True)):
             self.run.witnessed += 1
             return True, witness
+        # the same question again (paths that merged and split on the same condition): the formula is kept
+        # alive with its answer, so its id names it for as long as the cache does
+        known = self.answers.get(formula.get_id())
+        if known is not None:
+            self.run.cached += 1
+            return known[1], known[2]
         self.run.solver_calls += 1
         self.solver.push()
         self.solver.add(formula)
@@ -225,6 +233,7 @@ class Explorer:
         self.solver.pop()
         if result == z3.unknown:
             return None, None
+        self.answers[formula.get_id()] = (formula, result == z3.sat, model)
         return result == z3.sat, model
 
     def _split(self, path: Path, cond: z3.BoolRef) -> tuple[Choice | None, Choice | None, bool]:

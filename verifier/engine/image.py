@@ -230,10 +230,14 @@ class Image:
                         digest.update(self._item_text(where.items[offset], program, start, end).encode())
         return digest.hexdigest()[:16]
 
-    def _item_text(self, item: Item, program: int, start: int, end: int, depth: int = 0) -> str:
+    def _item_text(self, item: Item, program: int, start: int, end: int, seen: set[int] | None = None) -> str:
+        seen = set() if seen is None else seen
+
         def target(t: Target) -> str:
             if isinstance(t, SymRef):
                 local = self.locals[program].get(t.symbol) if program < len(self.locals) else None
+                if local is None:
+                    local = self.globals.get(t.symbol)  # defined by another lifted file
                 if local is None:
                     return f"{t.symbol}{t.addend:+}"
                 address = local + t.addend
@@ -245,9 +249,10 @@ class Image:
             if code is not None:
                 owner = self.function_at(address)
                 return f"{owner}+{address - (self.function_span(owner) or (address, 0))[0]}" if owner else "?"
-            if depth >= 2:
+            if address in seen:  # data that points back at data already in the digest
                 return "data"
-            return "data(" + self._data_text(address, program, start, end, depth + 1) + ")"
+            seen.add(address)
+            return "data(" + self._data_text(address, start, end, seen) + ")"
 
         src = item.src
         where = f"{src.file}:{src.line}:{[m for m, _ in src.macros]}" if src else ""
@@ -259,7 +264,7 @@ class Image:
             body = f"{item.kind} {item.size} {values} {item.raw.hex() if item.raw else ''} {item.reason}"
         return f"{body} {where}\0"
 
-    def _data_text(self, address: int, program: int, start: int, end: int, depth: int) -> str:
+    def _data_text(self, address: int, start: int, end: int, seen: set[int]) -> str:
         """Data from `address` to the next symbol, label or 4 KiB on."""
         placed = self.placed(address)
         if placed is None:
@@ -267,7 +272,7 @@ class Image:
         names = sorted(a for a in self.names if address < a < placed.base + placed.size)
         stop = min([names[0]] if names else [placed.base + placed.size] + [address + 4096])
         stop = min(stop, address + 4096)
-        return "".join(self._item_text(placed.items[o], program, start, end, depth) for o in sorted(placed.items)
+        return "".join(self._item_text(placed.items[o], placed.program, start, end, seen) for o in sorted(placed.items)
                        if address <= placed.base + o < stop)
 
     def data_bytes(self, address: int, size: int) -> list[int | None]:
