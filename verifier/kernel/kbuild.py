@@ -27,6 +27,7 @@ from pathlib import Path, PurePosixPath
 from verifier.kernel.callees import callee_ring
 from verifier.kernel.companions import generic_entry_sources
 from verifier.util.errors import UserError
+from verifier.util.paths import cache_root
 
 DEFAULT_FILES: tuple[str, ...] = (
     "arch/arm64/kernel/entry.S",
@@ -70,8 +71,7 @@ LLVM_LINE_TABLES = "-gline-tables-only"
 
 def cache_dir() -> Path:
     """Where fetched trees and build dirs live: $ENTRY_VERIFY_CACHE or ~/.cache/entry-verify."""
-    env = os.environ.get("ENTRY_VERIFY_CACHE")
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "entry-verify"
+    return cache_root()
 
 
 def default_build_dir(tree: Path, toolchain: Toolchain | None = None, config: str = "defconfig") -> Path:

@@ -22,7 +22,7 @@ from verifier.engine.explore import Explorer, ExploreRun, ModelLike, Options, St
 from verifier.engine.image import Image
 from verifier.engine.paths import Path as ExecPath
 from verifier.engine.replay import model_number, replay
-from verifier.frontend.assembler import lift_file
+from verifier.proof.lift_cache import lifted
 from verifier.spec.contract_calls import ContractCalls
 from verifier.spec.contract_check import (
     NOT_CHECKED,
@@ -112,7 +112,7 @@ class CodeIndex:
             return None
         if path not in self.images:
             try:
-                self.images[path] = Image.link([lift_file(path, self.root)])
+                self.images[path] = Image.link([lifted(path, self.root)])
             except UserError as err:  # a front-end limit: this file's contracts stay unchecked, with why
                 self.images[path] = f"{path.name} does not lift: {err}"
         image = self.images[path]

@@ -15,11 +15,11 @@ from verifier.engine.image import Image
 from verifier.engine.observer import Observer
 from verifier.engine.paths import Path as ExecPath
 from verifier.engine.replay import Replayed, model_values, replay
-from verifier.frontend.assembler import lift_file
 from verifier.frontend.srcfunc import forget_sources
 from verifier.ir.program import Addr, Program, SymRef
 from verifier.proof.config import ProveConfig
 from verifier.proof.confirming import Objects, Resolve, confirm_on_unicorn
+from verifier.proof.lift_cache import lifted
 from verifier.semantics import names
 from verifier.spec.code_functions import CodeFunctions, source_functions
 from verifier.spec.contract_calls import ContractCalls
@@ -39,7 +39,7 @@ from verifier.util.paths import shown
 
 
 def lift_all(files: list[Path], root: str | None) -> list[Program]:
-    return [lift_file(path, root) for path in files]
+    return [lifted(path, root) for path in files]
 
 
 def link(programs: list[Program], contracts: Contracts) -> tuple[Image, int]:

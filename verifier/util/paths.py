@@ -3,6 +3,7 @@ generated results do not depend on where the repository is checked out."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 # the repository: verifier/util/paths.py -> the directory holding verifier/, grammar/ and proofs/
@@ -17,3 +18,9 @@ def shown(path: str | Path) -> str:
         return str(resolved.relative_to(ROOT))
     except ValueError:
         return str(path)
+
+
+def cache_root() -> Path:
+    """Where fetched trees, build dirs and lifted files are kept: $ENTRY_VERIFY_CACHE or ~/.cache/entry-verify."""
+    env = os.environ.get("ENTRY_VERIFY_CACHE")
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "entry-verify"
