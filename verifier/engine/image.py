@@ -269,9 +269,8 @@ class Image:
         placed = self.placed(address)
         if placed is None:
             return "?"
-        names = sorted(a for a in self.names if address < a < placed.base + placed.size)
-        stop = min([names[0]] if names else [placed.base + placed.size] + [address + 4096])
-        stop = min(stop, address + 4096)
+        end_of_section = placed.base + placed.size
+        stop = min([a for a in self.names if address < a < end_of_section] + [end_of_section, address + 4096])
         return "".join(self._item_text(placed.items[o], placed.program, start, end, seen) for o in sorted(placed.items)
                        if address <= placed.base + o < stop)
 

@@ -45,6 +45,9 @@ class ProveConfig:
     # per input (None: GNU as)
     assemblers: list[tuple[str, ...] | None] = field(default_factory=list)
     confirm: bool = False
+    # record what each slot's result depends on (SlotOutcome.depends): a series reuses results by it; ~6% of
+    # 7.3's el0_64_sync, so only where something reads it
+    record_depends: bool = False
 
 
 def parse_caps(specs: list[str], names: dict[int, str]) -> dict[int, bool]:

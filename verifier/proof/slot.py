@@ -191,9 +191,10 @@ def prove_slot(slot: Slot, prepared: Setup, config: ProveConfig) -> tuple[list[R
     rules = slot_rules(prepared.policy, slot, start)
     scopes = prepared.policy.scopes(slot.source, slot.kind) if prepared.policy is not None else {}
     sites = CallSites()  # the DAIF each summarised call is reached with: its contract check's precondition
-    reached = Reached(image.function_at)  # what the results depend on
-    watching = observers(start, contracts, rules, prepared.policy, prepared.watchlist) + [CallSiteObserver(sites),
-                                                                                      ReachObserver(reached)]
+    reached = Reached(image.function_at) if config.record_depends else None  # what the results depend on
+    watching = observers(start, contracts, rules, prepared.policy, prepared.watchlist) + [CallSiteObserver(sites)]
+    if reached is not None:
+        watching.append(ReachObserver(reached))
     run: ExploreRun = explorer(image, contracts, start, watching, config.options).explore()
 
     def replay_once(model: ModelLike, prop: str) -> tuple[Replayed | None, dict[str, Any] | None]:
@@ -247,7 +248,8 @@ def prove_slot(slot: Slot, prepared: Setup, config: ProveConfig) -> tuple[list[R
     stats = {"steps": run.steps, "merges": run.merges, "solver_calls": run.solver_calls, "erets": len(run.erets),
              "fatal": len(run.fatals), "unknown": len(run.unknowns), "contracts": sorted(run.summarised),
              "call_daif": sites.resolve(start.facts, config.options.solver_rlimit),
-             "depends": depends_of(image, reached, initial.esr if slot.synchronous else None)}
+             "depends": depends_of(image, reached, initial.esr if slot.synchronous else None)
+             if reached is not None else {}}
     return results, printed, stats
 
 

@@ -51,8 +51,8 @@ class Plan:
     classes: list[int]  # "classes": the exception classes to prove again
 
 
-def plan(previous: SlotOutcome | None, image: Image) -> Plan:
-    if previous is None or not previous.depends.get("functions"):
+def plan(previous: SlotOutcome, image: Image) -> Plan:
+    if not previous.depends.get("functions"):
         return Plan("prove", [], [])
     changed = [name for name, digest in previous.depends["functions"].items()
                if digest is None or image.function_digest(name) != digest]

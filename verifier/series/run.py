@@ -125,7 +125,8 @@ def prove_config(plan: SeriesPlan, snapshot: Snapshot) -> ProveConfig:
                        caps=parse_caps(list(plan.caps), snapshot.cap_names), cap_names=snapshot.cap_names,
                        slots=plan.slots, options=Options(loop_bound=plan.loop_bound), build=snapshot.build,
                        root=snapshot.root, policy=plan.policy, readings=plan.readings, sources=str(snapshot.sources),
-                       assemblers=[_assembler(plan.toolchain)] * len(snapshot.files), confirm=True)
+                       assemblers=[_assembler(plan.toolchain)] * len(snapshot.files), confirm=True,
+                       record_depends=True)
 
 
 def _assembler(toolchain: kbuild.Toolchain) -> tuple[str, ...]:
@@ -178,40 +179,45 @@ def collect(plan: SeriesPlan, progress: Progress) -> dict[str, Any]:
     # depends on (verifier.series.reuse); a shard has not got the other shards' results to compare with.
     reusing = count == 1
     digests = reuse.Digests()
+    # what besides the code a result depends on, once per commit: reuse needs the same on both sides
+    context = {key: reuse.context_key(snapshot_of[key], config_of[key]) for key in order} if reusing else {}
     progress.start("prove", len(mine))
     waves = [[pair for pair in mine if pair[0] == key] for key in order] if reusing else [mine]
     for wave_index, wave in enumerate(waves):
-        todo: list[tuple[str, str, ProveConfig, reuse.Plan | None]] = []
+        # (key, slot, config to prove with, and for a partial proof: the previous result and the classes)
+        todo: list[tuple[str, str, ProveConfig, tuple[SlotOutcome, list[int]] | None]] = []
+        before = order[wave_index - 1] if reusing and wave_index else None
         for key, slot in wave:
             found = store.get(key, slot)
             if found is not None:
                 outcomes.setdefault(key, {})[slot] = asdict(found)
                 progress.advance(f"{short[key]} {slot}: cached")
                 continue
-            config = config_of[key]
-            previous = _previous(outcomes, order[:wave_index], key, slot, config_of, snapshot_of) \
-                if reusing else None
+            previous = None
+            if before is not None and context[before] == context[key] and slot in outcomes.get(before, {}):
+                previous = SlotOutcome(**outcomes[before][slot])
             how = reuse.plan(previous, digests.of(snapshot_of[key])) if previous is not None else None
-            if how is not None and how.action == "reuse":
+            if how is None or how.action == "prove":
+                todo.append((key, slot, config_of[key], None))
+            elif how.action == "reuse":
+                assert previous is not None
                 outcome = reuse.reused(previous, digests.of(snapshot_of[key]))
                 store.put(key, outcome)
                 outcomes.setdefault(key, {})[slot] = asdict(outcome)
                 progress.advance(f"{short[key]} {slot}: reused (ran none of what changed)")
-                continue
-            if how is not None and how.action == "classes":
-                config = reuse.partial_config(config, how.classes)
-            todo.append((key, slot, config, how if how is not None and how.action == "classes" else None))
+            else:  # some classes proved again
+                assert previous is not None
+                todo.append((key, slot, reuse.partial_config(config_of[key], how.classes), (previous, how.classes)))
 
         def done(i: int, outcome: SlotOutcome, todo: list = todo) -> None:
-            key, slot, _, how = todo[i]
-            if how is not None:
-                previous = SlotOutcome(**outcomes[order[order.index(key) - 1]][slot])
-                outcome = reuse.combined(previous, outcome, how.classes, digests.of(snapshot_of[key]))
+            key, slot, _, partial = todo[i]
+            if partial is not None:
+                outcome = reuse.combined(partial[0], outcome, partial[1], digests.of(snapshot_of[key]))
             store.put(key, outcome)
             outcomes.setdefault(key, {})[outcome.slot] = asdict(outcome)
             proved.setdefault(key, []).append(slot)
             summary = count_verdicts(r["verdict"] for r in outcome.results)
-            again = f", classes {', '.join(f'{ec:#x}' for ec in how.classes)} proved again" if how else ""
+            again = f", classes {', '.join(f'{ec:#x}' for ec in partial[1])} proved again" if partial else ""
             progress.advance(f"{short[key]} {outcome.slot}: {summary} ({outcome.stats['seconds']}s{again})")
 
         run_slot_jobs([(config, slot) for _, slot, config, _ in todo], plan.workers, done)
@@ -224,18 +230,6 @@ def collect(plan: SeriesPlan, progress: Progress) -> dict[str, Any]:
             "same_as": _commit_json(reference, keys[reference.sha]) if reference else None,
             "standing": standing, "outcomes": outcomes,
             "proved": {key: sorted(slots) for key, slots in proved.items()}}
-
-
-def _previous(outcomes: dict[str, dict[str, Any]], earlier: list[str], key: str, slot: str,
-              config_of: dict[str, ProveConfig], snapshot_of: dict[str, Snapshot]) -> SlotOutcome | None:
-    """The result of the commit proved just before, when it was proved in the same context."""
-    if not earlier or slot not in outcomes.get(earlier[-1], {}):
-        return None
-    before = earlier[-1]
-    if reuse.context_key(snapshot_of[before], config_of[before]) != reuse.context_key(snapshot_of[key],
-                                                                                      config_of[key]):
-        return None
-    return SlotOutcome(**outcomes[before][slot])
 
 
 def _check_shards(docs: list[dict[str, Any]]) -> None:
