@@ -4,15 +4,19 @@ behaviour-preserving edits change no verdict."""
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
 import shutil
 import stat
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
 import pytest
 
 from verifier.cli.main import main
+from verifier.proof import pool
 from verifier.proof.config import BUNDLED_CONTRACTS, ProveConfig
 from verifier.proof.run import Report, prove, replay_counterexample
 from verifier.spec.slots import slot_by_name
@@ -164,6 +168,53 @@ def test_a_file_rewritten_in_place_is_lifted_again(tmp_path: Path, jobs: int) ->
     assert violated(prove(config, jobs=jobs))
     subject.write_text((ASM / "entry-ok.s").read_text())
     assert not violated(prove(config, jobs=jobs))
+
+
+@pytest.mark.parametrize("thread_running", [False, True], ids=["forked", "fork-server"])
+def test_workers_prove_as_this_process_does_however_they_start(monkeypatch: pytest.MonkeyPatch,
+                                                               thread_running: bool) -> None:
+    """Workers are forked from this process (with its prepared image) unless another thread runs here, when a
+    fork server starts them clean: either way they give the verdicts of a proof in this process."""
+    started: list[str] = []
+    real = multiprocessing.get_context
+
+    def recording(method: str | None = None) -> multiprocessing.context.BaseContext:
+        started.append(str(method))
+        return real(method)
+
+    monkeypatch.setattr(pool.multiprocessing, "get_context", recording)
+    config = ProveConfig(files=[ASM / "entry-bad.s"], contracts=BUNDLED_CONTRACTS,
+                         slots=(slot_by_name("el0_64_sync"), slot_by_name("el0_64_irq"), slot_by_name("el1h_irq")))
+    here = prove(config, jobs=1)
+    stop = threading.Event()
+    other = threading.Thread(target=stop.wait)
+    if thread_running:
+        other.start()
+    try:
+        pooled = prove(config, jobs=2)
+    finally:
+        stop.set()
+        if thread_running:
+            other.join()
+    assert started == ["forkserver" if thread_running else "fork"]
+    assert violated(here) and verdicts(pooled) == verdicts(here)
+
+
+def test_the_command_exits_with_its_status_its_report_written_and_its_temporary_files_gone(tmp_path: Path) -> None:
+    """`entry-verify` leaves without tearing the interpreter down: the status, the report and the clean-up of
+    the objects assembled for Unicorn must survive that."""
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    out = tmp_path / "report.json"
+    env = {**os.environ, "TMPDIR": str(scratch)}
+    done = subprocess.run([sys.executable, "-m", "verifier.cli.main", "prove", str(ASM / "entry-bad.s"),
+                           "--vector", "el0_64_irq", "--format", "json", "-o", str(out)],
+                          env=env, capture_output=True, text=True, cwd=ASM.parent)
+    assert done.returncode == 1, done.stderr
+    report = json.loads(out.read_text())
+    assert any(r["verdict"] == "VIOLATED" and r.get("counterexample", {}).get("unicorn", {}).get("reproduced")
+               for r in report["results"])
+    assert list(scratch.iterdir()) == []
 
 
 def test_output_into_a_pipe_writes_into_it_and_leaves_it_a_pipe(tmp_path: Path) -> None:

@@ -5,6 +5,7 @@ always lifted: their key would not cover what they include."""
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import os
 import pickle
@@ -18,6 +19,8 @@ from verifier.util.errors import UserError
 from verifier.util.paths import GRAMMARS, ROOT, cache_root
 
 KEEP = 512  # lifted files kept; the oldest go first
+_IN_MEMORY = 64  # files kept in this process too: a series reads each commit's files for its digests and its proofs
+_memory: dict[str, Program] = {}
 _PULLS_IN = (b".include", b".incbin")
 
 
@@ -42,6 +45,8 @@ def lifted(path: Path, root: str | None) -> Program:
         return lift_file(path, root)
     key = hashlib.sha256(b"\0".join([lifter_digest().encode(), str(path.resolve()).encode(),
                                      str(root).encode(), data])).hexdigest()[:32]
+    if key in _memory:
+        return copy.copy(_memory[key])  # a proof may set the copy's source root; the sections are never changed
     entry = _store() / f"{key}.pickle"
     try:
         with entry.open("rb") as handle:
@@ -52,14 +57,21 @@ def lifted(path: Path, root: str | None) -> Program:
         os.utime(entry)
         if isinstance(kept, UserError):
             raise kept  # a file that does not lift fails the same way again
-        return kept
+        return _remember(key, kept)
     try:
         program = lift_file(path, root)
     except UserError as err:
         _keep(entry, err)
         raise
     _keep(entry, program)
-    return program
+    return _remember(key, program)
+
+
+def _remember(key: str, program: Program) -> Program:
+    while len(_memory) >= _IN_MEMORY:
+        _memory.pop(next(iter(_memory)))
+    _memory[key] = program
+    return copy.copy(program)
 
 
 def _keep(entry: Path, program: Program | UserError) -> None:

@@ -1,13 +1,19 @@
 """Slot proofs in a process pool: one job per (inputs, vector slot), across slots and across commits.
 
-Workers are started by a fork server (a clean process, no threads or solver state inherited from the
-caller) and keep the last few linked images, so the jobs of one commit lift its files about once per
-worker. Results travel back as plain data (SlotOutcome)."""
+Workers keep the last few linked images, so the jobs of one commit lift its files about once per worker.
+When this process runs no other thread (nothing a fork could copy half-held: a terminal's progress bar
+refreshes from a thread) the workers are forked from it, after it has prepared the inputs the jobs share,
+and start at once with them; otherwise a fork server starts them from a clean process, and each prepares
+its own. A series commit that proves two classes again costs a few tenths of a second, so starting a fresh
+interpreter per worker and lifting its files again was most of it. Results travel back as plain data
+(SlotOutcome)."""
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import multiprocessing
+import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from pathlib import Path
@@ -37,8 +43,8 @@ def _fingerprint(config: ProveConfig) -> str:
     return digest.hexdigest()
 
 
-def _prepared(config: ProveConfig) -> Setup:
-    key = _fingerprint(config)
+def _prepared(config: ProveConfig, key: str | None = None) -> Setup:
+    key = key or _fingerprint(config)
     if key not in _SETUPS:
         while len(_SETUPS) >= _KEEP:
             _SETUPS.pop(next(iter(_SETUPS)))
@@ -49,6 +55,17 @@ def _prepared(config: ProveConfig) -> Setup:
 def prove_job(job: Job) -> SlotOutcome:
     config, slot_name = job
     return run_slot(config, _prepared(config), slot_by_name(slot_name))
+
+
+# A forked worker's jobs and their configs' fingerprints, inherited from the process that forked it: nothing
+# to pickle (a Debian build's facts are large) and no file read again. Set only while a forked pool runs.
+_INHERITED: tuple[Sequence[Job], list[str]] = ((), [])
+
+
+def _prove_inherited(index: int) -> SlotOutcome:
+    jobs, keys = _INHERITED
+    config, slot_name = jobs[index]
+    return run_slot(config, _prepared(config, keys[index]), slot_by_name(slot_name))
 
 
 def _order(jobs: Sequence[Job]) -> list[int]:
@@ -66,10 +83,29 @@ def run_slot_jobs(jobs: Sequence[Job], workers: int, on_done: OnDone) -> None:
         for index, job in enumerate(jobs):
             on_done(index, prove_job(job))
         return
+    global _INHERITED
+    if threading.active_count() == 1 and "fork" in multiprocessing.get_all_start_methods():
+        keys = [_fingerprint(config) for config, _ in jobs]
+        if len(set(keys)) == 1:
+            _prepared(jobs[0][0], keys[0])  # inherited by every worker
+        _INHERITED = (jobs, keys)
+        gc.freeze()  # the workers' collector leaves the inherited heap alone (no copying, no traversal)
+        try:
+            _run_pool(len(jobs), workers, on_done, multiprocessing.get_context("fork"),
+                      lambda pool, i: pool.submit(_prove_inherited, i), _order(jobs))
+        finally:
+            gc.unfreeze()
+            _INHERITED = ((), [])
+        return
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(["verifier.proof.pool"])
-    with ProcessPoolExecutor(max_workers=min(workers, len(jobs)), mp_context=context) as pool:
-        pending: dict[Future[SlotOutcome], int] = {pool.submit(prove_job, jobs[i]): i for i in _order(jobs)}
+    _run_pool(len(jobs), workers, on_done, context, lambda pool, i: pool.submit(prove_job, jobs[i]), _order(jobs))
+
+
+def _run_pool(count: int, workers: int, on_done: OnDone, context: multiprocessing.context.BaseContext,
+              submit: Callable[[ProcessPoolExecutor, int], Future[SlotOutcome]], order: list[int]) -> None:
+    with ProcessPoolExecutor(max_workers=min(workers, count), mp_context=context) as pool:
+        pending: dict[Future[SlotOutcome], int] = {submit(pool, i): i for i in order}
         try:
             while pending:
                 finished, _ = wait(pending, return_when=FIRST_COMPLETED)

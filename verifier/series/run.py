@@ -11,7 +11,7 @@ import hashlib
 import json
 import subprocess
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -190,7 +190,7 @@ def collect(plan: SeriesPlan, progress: Progress) -> dict[str, Any]:
         for key, slot in wave:
             found = store.get(key, slot)
             if found is not None:
-                outcomes.setdefault(key, {})[slot] = asdict(found)
+                outcomes.setdefault(key, {})[slot] = found.plain()
                 progress.advance(f"{short[key]} {slot}: cached")
                 continue
             previous = None
@@ -203,7 +203,7 @@ def collect(plan: SeriesPlan, progress: Progress) -> dict[str, Any]:
                 assert previous is not None
                 outcome = reuse.reused(previous, digests.of(snapshot_of[key]))
                 store.put(key, outcome)
-                outcomes.setdefault(key, {})[slot] = asdict(outcome)
+                outcomes.setdefault(key, {})[slot] = outcome.plain()
                 progress.advance(f"{short[key]} {slot}: reused (ran none of what changed)")
             else:  # some classes proved again
                 assert previous is not None
@@ -214,7 +214,7 @@ def collect(plan: SeriesPlan, progress: Progress) -> dict[str, Any]:
             if partial is not None:
                 outcome = reuse.combined(partial[0], outcome, partial[1], digests.of(snapshot_of[key]))
             store.put(key, outcome)
-            outcomes.setdefault(key, {})[outcome.slot] = asdict(outcome)
+            outcomes.setdefault(key, {})[outcome.slot] = outcome.plain()
             proved.setdefault(key, []).append(slot)
             summary = count_verdicts(r["verdict"] for r in outcome.results)
             again = f", classes {', '.join(f'{ec:#x}' for ec in partial[1])} proved again" if partial else ""
