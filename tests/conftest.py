@@ -13,7 +13,16 @@ from kernel_trees import VERSIONS, TreeUnavailable, ensure_tree, kernel_config, 
 
 from verifier.cli.main import main
 from verifier.kernel import kbuild
+from verifier.proof import check_store
 from verifier.util.errors import UserError
+
+
+@pytest.fixture(autouse=True)
+def own_contract_checks(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Each test keeps its contract checks to itself: one that patches the engine must not read back a check
+    another test made (nor leave one behind)."""
+    root = tmp_path_factory.mktemp("cache")
+    monkeypatch.setattr(check_store, "cache_root", lambda: root)
 
 
 def _unavailable(reason: str) -> NoReturn:

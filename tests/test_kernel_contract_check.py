@@ -14,6 +14,8 @@ import pytest
 from tree_edits import edit, linked_copy
 
 from verifier.cli.main import main
+from verifier.engine.image import Image
+from verifier.proof.check_store import CheckStore, Kept
 
 pytestmark = pytest.mark.kernel
 
@@ -82,3 +84,43 @@ def test_defects_inside_a_callee_are_caught_through_its_contract(
         assert [(r["property"], r["verdict"]) for r in report["results"]] == \
             [(r["property"], r["verdict"]) for r in baseline[vector]["results"]]
     assert not (original / FAULT).is_symlink() and "local_daif_save" not in (original / FAULT).read_text()
+
+
+def test_a_kept_check_is_read_back_only_while_its_code_is_unchanged(
+        tree_copy: tuple[str, Path, Path], kernel_tree: Callable[[str], Path],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A second run reads every check back (same report); an edit inside do_sp_pc_abort() that keeps its
+    contract checks that function again and reads the others back."""
+    version, tree, build = tree_copy
+    original = kernel_tree(version)
+    edit(tree, original, FAULT)
+    made: list[str] = []  # checks made (explored, then kept)
+    read: list[str] = []  # checks read back
+    real_get, real_put = CheckStore.get, CheckStore.put
+
+    def get(self: CheckStore, key: str, image: Image) -> Kept | None:
+        kept = real_get(self, key, image)
+        if kept is not None:
+            read.append(kept.check["function"])
+        return kept
+
+    def put(self: CheckStore, key: str, kept: Kept, image: Image, functions: set[str]) -> None:
+        made.append(kept.check["function"])
+        real_put(self, key, kept, image, functions)
+
+    monkeypatch.setattr(CheckStore, "get", get)
+    monkeypatch.setattr(CheckStore, "put", put)
+    first = prove(tree, build, "el0_64_sync")
+    assert "do_sp_pc_abort" in made and read == []
+    kept = sorted(made)
+    made.clear()
+    again = prove(tree, build, "el0_64_sync")
+    assert made == [] and sorted(read) == kept
+    assert again["contracts"] == first["contracts"]
+    assert [r["verdict"] for r in again["results"]] == [r["verdict"] for r in first["results"]]
+    read.clear()
+    edit(tree, original, FAULT, CALL, CALL + PRESERVING)
+    edited = prove(tree, build, "el0_64_sync")
+    assert made == ["do_sp_pc_abort"] and sorted(read) == sorted(set(kept) - {"do_sp_pc_abort"})
+    assert contract(edited)["verdict"] == "PROVED"
+    edit(tree, original, FAULT)

@@ -48,6 +48,9 @@ class ProveConfig:
     # record what each slot's result depends on (SlotOutcome.depends): a series reuses results by it; ~6% of
     # 7.3's el0_64_sync, so only where something reads it
     record_depends: bool = False
+    # contract checks kept between runs (verifier.proof.check_store) and read back when nothing they read
+    # changed; False: every contract is checked again (the benchmark's cold runs)
+    keep_checks: bool = True
 
 
 def parse_caps(specs: list[str], names: dict[int, str]) -> dict[int, bool]:

@@ -12,7 +12,7 @@ makes both its PROVED and its VIOLATED meaningless.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +22,7 @@ from verifier.engine.explore import Explorer, ExploreRun, ModelLike, Options, St
 from verifier.engine.image import Image
 from verifier.engine.paths import Path as ExecPath
 from verifier.engine.replay import model_number, replay
+from verifier.proof.check_store import CheckStore, Kept, check_key, contracts_digest
 from verifier.proof.lift_cache import lifted
 from verifier.spec.contract_calls import ContractCalls
 from verifier.spec.contract_check import (
@@ -190,9 +191,11 @@ def _bounded(options: Options) -> Options:
 
 
 def check_contracts(inputs: CheckInputs, contracts: Contracts, options: Options,
-                    index: CodeIndex | None = None) -> list[ContractCheck]:
-    """Every summarised function's contract, checked to `inputs.depth` or trusted with the reason."""
+                    index: CodeIndex | None = None, store: CheckStore | None = None) -> list[ContractCheck]:
+    """Every summarised function's contract, checked to `inputs.depth` or trusted with the reason; with a
+    store, a check whose inputs and code are unchanged since it was kept is read back."""
     index = index or CodeIndex(inputs.files, inputs.root)
+    where = _Where(store, contracts_digest(contracts)) if store is not None else None
     checks: dict[str, ContractCheck] = {}
     level = dict(inputs.call_daif)
     for depth in range(1, inputs.depth + 1):
@@ -200,7 +203,7 @@ def check_contracts(inputs: CheckInputs, contracts: Contracts, options: Options,
         for name in sorted(level):
             if name in checks:
                 continue
-            check, sites = _check_one(name, level[name], depth, index, inputs, contracts, options)
+            check, sites = _check_one(name, level[name], depth, index, inputs, contracts, options, where)
             checks[name] = check
             for callee, daif in sites.items():
                 nested[callee] = union_daif(nested.get(callee, []), daif)
@@ -225,8 +228,17 @@ def _trusted_reason(name: str, inputs: CheckInputs) -> str:
     return inputs.missing.get(name, "its code is not in the lifted files or the callee ring")
 
 
+@dataclass(frozen=True)
+class _Where:
+    """Where checks are kept, and the digest of the contracts they were made under."""
+
+    store: CheckStore
+    contracts: str
+
+
 def _check_one(name: str, daif: list[int] | None, depth: int, index: CodeIndex, inputs: CheckInputs,
-               contracts: Contracts, options: Options) -> tuple[ContractCheck, dict[str, list[int] | None]]:
+               contracts: Contracts, options: Options, where: _Where | None = None
+               ) -> tuple[ContractCheck, dict[str, list[int] | None]]:
     contract = _contract_of(name, contracts)
     text = contract.describe() if contract is not None else ""
     located = None if name.startswith("*") or name == FIRMWARE else index.image_of(name)
@@ -237,15 +249,29 @@ def _check_one(name: str, daif: list[int] | None, depth: int, index: CodeIndex, 
         return ContractCheck(name, "UNKNOWN", located, depth=depth, contract=text, daif_at_call=daif), {}
     image, address, path = located
     contract = contracts.for_function(name)
+    source = source_of(path, inputs.root)
+    bounded = _bounded(options)
+    key = check_key(function=name, contract=text, daif=daif, depth=depth, source=source, file=str(path),
+                    contracts=where.contracts, options=asdict(bounded)) if where is not None else ""
+    kept = where.store.get(key, image) if where is not None else None
+    if kept is not None:
+        return ContractCheck.from_json(kept.check), kept.nested
     start = function_start(image, address, daif, contracts.build.priority)
     sites = CallSites()
-    bounded = _bounded(options)
-    run = _explorer(image, contracts, contract, start, sites, bounded).explore()
-    source = source_of(path, inputs.root)
+    ran: set[str] = set()  # the functions the check's paths ran (an alternative's code counts as its site's)
+
+    def note(path: ExecPath, _code: object, _insn: object) -> None:
+        ran.add(image.function_at(path.alt.orig_start if path.alt else path.pc) or "")
+
+    run = _explorer(image, contracts, contract, start, sites, bounded,
+                    on_step=note if where is not None else None).explore()
     callees = sorted(run.summarised)
     verdict, reason, cex = _judge(run, contract, start, image, contracts, sites, bounded)
     nested = sites.resolve(start.facts, bounded.solver_rlimit)
-    return ContractCheck(name, verdict, reason, source, depth, callees, cex, text, daif), nested
+    check = ContractCheck(name, verdict, reason, source, depth, callees, cex, text, daif)
+    if where is not None and "" not in ran:
+        where.store.put(key, Kept(check.json(), nested), image, ran)
+    return check, nested
 
 
 def _contract_of(name: str, contracts: Contracts) -> Contract | None:

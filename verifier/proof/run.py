@@ -11,6 +11,7 @@ from typing import Any
 
 from verifier.engine.explore import ENGINE_ASSUMPTIONS, Explorer, ModelLike, Options, StepListener
 from verifier.engine.replay import DictModel, replay
+from verifier.proof.check_store import CheckStore
 from verifier.proof.config import ProveConfig
 from verifier.proof.contract_run import (
     CheckInputs,
@@ -126,7 +127,7 @@ def checked_contracts(config: ProveConfig, contracts: Contracts, outcomes: list[
         progress(f"checking {len(call_daif)} contracts against their code")
     inputs = CheckInputs(list(config.files) + list(config.callees), dict(config.callee_missing), call_daif,
                          config.root, config.contract_depth)
-    return check_contracts(inputs, contracts, config.options, index)
+    return check_contracts(inputs, contracts, config.options, index, CheckStore() if config.keep_checks else None)
 
 
 def contract_lines(checks: list[ContractCheck], depth: int) -> list[str]:
