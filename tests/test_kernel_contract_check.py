@@ -89,29 +89,33 @@ def test_defects_inside_a_callee_are_caught_through_its_contract(
 def test_a_kept_check_is_read_back_only_while_its_code_is_unchanged(
         tree_copy: tuple[str, Path, Path], kernel_tree: Callable[[str], Path],
         monkeypatch: pytest.MonkeyPatch) -> None:
-    """A second run reads every check back (same report); an edit inside do_sp_pc_abort() that keeps its
-    contract checks that function again and reads the others back."""
+    """A second run reads every check and derivation back (same report); an edit inside do_sp_pc_abort() that
+    keeps its contract checks that function again and reads the others back."""
     version, tree, build = tree_copy
     original = kernel_tree(version)
     edit(tree, original, FAULT)
-    made: list[str] = []  # checks made (explored, then kept)
-    read: list[str] = []  # checks read back
+    made: list[str] = []  # checks and derivations made (explored, then kept)
+    read: list[str] = []  # read back
+
+    def what(kept: Kept) -> str:
+        return f"derived {kept.check['derived']}" if "derived" in kept.check else kept.check["function"]
+
     real_get, real_put = CheckStore.get, CheckStore.put
 
     def get(self: CheckStore, key: str, image: Image) -> Kept | None:
         kept = real_get(self, key, image)
         if kept is not None:
-            read.append(kept.check["function"])
+            read.append(what(kept))
         return kept
 
     def put(self: CheckStore, key: str, kept: Kept, image: Image, functions: set[str]) -> None:
-        made.append(kept.check["function"])
+        made.append(what(kept))
         real_put(self, key, kept, image, functions)
 
     monkeypatch.setattr(CheckStore, "get", get)
     monkeypatch.setattr(CheckStore, "put", put)
     first = prove(tree, build, "el0_64_sync")
-    assert "do_sp_pc_abort" in made and read == []
+    assert "do_sp_pc_abort" in made and any(m.startswith("derived ") for m in made) and read == []
     kept = sorted(made)
     made.clear()
     again = prove(tree, build, "el0_64_sync")

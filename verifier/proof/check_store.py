@@ -40,7 +40,7 @@ def check_key(**parts: Any) -> str:
 
 @dataclass(frozen=True)
 class Kept:
-    check: dict[str, Any]  # ContractCheck.json()
+    check: dict[str, Any]  # ContractCheck.json(), or a derivation: {"derived": function, "table", "text", "source"}
     nested: dict[str, list[int] | None]  # its callees and the DAIF its calls reach them with
 
 

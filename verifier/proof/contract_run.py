@@ -147,12 +147,22 @@ class Derivation:
                 f"`daif = {fallback}` is trusted")
 
 
+@dataclass(frozen=True)
+class _Where:
+    """Where checks are kept, and the digest of the contracts they were made under."""
+
+    store: CheckStore
+    contracts: str
+
+
 def derive_contracts(index: CodeIndex, contracts: Contracts, options: Options,
-                     missing: dict[str, str]) -> list[Derivation]:
+                     missing: dict[str, str], store: CheckStore | None = None) -> list[Derivation]:
     """Each `daif = "derived"` contract's DAIF on return, from its code: the function explored from its entry
     with any DAIF at the call, to every return (its own callees summarised by their contracts). A function
-    these inputs neither define nor call (`missing`: called, code not found) is left out."""
+    these inputs neither define nor call (`missing`: called, code not found) is left out. With a store, a
+    derivation whose inputs and code are unchanged since it was kept is read back."""
     out = []
+    where = _Where(store, contracts_digest(contracts)) if store is not None else None
     for name in sorted(n for n, c in contracts.functions.items() if c.derive):
         if name not in index.where and name not in missing:
             continue
@@ -161,17 +171,41 @@ def derive_contracts(index: CodeIndex, contracts: Contracts, options: Options,
             out.append(Derivation(name, None, located or missing[name]))
             continue
         image, address, path = located
-        start = function_start(image, address, None, contracts.build.priority)
+        source = source_of(path, index.root)
         bounded = _bounded(options)
+        key = check_key(derive=name, source=source, file=str(path), contracts=where.contracts,
+                        options=asdict(bounded)) if where is not None else ""
+        kept = where.store.get(key, image) if where is not None else None
+        if kept is not None:
+            table = kept.check["table"]
+            out.append(Derivation(name, {e: tuple(v) for e, v in table} if table is not None else None,
+                                  kept.check["text"], kept.check["source"]))
+            continue
+        start = function_start(image, address, None, contracts.build.priority)
+        ran: set[str] = set()
         run = _explorer(image, contracts, replace(contracts.functions[name], daif="any"), start, CallSites(),
-                        bounded).explore()
+                        bounded, on_step=_noting(image, ran) if where is not None else None).explore()
         why = _why_underived(run)
         table = None if why else daif_relation(run.returns, start.daif, start.facts, bounded.solver_rlimit)
         if why is None and table is None:
             why = "solver limit reached reading DAIF at a return"
-        source = source_of(path, index.root)
-        out.append(Derivation(name, table, why or describe_relation(table or {}), source))
+        derivation = Derivation(name, table, why or describe_relation(table or {}), source)
+        out.append(derivation)
+        if where is not None and "" not in ran:
+            kept_table = [[e, list(v)] for e, v in table.items()] if table is not None else None
+            kept_derivation = {"derived": name, "table": kept_table, "text": derivation.text, "source": source}
+            where.store.put(key, Kept(kept_derivation, {}), image, ran)
     return out
+
+
+def _noting(image: Image, ran: set[str]) -> StepListener:
+    """A step listener that notes the function each step runs in (an alternative's code counts as its site's;
+    "" for code no function holds)."""
+
+    def note(path: ExecPath, _code: object, _insn: object) -> None:
+        ran.add(image.function_at(path.alt.orig_start if path.alt else path.pc) or "")
+
+    return note
 
 
 def _why_underived(run: ExploreRun) -> str | None:
@@ -228,14 +262,6 @@ def _trusted_reason(name: str, inputs: CheckInputs) -> str:
     return inputs.missing.get(name, "its code is not in the lifted files or the callee ring")
 
 
-@dataclass(frozen=True)
-class _Where:
-    """Where checks are kept, and the digest of the contracts they were made under."""
-
-    store: CheckStore
-    contracts: str
-
-
 def _check_one(name: str, daif: list[int] | None, depth: int, index: CodeIndex, inputs: CheckInputs,
                contracts: Contracts, options: Options, where: _Where | None = None
                ) -> tuple[ContractCheck, dict[str, list[int] | None]]:
@@ -258,13 +284,9 @@ def _check_one(name: str, daif: list[int] | None, depth: int, index: CodeIndex, 
         return ContractCheck.from_json(kept.check), kept.nested
     start = function_start(image, address, daif, contracts.build.priority)
     sites = CallSites()
-    ran: set[str] = set()  # the functions the check's paths ran (an alternative's code counts as its site's)
-
-    def note(path: ExecPath, _code: object, _insn: object) -> None:
-        ran.add(image.function_at(path.alt.orig_start if path.alt else path.pc) or "")
-
+    ran: set[str] = set()  # the functions the check's paths ran
     run = _explorer(image, contracts, contract, start, sites, bounded,
-                    on_step=note if where is not None else None).explore()
+                    on_step=_noting(image, ran) if where is not None else None).explore()
     callees = sorted(run.summarised)
     verdict, reason, cex = _judge(run, contract, start, image, contracts, sites, bounded)
     nested = sites.resolve(start.facts, bounded.solver_rlimit)

@@ -108,7 +108,8 @@ def _derived(config: ProveConfig, contracts: Contracts, index: CodeIndex | None,
                 f"`daif = {contracts.functions[name].daif}` is trusted" for name in wanted], config.build
     if progress:
         progress(f"deriving DAIF on return of {', '.join(wanted)} from their code")
-    derivations = derive_contracts(index, contracts, config.options, config.callee_missing)
+    derivations = derive_contracts(index, contracts, config.options, config.callee_missing,
+                                   CheckStore() if config.keep_checks else None)
     found = {d.function: d.build_json() for d in derivations if d.table is not None}
     build = replace(config.build, derived_daif=found) if found else config.build
     return [d.line(contracts) for d in derivations], build
