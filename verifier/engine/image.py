@@ -109,6 +109,7 @@ class Image:
         for placed in self.sections:
             if placed.name == section:
                 self.aliases.append((alias_base & ((1 << 64) - 1), placed.base, placed.size))
+        self.__dict__.pop("_owners", None)  # answers for the alias addresses change
 
     # ----------------------------------------------------------------------------------- queries
 
@@ -138,10 +139,22 @@ class Image:
 
     def placed(self, address: int) -> PlacedSection | None:
         address = self.unalias(address)
-        for placed in self.sections:
-            if placed.base <= address < placed.base + max(placed.size, 1):
+        bases: list[int] = self.__dict__.get("_bases") or self.__dict__.setdefault(
+            "_bases", [placed.base for placed in self.sections])  # link() places them in rising order
+        i = bisect.bisect_right(bases, address) - 1
+        if i >= 0:
+            placed = self.sections[i]
+            if address < placed.base + max(placed.size, 1):
                 return placed
         return None
+
+    def offsets(self, placed: PlacedSection, start: int, end: int) -> list[int]:
+        """The offsets of `placed`'s items whose address is in [start, end), in order."""
+        ordered: dict[tuple[int, str], list[int]] = self.__dict__.setdefault("_offsets", {})
+        keys = ordered.get((placed.program, placed.name))
+        if keys is None:
+            keys = ordered[(placed.program, placed.name)] = sorted(placed.items)
+        return keys[bisect.bisect_left(keys, start - placed.base):bisect.bisect_left(keys, end - placed.base)]
 
     def code(self, address: int) -> CodeRef | None:
         address = self.unalias(address)
@@ -156,6 +169,12 @@ class Image:
     def function_at(self, address: int) -> str | None:
         """The function an address belongs to: the symbol whose [start, start + .size) holds it (the
         innermost), else the nearest non-local symbol before it."""
+        known: dict[int, str | None] = self.__dict__.setdefault("_owners", {})  # asked once per step
+        if address not in known:
+            known[address] = self._function_at(address)
+        return known[address]
+
+    def _function_at(self, address: int) -> str | None:
         if not hasattr(self, "_spans"):
             spans = []
             for index, program in enumerate(self.programs):
@@ -164,6 +183,9 @@ class Image:
                         start = self.section_base(index, symbol.loc.section) + symbol.loc.offset
                         spans.append((start, start + symbol.size, symbol.name))
             self._spans = sorted(spans)
+            self._sized: dict[tuple[str, int], int] = {}
+            for start, end, name in self._spans:
+                self._sized[(name, start)] = min(self._sized.get((name, start), end - start), end - start)
             starts = sorted((addr, name) for local in self.locals for name, addr in local.items()
                             if not name.startswith((".L", "$")))
             self._starts = starts
@@ -189,9 +211,9 @@ class Image:
         if start is None:
             return None
         self.function_at(start)  # builds the span tables
-        sized = [(b - a) for a, b, n in self._spans if n == name and a == start]
-        if sized:
-            return start, start + min(sized)
+        sized = self._sized.get((name, start))
+        if sized is not None:
+            return start, start + sized
         placed = self.placed(start)
         end = placed.base + placed.size if placed else start
         i = bisect.bisect_right(self._keys, start)
@@ -218,7 +240,7 @@ class Image:
         if placed is None:
             return None
         digest = hashlib.sha256(name.encode())
-        for offset in sorted(o for o in placed.items if start <= placed.base + o < end):
+        for offset in self.offsets(placed, start, end):
             digest.update(self._item_text(placed.items[offset], placed.program, start, end).encode())
         for address in range(start, end, 4):
             for site, program, repl in self.alternatives.get(address, ()):
@@ -226,7 +248,7 @@ class Image:
                               f"{site.repl_len}\0".encode())
                 where = self.placed(repl) if repl is not None else None
                 if where is not None and repl is not None:
-                    for offset in sorted(o for o in where.items if repl <= where.base + o < repl + site.repl_len):
+                    for offset in self.offsets(where, repl, repl + site.repl_len):
                         digest.update(self._item_text(where.items[offset], program, start, end).encode())
         return digest.hexdigest()[:16]
 

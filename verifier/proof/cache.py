@@ -72,5 +72,5 @@ class ResultStore:
         directory.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{outcome.slot}.", dir=directory)
         with os.fdopen(fd, "w") as handle:
-            json.dump(outcome.plain(), handle)
+            handle.write(json.dumps(outcome.plain()))  # dumps: the C encoder (dump() encodes in Python)
         os.replace(tmp, directory / f"{outcome.slot}.json")

@@ -72,7 +72,7 @@ class CheckStore:
             self.root.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(prefix=".check.", dir=self.root)
             with os.fdopen(fd, "w") as handle:
-                json.dump({"check": kept.check, "nested": kept.nested, "functions": digests}, handle)
+                handle.write(json.dumps({"check": kept.check, "nested": kept.nested, "functions": digests}))
             os.replace(tmp, self.root / f"{key}.json")
             if not self.pruned:  # once per run: the oldest beyond KEEP go
                 self.pruned = True
