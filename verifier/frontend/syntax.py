@@ -7,9 +7,7 @@ from functools import cache
 from lark import Lark, Tree
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
 
-from verifier.util.paths import GRAMMARS
-
-GRAMMAR_DIR = GRAMMARS
+from verifier.util.grammars import lalr_parser
 
 
 class ParseError(Exception):
@@ -20,13 +18,7 @@ class ParseError(Exception):
 
 @cache
 def _parser() -> Lark:
-    return Lark(
-        (GRAMMAR_DIR / "gas.lark").read_text(),
-        parser="lalr",
-        start=["operands", "arguments", "expr"],
-        propagate_positions=False,
-        cache=False,
-    )
+    return lalr_parser("gas.lark", start=["operands", "arguments", "expr"], propagate_positions=False)
 
 
 def _describe(err: UnexpectedInput, text: str) -> ParseError:

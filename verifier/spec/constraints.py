@@ -16,6 +16,7 @@ from lark.exceptions import UnexpectedInput
 
 from verifier.semantics import names
 from verifier.util.errors import UserError
+from verifier.util.grammars import lalr_parser
 from verifier.util.paths import GRAMMARS
 
 GRAMMAR = GRAMMARS / "constraint.lark"
@@ -31,7 +32,7 @@ FIELDS = {
 
 @cache
 def _parser() -> Lark:
-    return Lark(GRAMMAR.read_text(), parser="lalr", propagate_positions=True)
+    return lalr_parser(GRAMMAR.name, propagate_positions=True)
 
 
 Value = z3.BitVecRef | z3.BoolRef | int

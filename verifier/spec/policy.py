@@ -16,6 +16,7 @@ from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput
 from verifier.spec.constraints import ConstraintError, check_syntax
 from verifier.spec.versions import version_in
 from verifier.util.errors import UserError
+from verifier.util.grammars import lalr_parser
 from verifier.util.paths import GRAMMARS
 
 GRAMMAR = GRAMMARS / "policy.lark"
@@ -92,7 +93,7 @@ class Policy:
 
 @cache
 def _parser() -> Lark:
-    return Lark(GRAMMAR.read_text(), parser="lalr", propagate_positions=True)
+    return lalr_parser(GRAMMAR.name, propagate_positions=True)
 
 
 def _where(path: str, token: Token | Tree) -> Where:
