@@ -16,6 +16,7 @@ kept from an earlier run (what a developer's second run after an entry.S edit co
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import statistics
 import subprocess
@@ -26,6 +27,7 @@ from pathlib import Path
 
 from bench_contracts import configs
 
+from verifier.cli.main import GC_THRESHOLDS
 from verifier.kernel import kbuild
 from verifier.proof.config import ProveConfig
 from verifier.proof.run import prove
@@ -52,6 +54,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--version", action="append", default=[])
     args = parser.parse_args()
+    gc.set_threshold(*GC_THRESHOLDS)  # as the command runs
     print(f"full proof (16 slots, policy, contracts checked) vs Kbuild of its objects, -j1, median of {args.repeat}")
     print(f"{'tree':<6} {'prove (s)':>10} {'kbuild entry':>13} {'kbuild +ring':>13} {'ratio':>12} {'re-run':>7}  "
           "verdicts; slowest slots")

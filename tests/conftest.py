@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 from collections.abc import Callable
@@ -11,10 +12,14 @@ from typing import NoReturn
 import pytest
 from kernel_trees import VERSIONS, TreeUnavailable, ensure_tree, kernel_config, pseudo_nmi_config
 
-from verifier.cli.main import main
+from verifier.cli.main import GC_THRESHOLDS, main
 from verifier.kernel import kbuild
 from verifier.proof import check_store
 from verifier.util.errors import UserError
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    gc.set_threshold(*GC_THRESHOLDS)  # the tests prove in this process: collect as the command does
 
 
 @pytest.fixture(autouse=True)

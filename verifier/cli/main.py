@@ -15,7 +15,7 @@ from verifier.cli import crosscheck, explain, kernel, kernel_asm, lift, prove, r
 from verifier.util.errors import UserError
 
 EXIT_USAGE = 2
-GC_YOUNG = 50_000  # allocations between young collections (Python's default: 700)
+GC_THRESHOLDS = (50_000, 20, 100)  # allocations between young collections, and so on (Python's: 700, 10, 10)
 
 # name -> (help, add_arguments, run); run returns the exit status
 Subcommand = tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]
@@ -82,7 +82,7 @@ def entry() -> None:
     The cyclic collector runs less often: a proof makes millions of short-lived solver wrappers, which free
     themselves by reference count, and at the default threshold every 700 of them start a pass over the lifted
     programs that finds nothing (about 5% of a short series run)."""
-    gc.set_threshold(GC_YOUNG, 20, 100)
+    gc.set_threshold(*GC_THRESHOLDS)
     status = main()
     atexit._run_exitfuncs()
     for stream in (sys.stdout, sys.stderr):

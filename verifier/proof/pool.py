@@ -104,7 +104,9 @@ def run_slot_jobs(jobs: Sequence[Job], workers: int, on_done: OnDone) -> None:
 
 def _run_pool(count: int, workers: int, on_done: OnDone, context: multiprocessing.context.BaseContext,
               submit: Callable[[ProcessPoolExecutor, int], Future[SlotOutcome]], order: list[int]) -> None:
-    with ProcessPoolExecutor(max_workers=min(workers, count), mp_context=context) as pool:
+    # a worker's collector runs as this process's does (a fork server's workers would start with the default)
+    with ProcessPoolExecutor(max_workers=min(workers, count), mp_context=context, initializer=gc.set_threshold,
+                             initargs=gc.get_threshold()) as pool:
         pending: dict[Future[SlotOutcome], int] = {submit(pool, i): i for i in order}
         try:
             while pending:
