@@ -26,14 +26,10 @@ class Reached:
 
     def __init__(self, function_at: Callable[[int], str | None]) -> None:
         self.function_at = function_at
-        self.names: dict[int, str] = {}
         self.entries: dict[str, dict[int, z3.BoolRef]] = {}
 
     def name(self, address: int) -> str:
-        name = self.names.get(address)
-        if name is None:
-            name = self.names[address] = self.function_at(address) or f"{address:#x}"
-        return name
+        return self.function_at(address) or f"{address:#x}"  # Image.function_at keeps its answers
 
     def note(self, function: str, guard: z3.BoolRef) -> None:
         self.entries.setdefault(function, {}).setdefault(guard.get_id(), guard)
@@ -41,19 +37,13 @@ class Reached:
     def classes(self, esr: z3.BitVecRef) -> dict[str, list[int] | str]:
         """Per function, the exception classes (ESR_EL1.EC of `esr`) that may reach it, or ALL."""
         fixed = [z3.Concat(z3.Extract(63, 32, esr), z3.BitVecVal(ec, 6), z3.Extract(25, 0, esr)) for ec in range(64)]
-        decided: dict[tuple[int, int], bool] = {}  # (guard, class): one path's guard enters many functions
-
-        def allows(guard: z3.BoolRef, ec: int) -> bool:
-            key = (guard.get_id(), ec)
-            if key not in decided:
-                decided[key] = not z3.is_false(z3.simplify(z3.substitute(guard, (esr, fixed[ec]))))
-            return decided[key]
-
         out: dict[str, list[int] | str] = {}
         for function, guards in self.entries.items():
             found: set[int] = set()
             for guard in guards.values():
-                found.update(ec for ec in range(64) if ec not in found and allows(guard, ec))
+                for ec in range(64):
+                    if ec not in found and not z3.is_false(z3.simplify(z3.substitute(guard, (esr, fixed[ec])))):
+                        found.add(ec)
                 if len(found) == 64:
                     break
             out[function] = ALL if len(found) == 64 else sorted(found)
