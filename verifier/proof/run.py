@@ -64,7 +64,8 @@ def prove(config: ProveConfig, progress: Progress | None = None, jobs: int = 1) 
     contracts = load_contracts(config.contracts, config.build)
     started = time.perf_counter()
     index = CodeIndex(list(config.files) + list(config.callees), config.root) if config.contract_depth >= 1 else None
-    derived, build = _derived(config, contracts, index, progress)
+    store = CheckStore() if config.keep_checks else None  # one per run: it prunes the kept checks once
+    derived, build = _derived(config, contracts, index, store, progress)
     if build is not config.build:
         config = replace(config, build=build)
         contracts = load_contracts(config.contracts, config.build)
@@ -82,7 +83,7 @@ def prove(config: ProveConfig, progress: Progress | None = None, jobs: int = 1) 
                      round(time.perf_counter() - started, 3))
     if index is not None:
         checking = time.perf_counter()
-        report.contracts = checked_contracts(config, contracts, ordered, index, progress)
+        report.contracts = checked_contracts(config, contracts, ordered, index, store, progress)
         rest_on_checks(report.results, {o.slot: o.stats.get("contracts", []) for o in ordered}, report.contracts)
         report.assumptions += contract_lines(report.contracts, config.contract_depth)
         report.stats["contract_seconds"] = round(time.perf_counter() - checking, 3)
@@ -95,7 +96,7 @@ def prove(config: ProveConfig, progress: Progress | None = None, jobs: int = 1) 
     return report
 
 
-def _derived(config: ProveConfig, contracts: Contracts, index: CodeIndex | None,
+def _derived(config: ProveConfig, contracts: Contracts, index: CodeIndex | None, store: CheckStore | None,
              progress: Progress | None) -> tuple[list[str], BuildFacts]:
     """The `daif = "derived"` contracts derived from their code: the lines that say what was derived (or
     which written fallback stands), and the build facts that carry the derivations to the slots' workers
@@ -108,15 +109,14 @@ def _derived(config: ProveConfig, contracts: Contracts, index: CodeIndex | None,
                 f"`daif = {contracts.functions[name].daif}` is trusted" for name in wanted], config.build
     if progress:
         progress(f"deriving DAIF on return of {', '.join(wanted)} from their code")
-    derivations = derive_contracts(index, contracts, config.options, config.callee_missing,
-                                   CheckStore() if config.keep_checks else None)
+    derivations = derive_contracts(index, contracts, config.options, config.callee_missing, store)
     found = {d.function: d.build_json() for d in derivations if d.table is not None}
     build = replace(config.build, derived_daif=found) if found else config.build
     return [d.line(contracts) for d in derivations], build
 
 
 def checked_contracts(config: ProveConfig, contracts: Contracts, outcomes: list[SlotOutcome], index: CodeIndex,
-                      progress: Progress | None) -> list[ContractCheck]:
+                      store: CheckStore | None, progress: Progress | None) -> list[ContractCheck]:
     """The contracts the slots' proofs used, each checked against its code (or trusted, with why)."""
     call_daif: dict[str, list[int] | None] = {}
     for outcome in outcomes:
@@ -128,7 +128,7 @@ def checked_contracts(config: ProveConfig, contracts: Contracts, outcomes: list[
         progress(f"checking {len(call_daif)} contracts against their code")
     inputs = CheckInputs(list(config.files) + list(config.callees), dict(config.callee_missing), call_daif,
                          config.root, config.contract_depth)
-    return check_contracts(inputs, contracts, config.options, index, CheckStore() if config.keep_checks else None)
+    return check_contracts(inputs, contracts, config.options, index, store)
 
 
 def contract_lines(checks: list[ContractCheck], depth: int) -> list[str]:
