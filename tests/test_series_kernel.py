@@ -325,3 +325,9 @@ def test_a_handler_change_proves_again_only_the_classes_that_reach_it(setting: d
            "--format", "json", "-j2")
     whole = json.loads(full.read_text())["base"]
     assert not whole["reused"] and verdict_cells(whole) == verdict_cells(entry)
+    # what the results record for the next commit: only the data abort class reaches el0_da, after the
+    # partial proof as after the full one (a partial proof lists only the classes it proved)
+    kept = [json.loads(p.read_text()) for cache in (setting["cache"], setting["tmp"] / "cache-full")
+            for p in (cache / "results").glob("*/el0_64_sync.json")]
+    assert any(str(o["stats"].get("reused", "")).startswith("all classes but") for o in kept)
+    assert {tuple(o["depends"]["classes"]["el0_da"]) for o in kept if "el0_da" in o["depends"]["classes"]} == {(0x24,)}

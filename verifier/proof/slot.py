@@ -21,6 +21,7 @@ from verifier.proof.config import ProveConfig
 from verifier.proof.confirming import Objects, Resolve, confirm_on_unicorn
 from verifier.proof.lift_cache import lifted
 from verifier.semantics import names
+from verifier.semantics.state import ESR_EL1
 from verifier.spec.code_functions import CodeFunctions, source_functions
 from verifier.spec.contract_calls import ContractCalls
 from verifier.spec.contract_check import CallSiteObserver, CallSites
@@ -29,7 +30,7 @@ from verifier.spec.counterexample import counterexample
 from verifier.spec.obligation import SlotFacts
 from verifier.spec.obligations import REGISTERED
 from verifier.spec.policy import bind_roles, family_of, parse_policy, select_rules
-from verifier.spec.reach import Reached, ReachObserver
+from verifier.spec.reach import Reached, ReachObserver, with_class
 from verifier.spec.rules import BoundPolicy, PolicyCheck, PolicyRule
 from verifier.spec.slots import Assumption, Slot, SlotStart, build, load_assumptions
 from verifier.spec.verdicts import Judge, Result
@@ -123,7 +124,8 @@ class SlotOutcome:
     printed: list[str]  # the assumptions the slot's verdicts rest on
     stats: dict[str, Any]
     inputs: list[dict[str, Any]]
-    # what the results depend on (verifier.spec.reach): {"functions": {name: digest}, "classes": {name: ecs}}
+    # what the results depend on (verifier.spec.reach): from the proof {"ran": [name], "classes": {name: ecs}};
+    # as the series keeps it {"functions": {name: digest}, "classes": ...} (verifier.series.reuse.with_digests)
     depends: dict[str, Any] = field(default_factory=dict)
 
     def plain(self) -> dict[str, Any]:
@@ -193,6 +195,10 @@ def prove_slot(slot: Slot, prepared: Setup, config: ProveConfig) -> tuple[list[R
         # only these exception classes: the explorer need not follow the others' paths, and the verdicts
         # cover exactly these classes (no class outside them is reported, PROVED or otherwise)
         start.facts.append(z3.Or([z3.Extract(31, 26, initial.esr) == ec for ec in config.classes]))
+        if len(config.classes) == 1:
+            # one class: the register holds it as a constant (equal under that fact), so the code's dispatch
+            # on ESR_EL1.EC is decided by simplification instead of a solver check per comparison
+            start.state.sysregs[ESR_EL1] = with_class(initial.esr, config.classes[0])
     rules = slot_rules(prepared.policy, slot, start)
     scopes = prepared.policy.scopes(slot.source, slot.kind) if prepared.policy is not None else {}
     sites = CallSites()  # the DAIF each summarised call is reached with: its contract check's precondition
@@ -253,12 +259,13 @@ def prove_slot(slot: Slot, prepared: Setup, config: ProveConfig) -> tuple[list[R
     stats = {"steps": run.steps, "merges": run.merges, "solver_calls": run.solver_calls, "erets": len(run.erets),
              "fatal": len(run.fatals), "unknown": len(run.unknowns), "contracts": sorted(run.summarised),
              "call_daif": sites.resolve(start.facts, config.options.solver_rlimit),
-             "depends": depends_of(image, reached, initial.esr if slot.synchronous else None)
+             "depends": depends_of(reached, initial.esr if slot.synchronous else None, config.classes)
              if reached is not None else {}}
     return results, printed, stats
 
 
-def depends_of(image: Image, reached: Reached, esr: z3.BitVecRef | None) -> dict[str, Any]:
-    """The functions the slot's paths ran, by content, and (synchronous slots) the classes reaching each."""
-    functions = {name: image.function_digest(name) for name in sorted(reached.entries)}
-    return {"functions": functions, "classes": reached.classes(esr) if esr is not None else {}}
+def depends_of(reached: Reached, esr: z3.BitVecRef | None, classes: tuple[int, ...] = ()) -> dict[str, Any]:
+    """The functions the slot's paths ran (`ran`; the series adds their content digests, once per image, in
+    the process that compares them) and, for a synchronous slot, the classes reaching each (a proof of some
+    classes: of those)."""
+    return {"ran": sorted(reached.entries), "classes": reached.classes(esr, classes) if esr is not None else {}}

@@ -69,6 +69,12 @@ def partial_config(config: ProveConfig, classes: list[int]) -> ProveConfig:
     return replace(config, classes=tuple(classes))
 
 
+def with_digests(outcome: SlotOutcome, image: Image) -> SlotOutcome:
+    """A proof's outcome as the series keeps it: the functions it ran by their content in `image`."""
+    functions = {name: image.function_digest(name) for name in outcome.depends["ran"]}
+    return replace(outcome, depends={"functions": functions, "classes": outcome.depends["classes"]})
+
+
 def reused(previous: SlotOutcome, image: Image) -> SlotOutcome:
     """The previous result for a commit whose change it does not depend on."""
     depends = {**previous.depends, "functions": {n: image.function_digest(n) for n in previous.depends["functions"]}}
@@ -85,7 +91,7 @@ def combined(previous: SlotOutcome, partial: SlotOutcome, classes: list[int], im
         if kept:
             results.append({**result, "ec": kept})
     results += partial.results
-    names = sorted({*previous.depends["functions"], *partial.depends["functions"]})
+    names = sorted({*previous.depends["functions"], *partial.depends["ran"]})
     functions = {name: image.function_digest(name) for name in names}
     reach: dict[str, Any] = dict(previous.depends.get("classes") or {})
     for name, ecs in (partial.depends.get("classes") or {}).items():

@@ -211,8 +211,11 @@ def collect(plan: SeriesPlan, progress: Progress) -> dict[str, Any]:
 
         def done(i: int, outcome: SlotOutcome, todo: list = todo) -> None:
             key, slot, _, partial = todo[i]
+            image = digests.of(snapshot_of[key])
             if partial is not None:
-                outcome = reuse.combined(partial[0], outcome, partial[1], digests.of(snapshot_of[key]))
+                outcome = reuse.combined(partial[0], outcome, partial[1], image)
+            else:
+                outcome = reuse.with_digests(outcome, image)
             store.put(key, outcome)
             outcomes.setdefault(key, {})[outcome.slot] = outcome.plain()
             proved.setdefault(key, []).append(slot)

@@ -21,6 +21,11 @@ from verifier.semantics.state import State
 ALL = "all"  # a function every class of the slot may reach
 
 
+def with_class(esr: z3.BitVecRef, ec: int) -> z3.BitVecRef:
+    """`esr` with its exception class (ESR_EL1.EC, bits 31:26) fixed to `ec`."""
+    return z3.Concat(z3.Extract(63, 32, esr), z3.BitVecVal(ec, 6), z3.Extract(25, 0, esr))
+
+
 class Reached:
     """The shared log: function -> the distinct guards it was entered under."""
 
@@ -34,17 +39,19 @@ class Reached:
     def note(self, function: str, guard: z3.BoolRef) -> None:
         self.entries.setdefault(function, {}).setdefault(guard.get_id(), guard)
 
-    def classes(self, esr: z3.BitVecRef) -> dict[str, list[int] | str]:
-        """Per function, the exception classes (ESR_EL1.EC of `esr`) that may reach it, or ALL."""
-        fixed = [z3.Concat(z3.Extract(63, 32, esr), z3.BitVecVal(ec, 6), z3.Extract(25, 0, esr)) for ec in range(64)]
+    def classes(self, esr: z3.BitVecRef, only: tuple[int, ...] = ()) -> dict[str, list[int] | str]:
+        """Per function, the exception classes (ESR_EL1.EC of `esr`) that may reach it, or ALL; `only`: the
+        paths were those of these classes alone (a proof of some classes), so no other class reaches."""
+        candidates = sorted(only) if only else list(range(64))
+        fixed = {ec: with_class(esr, ec) for ec in candidates}
         out: dict[str, list[int] | str] = {}
         for function, guards in self.entries.items():
             found: set[int] = set()
             for guard in guards.values():
-                for ec in range(64):
+                for ec in candidates:
                     if ec not in found and not z3.is_false(z3.simplify(z3.substitute(guard, (esr, fixed[ec])))):
                         found.add(ec)
-                if len(found) == 64:
+                if len(found) == len(candidates):
                     break
             out[function] = ALL if len(found) == 64 else sorted(found)
         return out
