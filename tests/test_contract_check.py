@@ -96,10 +96,16 @@ def test_a_callee_that_breaks_its_contract_is_caught(tmp_path: Path, part: str, 
     assert found.verdict == "VIOLATED", found
     assert found.counterexample is not None and found.counterexample["part"] == f"contract:{part}"
     assert any(step["function"] == function for step in found.counterexample["trace"])
-    # the verdicts that rested on it are UNKNOWN, never PROVED
-    used = [r for r in report.results if r.vector == vector]
+    # the verdicts whose paths used it are UNKNOWN, never PROVED; the classes whose paths did not call it
+    # (the other handler's) keep their PROVED, and nothing of theirs rests on it
+    slot = [r for r in report.results if r.vector == vector]
+    used = [r for r in slot if function in r.rests_on]
+    unused = [r for r in slot if function not in r.rests_on]
     assert used and all(r.verdict in ("UNKNOWN", "WAIVED") for r in used), [(r.property, r.verdict) for r in used]
     assert any(function in r.reason for r in used if r.verdict == "UNKNOWN")
+    assert unused and all(r.verdict == "PROVED" for r in unused), [(r.property, r.verdict) for r in unused]
+    assert not any(h.function == function for r in unused for h in r.pending)
+    assert not {ec for r in used for ec in r.ec} & {ec for r in unused for ec in r.ec if r.property == "d-restored"}
 
 
 def test_without_checking_the_same_callee_is_trusted_and_proved(tmp_path: Path) -> None:

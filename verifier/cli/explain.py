@@ -1,7 +1,8 @@
 """`entry-verify explain REPORT.json`: one result in full -- the rule or obligation, the assumptions it
 rests on, and for a violation the whole path with source lines and DAIF/MDSCR_EL1 along it; with
 `--contract NAME`, one contract's check the same way: the callee, its precondition, and for a violated
-contract the failing return with DAIF and MDSCR_EL1 along the callee's path."""
+contract the failing return with DAIF and MDSCR_EL1 along the callee's path; with `--pending`, the pending
+hypotheses ranked by how many results each would close."""
 
 from __future__ import annotations
 
@@ -9,7 +10,9 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from verifier.report.text import pending_ranking, summary
 from verifier.spec.obligations import OBLIGATION_TEXT
+from verifier.spec.verdicts import Result
 from verifier.util.errors import UserError
 from verifier.util.files import read_json
 
@@ -21,6 +24,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--ec", type=lambda s: int(s, 0), help="exception class, e.g. 0x3c")
     parser.add_argument("--contract", metavar="NAME",
                         help="show the check of this callee's contract instead of a result (e.g. do_el0_svc)")
+    parser.add_argument("--pending", action="store_true",
+                        help="list the pending hypotheses (unchecked clauses and contracts the results under "
+                        "hypotheses rest on), ranked by how many results checking each would close")
 
 
 def _pick(results: list[dict[str, Any]], args: argparse.Namespace) -> dict[str, Any]:
@@ -38,9 +44,12 @@ def run(args: argparse.Namespace) -> int:
     data = read_json(args.report)
     if args.contract is not None:
         return _contract(data, args)
+    if args.pending:
+        return _pending(data, args)
     result = _pick(data.get("results", []), args)
     prop = result.get("rule") or result["property"]
-    print(f"{prop} on {result['vector']}: {result['verdict']}")
+    typed = Result.from_json(result)
+    print(f"{prop} on {result['vector']}: {typed.status}" + (" (closed)" if typed.closed else ""))
     if result.get("policy"):
         print(f"  policy: {result['policy']}")
     print(f"  means: {OBLIGATION_TEXT.get(result['property'], 'the policy rule ' + prop)}")
@@ -52,6 +61,12 @@ def run(args: argparse.Namespace) -> int:
         print(f"    - {line}")
     for contract in result.get("contracts", []):
         print(f"    - {contract}")
+    if typed.rests_on:
+        print(f"  its paths used: {', '.join(typed.rests_on)}")
+    if typed.pending:
+        print("  pending hypotheses (unchecked; the verdict holds only if each does):")
+        for hypothesis in typed.pending:
+            print(f"    - {hypothesis.line()}")
     cex = result.get("counterexample")
     if cex:
         print("  initial values:")
@@ -63,6 +78,23 @@ def run(args: argparse.Namespace) -> int:
         for key, value in failing.get("values", {}).items():
             print(f"    {key} = {value}")
         _path(cex["trace"])
+    return 0
+
+
+def _pending(data: dict[str, Any], args: argparse.Namespace) -> int:
+    try:
+        results = [Result.from_json(r) for r in data.get("results", [])]
+    except (KeyError, TypeError, ValueError) as err:
+        raise UserError(f"not a prove/kernel report: a result lacks {err}", str(args.report)) from None
+    ranked = pending_ranking(results)
+    print(f"{summary(results)}")
+    if not ranked:
+        print("no pending hypotheses: every PROVED or WAIVED result is closed")
+        return 0
+    print(f"{len(ranked)} pending hypotheses, by the results checking each would close (alone; held open):")
+    for rank, (hypothesis, alone, holding) in enumerate(ranked, 1):
+        print(f"{rank:>4}. {hypothesis.line()}")
+        print(f"        would close {alone} result(s); holds {holding} open")
     return 0
 
 

@@ -17,7 +17,7 @@ from verifier.proof.config import (
     ProveConfig,
     parse_caps,
 )
-from verifier.proof.run import Report, prove
+from verifier.proof.run import Report, exit_status, prove
 from verifier.report.text import render_text
 from verifier.spec.contracts import BuildFacts
 from verifier.spec.obligations import OBLIGATIONS
@@ -26,7 +26,9 @@ from verifier.util.errors import UserError
 from verifier.util.outputs import write_output
 
 EPILOG = f"""obligations: {", ".join(OBLIGATIONS)} (see proofs/ and README).
-exit status: 0 all PROVED or WAIVED, 1 some VIOLATED, 3 some UNKNOWN and none VIOLATED, 2 usage or input error.
+exit status: 0 every result PROVED or WAIVED and closed (resting on nothing unchecked), 1 some VIOLATED, 3 some
+UNKNOWN and none VIOLATED, 4 all PROVED or WAIVED but some under hypotheses (0 with --accept-hypotheses),
+2 usage or input error.
 With no FILE, the bundled subjects in asm/ are proved."""
 
 
@@ -34,6 +36,9 @@ def add_common(parser: argparse.ArgumentParser) -> None:
     add_proof_options(parser)
     parser.add_argument("--format", choices=("text", "json"), default="text")
     parser.add_argument("--output", "-o", metavar="F", help="write the report to F (default: stdout)")
+    parser.add_argument("--accept-hypotheses", action="store_true",
+                        help="exit 0, not 4, when every result is PROVED or WAIVED but some rest on pending "
+                        "hypotheses (unchecked contract clauses, trusted contracts; each is listed)")
     add_jobs(parser)
 
 
@@ -118,7 +123,7 @@ def config_from(args: argparse.Namespace, files: list[Path], contracts: Path, ca
 def emit(report: Report, args: argparse.Namespace) -> int:
     text = json.dumps(report.json(), indent=1) + "\n" if args.format == "json" else render_text(report)
     write_output(text, args.output)
-    return report.exit_status()
+    return report.exit_status(args.accept_hypotheses)
 
 
 def progress(message: str) -> None:
@@ -133,7 +138,6 @@ def run(args: argparse.Namespace) -> int:
     contracts = Path(args.contracts) if args.contracts else BUNDLED_CONTRACTS
     if not args.files and len(files) > 1:
         # the bundled subjects are separate kernels: prove each on its own
-        status = 0
         reports = []
         for path in files:
             print(f"== {path}", file=sys.stderr)
@@ -145,9 +149,7 @@ def run(args: argparse.Namespace) -> int:
         if args.format == "text":
             text = "".join(f"== {p}\n" + render_text(rep) for p, rep in zip(files, reports, strict=True))
             write_output(text, args.output)
-            statuses = [rep.exit_status() for rep in reports]
-            status = 1 if 1 in statuses else (3 if 3 in statuses else 0)
-            return status
+            return exit_status([r for rep in reports for r in rep.results], args.accept_hypotheses)
         return emit(merged, args)
     return emit(prove(config_from(args, files, contracts, {}), progress, max(args.jobs, 1)), args)
 

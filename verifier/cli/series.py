@@ -14,7 +14,7 @@ from verifier.kernel import kbuild
 from verifier.report.progress import for_stream
 from verifier.series.junit import to_junit
 from verifier.series.report import EXIT_STATUS_HELP, exit_status, render_markdown, render_text, to_json
-from verifier.series.run import FORMAT, SeriesPlan, SeriesResult, collect, finish, run
+from verifier.series.run import FORMAT, SERIES_TRUSTS, SeriesPlan, SeriesResult, collect, finish, run
 from verifier.series.sarif import to_sarif
 from verifier.spec.slots import ALL_SLOTS, slot_by_name
 from verifier.util.errors import UserError
@@ -43,6 +43,8 @@ def add_output_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--fail-on", choices=("any", "new", "none"), default=None,
                         help="exit 1 on any VIOLATED verdict in the series (the default), only on one the base "
                         "did not have (new), or never (none: the default with --same-as, whose check decides)")
+    parser.add_argument("--accept-hypotheses", action="store_true",
+                        help="do not fail (exit 4) on PROVED or WAIVED verdicts that rest on pending hypotheses")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -97,6 +99,9 @@ def plan_from(args: argparse.Namespace) -> SeriesPlan:
             raise UserError("no *.patch files", str(args.patches))
     if args.loop_bound < 1:
         raise UserError("--loop-bound must be at least 1")
+    if args.check_contracts or args.contract_depth != 1:
+        raise UserError(f"{'--check-contracts' if args.check_contracts else '--contract-depth'}: {SERIES_TRUSTS}; "
+                        "each result lists the contracts it rests on as pending hypotheses (drop the option)")
     for option in ("contracts", "assumptions", "policy", "waivers"):
         value = getattr(args, option)
         if value and not (option == "waivers" and value == "none") and not Path(value).is_file():
@@ -109,12 +114,13 @@ def plan_from(args: argparse.Namespace) -> SeriesPlan:
         waivers=None if args.waivers == "none" else Path(args.waivers),
         policy=Path(args.policy) if args.policy else None, readings=tuple(args.reading), caps=tuple(args.cap),
         slots=tuple(slot_by_name(v) for v in args.vector) if args.vector else ALL_SLOTS,
-        loop_bound=args.loop_bound)
+        loop_bound=args.loop_bound, classes=tuple(sorted(set(args.ec))), confirm=args.unicorn)
 
 
 def emit(series: SeriesResult, args: argparse.Namespace, tree: Path) -> int:
     if args.fail_on is None:
         args.fail_on = "none" if series.reference else "any"
+    series.accept_hypotheses = bool(getattr(args, "accept_hypotheses", False))
     fmt = args.format or "text"
     if fmt == "json":
         text = json.dumps(to_json(series, args.fail_on), indent=1) + "\n"

@@ -50,6 +50,9 @@ ENGINE_ASSUMPTIONS = (
     "its VHE alternative selects)",
 )
 
+# How a path's `rests_on` names an alternative_cb callback (a summarised call is named as the call model
+# names it).
+CALLBACK = "callback "
 
 # ---------------------------------------------------------------------------------------- records
 
@@ -83,6 +86,7 @@ class EretCheck:
     summaries: frozenset[str]  # the contracts and patches the path rests on
     conditions: dict[str, z3.BoolRef]  # named path conditions the observers export
     values: dict[str, z3.ExprRef]  # what the observers compared, for the counterexample
+    rests_on: frozenset[str] = frozenset()  # by name: the summarised calls and callbacks of the path
 
 
 @dataclass
@@ -93,6 +97,9 @@ class ExploreRun:
     unknowns: list[Unknown] = field(default_factory=list)
     fatals: list[Fatal] = field(default_factory=list)
     summarised: set[str] = field(default_factory=set)  # the functions whose calls were summarised
+    # each summarised call and patched callback (by name, callbacks as CALLBACK + name): the distinct path
+    # guards it was applied under, so a verdict over some exception classes knows which ones its paths used
+    applied_at: dict[str, dict[int, z3.BoolRef]] = field(default_factory=dict)
     steps: int = 0
     merges: int = 0
     solver_calls: int = 0
@@ -389,6 +396,7 @@ class Explorer:
             self.unknown(path, f"alternative callback {name} has no contract")
             return
         path.summaries.add(patch.describe())
+        self._rests_on(path, CALLBACK + name)
         for reg in patch.fresh_registers:
             path.state.write_reg(reg, self._fresh(path, f"{name}.{reg}"))
         path.pc = orig_end
@@ -611,6 +619,7 @@ class Explorer:
             observer.on_call(path, name.lstrip("*"))
         path.summaries.add(self.calls.assumption(summary, name))
         self.run.summarised.add(name)
+        self._rests_on(path, name)
         if not summary.returns:
             self.fatal(path, f"call to {name}, which does not return")
             return False
@@ -629,6 +638,10 @@ class Explorer:
                 observer.on_masking(path, daif_changed, mdscr_changed)
         return True
 
+    def _rests_on(self, path: Path, name: str) -> None:
+        path.rests_on.add(name)
+        self.run.applied_at.setdefault(name, {}).setdefault(path.guard.get_id(), path.guard)
+
     # ---------------------------------------------------------------------------------- eret
 
     def _eret(self, path: Path) -> None:
@@ -646,4 +659,4 @@ class Explorer:
             found.conditions.update(findings.conditions)
         violations = {k: z3.simplify(z3.And(guard, v)) for k, v in found.violations.items()}
         into.append(EretCheck(path.pc, guard, violations, found.events, frozenset(path.summaries),
-                              found.conditions, found.values))
+                              found.conditions, found.values, frozenset(path.rests_on)))

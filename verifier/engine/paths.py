@@ -48,11 +48,12 @@ class Path:
     # an assignment of the symbolic inputs under which the path runs (a model of its guard and the explorer's
     # assumptions), or None: a branch it satisfies is feasible without asking the solver
     witness: z3.ModelRef | None = None
+    rests_on: set[str] = field(default_factory=set)  # the summaries, by name: each summarised call and callback
 
     def copy(self) -> Path:
         return Path(self.state.copy(), self.guard, self.ctx, self.pc, [o.copy() for o in self.observers],
                     self.alt, self.skip_alt, dict(self.decided), dict(self.fresh_counts), dict(self.loops),
-                    set(self.summaries), self.witness)
+                    set(self.summaries), self.witness, set(self.rests_on))
 
 
 def _conjuncts(guard: z3.BoolRef) -> list[z3.BoolRef]:
@@ -143,4 +144,5 @@ def merge_paths(p1: Path, p2: Path) -> Path:
         loops=_most(p1.loops, p2.loops),
         summaries=p1.summaries | p2.summaries,
         witness=p1.witness or p2.witness,  # a model of either guard is one of their disjunction
+        rests_on=p1.rests_on | p2.rests_on,
     )

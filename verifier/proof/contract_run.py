@@ -5,8 +5,7 @@ it (the lifted entry files, or the callee ring the kernel's build adds), with DA
 it, to every return; the contract's guarantees are judged there (spec/contract_check.py). Its own callees
 are summarised by their contracts, checked in turn down to `depth` when their code is lifted, else trusted
 and listed. A check is PROVED, VIOLATED (with the path, replayed), UNKNOWN (with why) or TRUSTED (with why
-the code was not checked). A verdict whose slot rests on a VIOLATED contract is UNKNOWN: a false summary
-makes both its PROVED and its VIOLATED meaningless.
+the code was not checked); proof/consolidate.py makes the verdicts rest on them.
 """
 
 from __future__ import annotations
@@ -37,7 +36,6 @@ from verifier.spec.contract_check import (
 )
 from verifier.spec.contract_derive import DaifTable, daif_relation, describe_relation
 from verifier.spec.contracts import Contract, Contracts
-from verifier.spec.verdicts import Result
 from verifier.util.errors import UserError
 
 FIRMWARE = "firmware call (hvc/smc)"
@@ -287,7 +285,7 @@ def _check_one(name: str, daif: list[int] | None, depth: int, index: CodeIndex, 
     ran: set[str] = set()  # the functions the check's paths ran
     run = _explorer(image, contracts, contract, start, sites, bounded,
                     on_step=_noting(image, ran) if where is not None else None).explore()
-    callees = sorted(run.summarised)
+    callees = sorted(run.applied_at)  # its summarised calls and the callbacks it patched
     verdict, reason, cex = _judge(run, contract, start, image, contracts, sites, bounded)
     nested = sites.resolve(start.facts, bounded.solver_rlimit)
     check = ContractCheck(name, verdict, reason, source, depth, callees, cex, text, daif)
@@ -396,16 +394,3 @@ def source_of(path: Path, root: str | None) -> str:
                 if (Path(root) / source).is_file():
                     return str(source)
     return str(path)
-
-
-def rest_on_checks(results: list[Result], used: dict[str, list[str]], checks: list[ContractCheck]) -> None:
-    """Verdicts of a slot whose proof summarised a call by a contract its code violates become UNKNOWN."""
-    false = {check.function: check for check in checks if check.verdict == "VIOLATED"}
-    for result in results:
-        broken = [name for name in used.get(result.vector, []) if name in false]
-        if not broken or result.verdict not in ("PROVED", "VIOLATED"):
-            continue
-        was = result.verdict
-        result.verdict = "UNKNOWN"
-        result.reason = (f"rests on the contract of {', '.join(broken)}, which its code violates "
-                         f"({false[broken[0]].reason}); was {was}")

@@ -13,13 +13,13 @@ from verifier.engine.explore import ENGINE_ASSUMPTIONS, Explorer, ModelLike, Opt
 from verifier.engine.replay import DictModel, replay
 from verifier.proof.check_store import CheckStore
 from verifier.proof.config import ProveConfig
+from verifier.proof.consolidate import consolidate
 from verifier.proof.contract_run import (
     CheckInputs,
     CodeIndex,
     ContractCheck,
     check_contracts,
     derive_contracts,
-    rest_on_checks,
     union_daif,
 )
 from verifier.proof.pool import run_slot_jobs
@@ -43,13 +43,8 @@ class Report:
     stats: dict[str, Any] = field(default_factory=dict)
     contracts: list[ContractCheck] = field(default_factory=list)  # each summarised call's contract, checked
 
-    def exit_status(self) -> int:
-        verdicts = {r.verdict for r in self.results}
-        if "VIOLATED" in verdicts:
-            return 1
-        if "UNKNOWN" in verdicts:
-            return 3
-        return 0
+    def exit_status(self, accept_hypotheses: bool = False) -> int:
+        return exit_status(self.results, accept_hypotheses)
 
     def json(self) -> dict[str, Any]:
         return {"results": [r.json() for r in self.results], "assumptions": self.assumptions,
@@ -57,6 +52,23 @@ class Report:
 
 
 Progress = Callable[[str], None]
+
+# Exit statuses beyond 0 (every result closed PROVED or WAIVED) and 2 (usage or input error).
+VIOLATED_STATUS, UNKNOWN_STATUS, UNDER_HYPOTHESES_STATUS = 1, 3, 4
+
+
+def exit_status(results: Iterable[Result], accept_hypotheses: bool = False) -> int:
+    """1 some VIOLATED; 3 some UNKNOWN; 4 all PROVED or WAIVED, some under hypotheses (0 when accepted);
+    0 every result closed."""
+    results = list(results)
+    verdicts = {r.verdict for r in results}
+    if "VIOLATED" in verdicts:
+        return VIOLATED_STATUS
+    if "UNKNOWN" in verdicts:
+        return UNKNOWN_STATUS
+    if not accept_hypotheses and any(not r.closed for r in results):
+        return UNDER_HYPOTHESES_STATUS
+    return 0
 
 
 def prove(config: ProveConfig, progress: Progress | None = None, jobs: int = 1) -> Report:
@@ -84,16 +96,22 @@ def prove(config: ProveConfig, progress: Progress | None = None, jobs: int = 1) 
     if index is not None:
         checking = time.perf_counter()
         report.contracts = checked_contracts(config, contracts, ordered, index, store, progress)
-        rest_on_checks(report.results, {o.slot: o.stats.get("contracts", []) for o in ordered}, report.contracts)
         report.assumptions += contract_lines(report.contracts, config.contract_depth)
         report.stats["contract_seconds"] = round(time.perf_counter() - checking, 3)
         report.stats["seconds"] = round(time.perf_counter() - started, 3)
+        consolidate(report.results, report.contracts, config.build.priority.configured)
     else:
-        used = sorted({name for outcome in ordered for name in outcome.stats.get("contracts", [])})
-        off = "not checked: contract checking was off for this run (--trust-contracts)"
-        report.contracts = [ContractCheck(name, "TRUSTED", off) for name in used]
-        report.assumptions.append(f"contracts trusted, not checked (--trust-contracts): {', '.join(used) or 'none'}")
+        trust_all(report, "contract checking was off for this run (--trust-contracts)")
     return report
+
+
+def trust_all(report: Report, why: str) -> None:
+    """Every contract the report's slots used listed as trusted, not checked, and the results' pending
+    hypotheses made of them."""
+    used = sorted({name for stats in report.stats.get("slots", {}).values() for name in stats.get("contracts", [])})
+    report.contracts = [ContractCheck(name, "TRUSTED", f"not checked: {why}") for name in used]
+    report.assumptions.append(f"contracts trusted, not checked ({why}): {', '.join(used) or 'none'}")
+    consolidate(report.results, report.contracts, priority_configured=False)  # only whole contracts pend
 
 
 def _derived(config: ProveConfig, contracts: Contracts, index: CodeIndex | None, store: CheckStore | None,

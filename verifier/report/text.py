@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from verifier.proof.run import Report
+from verifier.spec.hypotheses import Hypothesis
 from verifier.spec.obligations import OBLIGATIONS
 from verifier.spec.slots import ALL_SLOTS
 from verifier.spec.verdicts import Result, ec_label
@@ -83,30 +84,69 @@ def _column(prop: str) -> tuple[int, str]:
     return (OBLIGATIONS.index(prop), "") if prop in OBLIGATIONS else (len(OBLIGATIONS), prop)
 
 
+def _cell(results: list[Result]) -> str:
+    """`ok` = PROVED and closed for every class; `ok*` = PROVED, some under hypotheses; otherwise the
+    counts of classes per other verdict (VIOL, waiv, unkn), `*` where some PROVED class is under hypotheses."""
+    counts: dict[str, int] = {}
+    for r in results:
+        counts[r.verdict] = counts.get(r.verdict, 0) + max(len(r.ec), 1)
+    if not counts:
+        return "-"  # the rule does not apply to this slot
+    star = "*" if any(r.verdict == "PROVED" and not r.closed for r in results) else ""
+    if set(counts) == {"PROVED"}:
+        return "ok" + star
+    return " ".join(f"{SHORT[v]}:{n}" for v, n in sorted(counts.items()) if v != "PROVED") + star
+
+
 def table(results: list[Result]) -> list[str]:
-    """Vector slots down, obligations across; `ok` = PROVED for every exception class, otherwise the
-    counts of classes per verdict (VIOL, waiv, unkn)."""
+    """Vector slots down, obligations across."""
     props = sorted({r.property for r in results}, key=_column)
     vectors = [s.name for s in ALL_SLOTS if any(r.vector == s.name for r in results)]
     width = max([len(p) for p in props] + [14])
-    lines = ["verdicts (ok = PROVED for all; otherwise exception classes per verdict):",
+    lines = ["verdicts (ok = PROVED and closed for all classes; * = some PROVED only under hypotheses; "
+             "otherwise exception classes per verdict):",
              f"{'vector':<14} " + " ".join(f"{p:>{width}}" for p in props)]
     for vector in vectors:
-        cells = []
-        for prop in props:
-            counts: dict[str, int] = {}
-            for r in results:
-                if r.property == prop and r.vector == vector:
-                    counts[r.verdict] = counts.get(r.verdict, 0) + max(len(r.ec), 1)
-            if not counts:
-                cell = "-"  # the rule does not apply to this slot
-            elif set(counts) == {"PROVED"}:
-                cell = "ok"
-            else:
-                cell = " ".join(f"{SHORT[v]}:{n}" for v, n in sorted(counts.items()) if v != "PROVED")
-            cells.append(f"{cell:>{width}}")
+        cells = [f"{_cell([r for r in results if r.property == prop and r.vector == vector]):>{width}}"
+                 for prop in props]
         lines.append(f"{vector:<14} " + " ".join(cells))
     return lines
+
+
+def pending_ranking(results: list[Result]) -> list[tuple[Hypothesis, int, int]]:
+    """Each pending hypothesis with the number of results it holds open and the number it alone holds open
+    (checking it would close those), most first."""
+    holding: dict[Hypothesis, int] = {}
+    alone: dict[Hypothesis, int] = {}
+    for result in results:
+        for hypothesis in result.pending:
+            holding[hypothesis] = holding.get(hypothesis, 0) + 1
+        if len(result.pending) == 1:
+            alone[result.pending[0]] = alone.get(result.pending[0], 0) + 1
+    return sorted(((h, alone.get(h, 0), n) for h, n in holding.items()), key=lambda t: (-t[1], -t[2], t[0]))
+
+
+def pending_lines(results: list[Result], most: int | None = None) -> list[str]:
+    ranked = pending_ranking(results)
+    shown = ranked if most is None else ranked[:most]
+    lines = [f"  - {h.line()} (would close {alone}; holds {n} result(s) open)" for h, alone, n in shown]
+    if len(shown) < len(ranked):
+        lines.append(f"  ... {len(ranked) - len(shown)} more (`entry-verify explain REPORT.json --pending`)")
+    return lines
+
+
+def summary(results: list[Result]) -> str:
+    """`40 PROVED (12 closed, 28 under hypotheses), 2 VIOLATED`: results per verdict, PROVED and WAIVED
+    split by whether they are closed."""
+    totals: dict[str, list[int]] = {}
+    for r in results:
+        counts = totals.setdefault(r.verdict, [0, 0])
+        counts[0 if r.closed or r.verdict not in ("PROVED", "WAIVED") else 1] += 1
+    parts = []
+    for verdict, (closed, under) in sorted(totals.items()):
+        split = f" ({closed} closed, {under} under hypotheses)" if verdict in ("PROVED", "WAIVED") else ""
+        parts.append(f"{closed + under} {verdict}{split}")
+    return ", ".join(parts)
 
 
 def render_text(report: Report) -> str:
@@ -126,9 +166,8 @@ def render_text(report: Report) -> str:
     if contracts:
         lines.append("contracts used on the paths:")
         lines.extend(f"  - {c}" for c in contracts)
-    totals: dict[str, int] = {}
-    for r in report.results:
-        totals[r.verdict] = totals.get(r.verdict, 0) + 1
-    lines.append("summary: " + ", ".join(f"{n} {v}" for v, n in sorted(totals.items())) +
-                 f" in {report.stats.get('seconds', 0)}s")
+    if any(r.pending for r in report.results):
+        lines.append("pending hypotheses (what results under hypotheses rest on, unchecked):")
+        lines.extend(pending_lines(report.results, most=10))
+    lines.append(f"summary: {summary(report.results)} in {report.stats.get('seconds', 0)}s")
     return "\n".join(lines) + "\n"

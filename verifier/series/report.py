@@ -5,17 +5,19 @@ from __future__ import annotations
 from typing import Any
 
 from verifier.proof.run import count_verdicts
-from verifier.series.diff import GOOD, Transition, cells, differences, regressions, transitions
+from verifier.series.diff import GOOD, Cell, Transition, cells, differences, regressions, transitions
 from verifier.series.run import CommitReport, SeriesResult
 from verifier.spec.verdicts import Result, ec_label
 
-EXIT_OK, EXIT_FAIL, EXIT_UNKNOWN = 0, 1, 3
+EXIT_OK, EXIT_FAIL, EXIT_UNKNOWN, EXIT_UNDER_HYPOTHESES = 0, 1, 3, 4
 EXIT_STATUS_HELP = """exit status:
   0  nothing to fail on (see --fail-on), and with --same-as every verdict unchanged
   1  a VIOLATED verdict to fail on (any commit with --fail-on any; one the base did not have with
      --fail-on new), or with --same-as some verdict or counterexample class changed
   2  usage or input error (bad revision, a patch git am cannot apply, a Kbuild failure)
-  3  an UNKNOWN verdict to fail on and nothing VIOLATED"""
+  3  an UNKNOWN verdict to fail on and nothing VIOLATED
+  4  a PROVED or WAIVED verdict under hypotheses to fail on (any commit with --fail-on any; one the
+     base had closed with --fail-on new) and nothing else; 0 with --accept-hypotheses"""
 
 
 def _ecs(ecs: list[int | None]) -> str:
@@ -106,17 +108,35 @@ def to_json(series: SeriesResult, fail_on: str) -> dict[str, Any]:
 
 
 def exit_status(series: SeriesResult, fail_on: str) -> int:
+    accept_hypotheses = series.accept_hypotheses
     if series.reference and differences(series):
         return EXIT_FAIL
     if fail_on == "none":
         return EXIT_OK
     if fail_on == "new":
-        verdicts = {result.verdict for _, _, result in regressions(series)}
+        worse = [result for _, _, result in regressions(series)]
+        opened = [] if accept_hypotheses else [result for _, _, result in opened_hypotheses(series)]
     else:
-        verdicts = {r.verdict for c in series.commits for r in c.report.results}
+        worse = [r for c in series.commits for r in c.report.results]
+        opened = [] if accept_hypotheses else [r for r in worse if r.verdict in GOOD and not r.closed]
+    verdicts = {result.verdict for result in worse}
     if "VIOLATED" in verdicts:
         return EXIT_FAIL
-    return EXIT_UNKNOWN if "UNKNOWN" in verdicts else EXIT_OK
+    if "UNKNOWN" in verdicts:
+        return EXIT_UNKNOWN
+    return EXIT_UNDER_HYPOTHESES if opened else EXIT_OK
+
+
+def opened_hypotheses(series: SeriesResult) -> list[tuple[CommitReport, Cell, Result]]:
+    """Cells the base had closed that some commit leaves PROVED or WAIVED only under hypotheses."""
+    base = cells(series.base)
+    out = []
+    for entry in series.commits:
+        for cell, result in cells(entry).items():
+            before = base.get(cell)
+            if result.verdict in GOOD and not result.closed and before is not None and before.closed:
+                out.append((entry, cell, result))
+    return out
 
 
 def _commit_line(n: int | str, entry: CommitReport, previous: CommitReport | None) -> str:

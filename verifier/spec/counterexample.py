@@ -50,6 +50,7 @@ def counterexample(replayed: Replayed | None, model: ModelLike, prop: str, initi
         },
         "trace": trace,
         "failing": failing,
+        "rests_on": sorted(eret.rests_on),  # the summarised calls and callbacks this path used
         "functions": sorted({step["function"] for step in trace} |
                             {step["source_function"] for step in trace if "source_function" in step}),
     }

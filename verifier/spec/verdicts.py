@@ -4,13 +4,15 @@ counterexample that a concrete replay confirms), WAIVED or UNKNOWN (with why).""
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import z3
 
 from verifier.engine.explore import ExploreRun
+from verifier.spec.hypotheses import Hypothesis
 from verifier.spec.obligations import OBLIGATIONS
+from verifier.spec.reach import ALL, Reached
 from verifier.spec.slots import Initial, Slot
 from verifier.spec.waivers import Waiver, ran
 
@@ -37,10 +39,28 @@ class Result:
     policy: str | None = None
     rule: str | None = None  # a policy rule's full id (R4-handler) where `property` is its family (R4)
     location: tuple[str, int] | None = None  # where to report a violation (file, line)
+    # the summarised calls and callbacks (by name) on the paths reaching this verdict: for a PROVED one, the
+    # paths of its exception classes; for a VIOLATED or WAIVED one, its counterexample's path
+    rests_on: list[str] = field(default_factory=list)
+    # what of that is not checked (filled in once the contracts are checked): empty exactly when closed
+    pending: list[Hypothesis] = field(default_factory=list)
+
+    @property
+    def closed(self) -> bool:
+        """A PROVED or WAIVED verdict that rests on nothing unchecked."""
+        return self.verdict in ("PROVED", "WAIVED") and not self.pending
+
+    @property
+    def status(self) -> str:
+        """The consolidated status: the verdict, `under hypotheses` where it rests on pending ones."""
+        if self.pending and self.verdict in ("PROVED", "WAIVED", "VIOLATED"):
+            return f"{self.verdict} under hypotheses"
+        return self.verdict
 
     def json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"property": self.property, "vector": self.vector, "ec": self.ec,
-                               "verdict": self.verdict, "reason": self.reason}
+                               "verdict": self.verdict, "reason": self.reason,
+                               "pending": [h.json() for h in self.pending], "rests_on": self.rests_on}
         if self.policy:
             out["policy"] = self.policy
             out["rule"] = self.rule
@@ -53,7 +73,9 @@ class Result:
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Result:
         return cls(data["property"], data["vector"], list(data["ec"]), data["verdict"], data["reason"],
-                   data.get("counterexample"), list(data.get("contracts", [])), data.get("policy"), data.get("rule"))
+                   data.get("counterexample"), list(data.get("contracts", [])), data.get("policy"), data.get("rule"),
+                   rests_on=list(data.get("rests_on", [])),
+                   pending=[Hypothesis.from_json(h) for h in data.get("pending", [])])
 
 
 def ec_label(ec: int) -> str:
@@ -79,6 +101,7 @@ class Judge:
         # policy rules: internal property "rule:ID" -> (the exception classes it covers, its label)
         self.rules = rules or {}
         self.classes = classes  # only these exception classes are judged (empty: all)
+        self._reaching: dict[str, list[int] | str] | None = None
 
     def _check(self, *formulas: z3.BoolRef) -> tuple[z3.CheckSatResult, z3.ModelRef | None]:
         # A fresh solver per question: after push() Z3 answers with its incremental core, which skips the
@@ -100,7 +123,40 @@ class Judge:
             results.extend(self._obligation(prop))
         for prop in self.rules:
             results.extend(self._obligation(prop))
-        return results
+        out: list[Result] = []
+        for result in results:
+            out.extend(self._by_what_it_rests_on(result))
+        return out
+
+    def _by_what_it_rests_on(self, result: Result) -> list[Result]:
+        """The result with the summarised calls and callbacks its paths used (`rests_on`): its
+        counterexample's path; for a PROVED verdict every path of its exception classes, split into one
+        result per set of them, so that a contract found false later demotes only the classes that used it."""
+        if result.verdict == "UNKNOWN":
+            return [result]  # an UNKNOWN supports nothing: it rests on nothing either
+        if result.counterexample is not None:
+            result.rests_on = sorted(result.counterexample.get("rests_on", []))
+            return [result]
+        if not self.slot.synchronous or not result.ec or result.verdict != "PROVED":
+            result.rests_on = sorted(self.run.applied_at)
+            return [result]
+        reaching = self._reaching_classes()
+        groups: dict[tuple[str, ...], list[int]] = {}
+        for ec in result.ec:
+            names = tuple(sorted(name for name, ecs in reaching.items() if ecs == ALL or ec in ecs))
+            groups.setdefault(names, []).append(ec)
+        return [replace(result, ec=ecs, rests_on=list(names)) for names, ecs in sorted(groups.items(),
+                                                                                      key=lambda g: g[1][0])]
+
+    def _reaching_classes(self) -> dict[str, list[int] | str]:
+        """Per summarised call and callback, the exception classes whose paths may have used it
+        (over-approximated: a class is left out only where fixing ESR_EL1.EC to it makes every guard it
+        was applied under false)."""
+        if self._reaching is None:
+            reached = Reached(lambda _: None)
+            reached.entries = self.run.applied_at
+            self._reaching = reached.classes(self.initial.esr, self.classes)
+        return self._reaching
 
     def _violation(self, prop: str, waived_functions: tuple[str, ...] = ()) -> list[z3.BoolRef]:
         """The violation of `prop`, one formula per eret site: a violation is a model of any of them. Asked one
