@@ -13,7 +13,7 @@ import hashlib
 import json
 import os
 import tempfile
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +42,7 @@ def check_key(**parts: Any) -> str:
 class Kept:
     check: dict[str, Any]  # ContractCheck.json(), or a derivation: {"derived": function, "table", "text", "source"}
     nested: dict[str, list[int] | None]  # its callees and the DAIF its calls reach them with
+    nested_regs: dict[str, list[int]] = field(default_factory=dict)  # and the registers they pass pt_regs in
 
 
 class CheckStore:
@@ -56,7 +57,7 @@ class CheckStore:
         try:
             data = json.loads(path.read_text())
             functions: dict[str, str] = data["functions"]
-            kept = Kept(data["check"], data["nested"])
+            kept = Kept(data["check"], data["nested"], data.get("nested_regs", {}))
         except (OSError, ValueError, KeyError, TypeError):
             return None
         if not functions or any(image.function_digest(name) != digest for name, digest in functions.items()):
@@ -72,7 +73,8 @@ class CheckStore:
             self.root.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(prefix=".check.", dir=self.root)
             with os.fdopen(fd, "w") as handle:
-                handle.write(json.dumps({"check": kept.check, "nested": kept.nested, "functions": digests}))
+                handle.write(json.dumps({"check": kept.check, "nested": kept.nested, "nested_regs": kept.nested_regs,
+                                        "functions": digests}))
             os.replace(tmp, self.root / f"{key}.json")
             if not self.pruned:  # once per run: the oldest beyond KEEP go
                 self.pruned = True

@@ -22,8 +22,6 @@ from verifier.proof.contract_run import ContractCheck
 from verifier.spec.hypotheses import PATCH, WHOLE_CONTRACT, Hypothesis
 from verifier.spec.verdicts import Result
 
-WRITES = ("writes", "what it stores is not checked: pt_regs (the saved PSTATE's D, SS and mode bits among it), "
-                    "the task, per-CPU and global data")
 PMR = ("pmr", "ICC_PMR_EL1 on return is not checked beyond what DAIF needs (this build can mask with PMR)")
 CALLBACK_WHY = "what the boot-time callback writes at its alternative's site is stated in the contracts file, " \
                "not read from its code"
@@ -42,7 +40,7 @@ class Consolidation:
 
     def __init__(self, checks: list[ContractCheck], priority_configured: bool) -> None:
         self.checks = {check.function: check for check in checks}
-        self.unchecked = (WRITES, PMR) if priority_configured else (WRITES,)
+        self.unchecked = (PMR,) if priority_configured else ()
         self.closures: dict[str, Closure] = {}
 
     def closure(self, name: str) -> Closure:

@@ -23,6 +23,7 @@ from verifier.engine.paths import Path as ExecPath
 from verifier.engine.replay import model_number, replay
 from verifier.proof.check_store import CheckStore, Kept, check_key, contracts_digest
 from verifier.proof.lift_cache import lifted
+from verifier.semantics import names
 from verifier.spec.contract_calls import ContractCalls
 from verifier.spec.contract_check import (
     NOT_CHECKED,
@@ -55,11 +56,13 @@ class ContractCheck:
     counterexample: dict[str, Any] | None = None
     contract: str = ""  # the contract checked, as the report prints it
     daif_at_call: list[int] | None = None  # the precondition: the DAIF values the calls reach it with (None: any)
+    regs_args: list[int] = field(default_factory=list)  # the argument registers its calls pass pt_regs in
 
     def json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"function": self.function, "verdict": self.verdict, "reason": self.reason,
                                "source": self.source, "depth": self.depth, "callees": self.callees,
-                               "contract": self.contract, "daif_at_call": self.daif_at_call}
+                               "contract": self.contract, "daif_at_call": self.daif_at_call,
+                               "regs_args": self.regs_args}
         if self.counterexample is not None:
             out["counterexample"] = self.counterexample
         return out
@@ -68,7 +71,7 @@ class ContractCheck:
     def from_json(cls, data: dict[str, Any]) -> ContractCheck:
         return cls(data["function"], data["verdict"], data["reason"], data.get("source", ""),
                    int(data.get("depth", 0)), list(data.get("callees", [])), data.get("counterexample"),
-                   str(data.get("contract", "")), data.get("daif_at_call"))
+                   str(data.get("contract", "")), data.get("daif_at_call"), list(data.get("regs_args", [])))
 
     def line(self) -> str:
         where = f" ({self.source})" if self.source else ""
@@ -88,6 +91,7 @@ class CheckInputs:
     call_daif: dict[str, list[int] | None] = field(default_factory=dict)
     root: str | None = None
     depth: int = 1
+    call_regs: dict[str, list[int]] = field(default_factory=dict)  # the argument registers holding pt_regs
 
 
 _LABEL = re.compile(r"^([A-Za-z_][\w.]*):", re.MULTILINE)
@@ -230,15 +234,19 @@ def check_contracts(inputs: CheckInputs, contracts: Contracts, options: Options,
     where = _Where(store, contracts_digest(contracts)) if store is not None else None
     checks: dict[str, ContractCheck] = {}
     level = dict(inputs.call_daif)
+    regs = {name: list(args) for name, args in inputs.call_regs.items()}
     for depth in range(1, inputs.depth + 1):
         nested: dict[str, list[int] | None] = {}
         for name in sorted(level):
             if name in checks:
                 continue
-            check, sites = _check_one(name, level[name], depth, index, inputs, contracts, options, where)
+            check, sites = _check_one(name, level[name], depth, index, inputs, contracts, options, where,
+                                      tuple(regs.get(name, ())))
             checks[name] = check
-            for callee, daif in sites.items():
+            for callee, daif in sites.daif.items():
                 nested[callee] = union_daif(nested.get(callee, []), daif)
+            for callee, args in sites.regs.items():
+                regs[callee] = sorted(set(regs.get(callee, [])) | set(args))
         level = {name: daif for name, daif in nested.items() if name not in checks}
     for name in sorted(level):  # beyond the depth: listed as trusted
         if name not in checks:
@@ -260,37 +268,48 @@ def _trusted_reason(name: str, inputs: CheckInputs) -> str:
     return inputs.missing.get(name, "its code is not in the lifted files or the callee ring")
 
 
+@dataclass
+class Nested:
+    """What a check's own calls pass their callees: the DAIF values and the registers holding pt_regs."""
+
+    daif: dict[str, list[int] | None] = field(default_factory=dict)
+    regs: dict[str, list[int]] = field(default_factory=dict)
+
+
 def _check_one(name: str, daif: list[int] | None, depth: int, index: CodeIndex, inputs: CheckInputs,
-               contracts: Contracts, options: Options, where: _Where | None = None
-               ) -> tuple[ContractCheck, dict[str, list[int] | None]]:
+               contracts: Contracts, options: Options, where: _Where | None = None, regs: tuple[int, ...] = ()
+               ) -> tuple[ContractCheck, Nested]:
     contract = _contract_of(name, contracts)
     text = contract.describe() if contract is not None else ""
     located = None if name.startswith("*") or name == FIRMWARE else index.image_of(name)
     if located is None:
         return ContractCheck(name, "TRUSTED", _trusted_reason(name, inputs), depth=depth, contract=text,
-                             daif_at_call=daif), {}
+                             daif_at_call=daif, regs_args=list(regs)), Nested()
     if isinstance(located, str):
-        return ContractCheck(name, "UNKNOWN", located, depth=depth, contract=text, daif_at_call=daif), {}
+        return ContractCheck(name, "UNKNOWN", located, depth=depth, contract=text, daif_at_call=daif,
+                             regs_args=list(regs)), Nested()
     image, address, path = located
     contract = contracts.for_function(name)
     source = source_of(path, inputs.root)
     bounded = _bounded(options)
-    key = check_key(function=name, contract=text, daif=daif, depth=depth, source=source, file=str(path),
-                    contracts=where.contracts, options=asdict(bounded)) if where is not None else ""
+    key = check_key(function=name, contract=text, daif=daif, regs=list(regs), depth=depth, source=source,
+                    file=str(path), contracts=where.contracts, options=asdict(bounded)) if where is not None else ""
     kept = where.store.get(key, image) if where is not None else None
     if kept is not None:
-        return ContractCheck.from_json(kept.check), kept.nested
-    start = function_start(image, address, daif, contracts.build.priority)
+        return ContractCheck.from_json(kept.check), Nested(kept.nested, kept.nested_regs)
+    start = function_start(image, address, daif, contracts.build.priority, contracts.layout, regs)
     sites = CallSites()
     ran: set[str] = set()  # the functions the check's paths ran
     run = _explorer(image, contracts, contract, start, sites, bounded,
                     on_step=_noting(image, ran) if where is not None else None).explore()
     callees = sorted(run.applied_at)  # its summarised calls and the callbacks it patched
     verdict, reason, cex = _judge(run, contract, start, image, contracts, sites, bounded)
-    nested = sites.resolve(start.facts, bounded.solver_rlimit)
-    check = ContractCheck(name, verdict, reason, source, depth, callees, cex, text, daif)
+    nested = Nested(sites.resolve(start.facts, bounded.solver_rlimit), sites.regs_of())
+    for callee in run.summarised:  # a call that does not return rests on its contract too
+        nested.daif.setdefault(callee, None)
+    check = ContractCheck(name, verdict, reason, source, depth, callees, cex, text, daif, list(regs))
     if where is not None and "" not in ran:
-        where.store.put(key, Kept(check.json(), nested), image, ran)
+        where.store.put(key, Kept(check.json(), nested.daif, nested.regs), image, ran)
     return check, nested
 
 
@@ -305,7 +324,7 @@ def _contract_of(name: str, contracts: Contracts) -> Contract | None:
 
 def _explorer(image: Image, contracts: Contracts, contract: Contract, start: FunctionStart, sites: CallSites,
               options: Options, guide: ModelLike | None = None, on_step: StepListener | None = None) -> Explorer:
-    watching = [ContractObserver(contract, start), CallSiteObserver(sites)]
+    watching = [ContractObserver(contract, start), CallSiteObserver(sites, names.regs_pointer())]
     path = ExecPath(start.state.copy(), z3.BoolVal(True), (), start.pc, watching)
     calls = ContractCalls(contracts, start.priority, regs_frame=False)
     return Explorer(image, calls, list(start.facts), start.caps, path, options,

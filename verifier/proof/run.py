@@ -137,15 +137,18 @@ def checked_contracts(config: ProveConfig, contracts: Contracts, outcomes: list[
                       store: CheckStore | None, progress: Progress | None) -> list[ContractCheck]:
     """The contracts the slots' proofs used, each checked against its code (or trusted, with why)."""
     call_daif: dict[str, list[int] | None] = {}
+    call_regs: dict[str, list[int]] = {}
     for outcome in outcomes:
         for name, values in outcome.stats.get("call_daif", {}).items():
             call_daif[name] = union_daif(call_daif.get(name, []), values)
+        for name, regs in outcome.stats.get("call_regs", {}).items():
+            call_regs[name] = sorted(set(call_regs.get(name, [])) | set(regs))
         for name in outcome.stats.get("contracts", []):
             call_daif.setdefault(name, None)  # a call that returns nowhere still rests on its contract
     if progress:
         progress(f"checking {len(call_daif)} contracts against their code")
     inputs = CheckInputs(list(config.files) + list(config.callees), dict(config.callee_missing), call_daif,
-                         config.root, config.contract_depth)
+                         config.root, config.contract_depth, call_regs)
     return check_contracts(inputs, contracts, config.options, index, store)
 
 

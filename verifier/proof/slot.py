@@ -203,7 +203,9 @@ def prove_slot(slot: Slot, prepared: Setup, config: ProveConfig) -> tuple[list[R
     scopes = prepared.policy.scopes(slot.source, slot.kind) if prepared.policy is not None else {}
     sites = CallSites()  # the DAIF each summarised call is reached with: its contract check's precondition
     reached = Reached(image.function_at) if config.record_depends else None  # what the results depend on
-    watching = observers(start, contracts, rules, prepared.policy, prepared.watchlist) + [CallSiteObserver(sites)]
+    frame = names.initial_sp() - contracts.layout["S_FRAME_SIZE"]  # kernel_entry's pt_regs
+    watching = observers(start, contracts, rules, prepared.policy, prepared.watchlist)
+    watching.append(CallSiteObserver(sites, frame))
     if reached is not None:
         watching.append(ReachObserver(reached))
     run: ExploreRun = explorer(image, contracts, start, watching, config.options).explore()
@@ -258,7 +260,7 @@ def prove_slot(slot: Slot, prepared: Setup, config: ProveConfig) -> tuple[list[R
                 result.counterexample["property"] = f"rule:{result.rule}"
     stats = {"steps": run.steps, "merges": run.merges, "solver_calls": run.solver_calls, "erets": len(run.erets),
              "fatal": len(run.fatals), "unknown": len(run.unknowns), "contracts": sorted(run.summarised),
-             "call_daif": sites.resolve(start.facts, config.options.solver_rlimit),
+             "call_daif": sites.resolve(start.facts, config.options.solver_rlimit), "call_regs": sites.regs_of(),
              "depends": depends_of(reached, initial.esr if slot.synchronous else None, config.classes)
              if reached is not None else {}}
     return results, printed, stats

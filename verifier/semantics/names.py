@@ -17,6 +17,7 @@ from verifier.semantics.state import BV, Region
 INITIAL_SP = "sp0"  # SP_EL1 at the vector: the exception's stack, where kernel_entry builds pt_regs
 CURRENT_TASK = "task"  # the current task_struct (SP_EL0 at an EL1 exception; read from per-CPU data at EL0)
 PERCPU_OFFSET = "percpu_offset"  # this CPU's per-CPU offset (TPIDR_EL1, or TPIDR_EL2 with VHE)
+REGS = "pt_regs"  # the exception's pt_regs frame, as a pointer a function checked from its entry is passed
 
 _CAPABILITY = re.compile(r"cap(\d+)")
 
@@ -27,6 +28,14 @@ def initial_sp() -> BV:
 
 def current_task() -> BV:
     return z3.BitVec(CURRENT_TASK, 64)
+
+
+def regs_pointer() -> BV:
+    return z3.BitVec(REGS, 64)
+
+
+def is_regs(region: Region) -> bool:
+    return region.bases == (REGS,)
 
 
 def percpu_offset() -> BV:

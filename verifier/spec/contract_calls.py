@@ -27,7 +27,7 @@ class ContractCalls:
         self.contracts = contracts
         self.priority = priority or PriorityMasking.none()
         # whether kernel_entry's pt_regs frame lies below the initial SP (a vector slot); a function checked
-        # from its entry reaches pt_regs through a pointer, whose memory `writes` havocs by its class
+        # from its entry reaches pt_regs through the pointer its callers passed (names.regs_pointer())
         self.regs_frame = regs_frame
 
     def for_symbol(self, symbol: str) -> Contract:
@@ -92,31 +92,44 @@ class ContractCalls:
 
     def _havoc_memory(self, contract: Contract, name: str, state: State, fresh: Fresh) -> None:
         memory = state.memory
-        layout = self.contracts.layout
         callers = _callers_frames(state.read_reg("sp"))
         for cls in ("task", "percpu", "global"):
             if cls in contract.writes:
                 memory.havoc_class(cls, callers)
-        if not self.regs_frame:
-            return
-        # the pt_regs frame kernel_entry built: at the initial SP_EL1 minus its size
-        frame = split_address(names.initial_sp() - layout["S_FRAME_SIZE"])
+        frame = regs_frame(self.contracts.layout) if self.regs_frame else (Region((names.REGS,)), 0)
         if frame is None:
             return
         region, base = frame
-        pstate = layout["S_PSTATE"]
-        size = layout["S_FRAME_SIZE"]
-        spans = {"regs.gprs": (0, 31 * 8), "regs.sp": (31 * 8, 32 * 8), "regs.pc": (layout["S_PC"], layout["S_PC"] + 8),
-                 "regs.rest": (pstate + 8, size)}
-        for cls, (lo, hi) in spans.items():
-            if cls in contract.writes:
+        pstate = self.contracts.layout["S_PSTATE"]
+        for cls, (lo, hi) in regs_spans(self.contracts.layout).items():
+            if cls in contract.writes and cls != "regs.pstate":
                 for offset in range(lo, hi, 8):
                     memory.store(region, base + offset, fresh(f"{name}.regs+{offset:#x}", 64), 8)
         if "regs.pstate" in contract.writes:
             old = memory.load(region, base + pstate, 8)
             value = fresh(f"{name}.pstate", 64)
-            mask = sum(1 << PSTATE_BITS[bit] for bit in contract.pstate_bits)
+            mask = pstate_mask(contract)
             memory.store(region, base + pstate, (old & ~bv(mask)) | (value & bv(mask)), 8)
+
+
+def regs_frame(layout: dict[str, int]) -> tuple[Region, int] | None:
+    """Where kernel_entry builds the pt_regs frame of a vector slot: at the initial SP_EL1 minus its size."""
+    return split_address(names.initial_sp() - layout["S_FRAME_SIZE"])
+
+
+def regs_spans(layout: dict[str, int]) -> dict[str, tuple[int, int]]:
+    """The `writes` classes of pt_regs, as byte ranges of the frame."""
+    pstate, size = layout["S_PSTATE"], layout["S_FRAME_SIZE"]
+    return {"regs.gprs": (0, 31 * 8), "regs.sp": (31 * 8, 32 * 8), "regs.pc": (layout["S_PC"], layout["S_PC"] + 8),
+            "regs.pstate": (pstate, pstate + 8), "regs.rest": (pstate + 8, size)}
+
+
+def pstate_mask(contract: Contract) -> int:
+    """The bits of the saved PSTATE the contract lets the function change."""
+    mask = 0
+    for field in contract.pstate_bits:
+        mask |= PSTATE_BITS[field]
+    return mask
 
 
 def _callers_frames(sp: z3.BitVecRef) -> Callable[[Region, int], bool]:

@@ -9,9 +9,14 @@ What a contract guarantees and how each part is checked at every return to the c
   one of its own callees may unmask more (its contract says `unmasks = all`);
 - `mdscr`: `preserved` fails where MDSCR_EL1 on return differs from entry;
 - `clobbers`: the AAPCS64 callee-saved registers (x19-x29) and SP_EL1 on return equal their entry values
-  (the caller's code relies on them).
-Not checked, and printed so: `writes`, `pstate_bits` (the memory model does not classify the callee's stores
-by what the caller's frame is) and ICC_PMR_EL1 beyond what `daif` needs.
+  (the caller's code relies on them);
+- `writes` and `pstate_bits`: on return, the exception's pt_regs (reached through the argument registers the
+  proofs' calls pass its address in) differs from entry only in the classes `writes` allows, its saved PSTATE
+  only in `pstate_bits`; the callers' stack frames (at or above SP at the call) are as at entry; the task,
+  per-CPU and global data only where `writes` allows them; and no callee it summarises may write more. A
+  store goes where its address's base says (the engine's standing assumption that distinct bases do not
+  overlap); one the model cannot place ends its path UNKNOWN.
+Not checked, and printed so: ICC_PMR_EL1 beyond what `daif` needs.
 """
 
 from __future__ import annotations
@@ -26,15 +31,17 @@ from verifier.engine.image import Image
 from verifier.engine.observer import Event, EventLog, Findings, Observer, Path
 from verifier.ir import sysregs
 from verifier.semantics import names
-from verifier.semantics.state import BV, ICC_PMR_EL1, MDSCR, Memory, Region, State, bv
-from verifier.spec.contract_calls import daif_returns
+from verifier.semantics.state import BV, ICC_PMR_EL1, MDSCR, Memory, Region, State, bv, split_address
+from verifier.spec.contract_calls import daif_returns, pstate_mask, regs_spans
 from verifier.spec.contracts import AAPCS_CLOBBERS, Contract
 from verifier.spec.priority import PMR_BITS, PriorityFacts, PriorityMasking, masking_for
 from verifier.spec.slots import classify_region, image_word
 
 DAIF_ID, UNMASKS_ID, MDSCR_ID, SAVED_ID = "contract:daif", "contract:unmasks", "contract:mdscr", "contract:saved"
-PARTS = (DAIF_ID, UNMASKS_ID, MDSCR_ID, SAVED_ID)
-NOT_CHECKED = "memory writes, pt_regs.pstate bits and ICC_PMR_EL1 beyond DAIF are not checked"
+WRITES_ID = "contract:writes"
+PARTS = (DAIF_ID, UNMASKS_ID, MDSCR_ID, SAVED_ID, WRITES_ID)
+NOT_CHECKED = "ICC_PMR_EL1 beyond DAIF is not checked"
+ARGUMENT_REGISTERS = 8  # x0-x7: where a call passes the pt_regs pointer
 CALLEE_SAVED = tuple(f"x{i}" for i in range(19, 30))
 ENTRY_DAIF = "daif_at_call"
 
@@ -54,12 +61,16 @@ class FunctionStart:
     sp: BV
     priority: PriorityMasking
     caps: dict[int, z3.BoolRef] = field(default_factory=dict)
+    layout: dict[str, int] = field(default_factory=dict)  # pt_regs' layout (S_PSTATE, S_PC, S_FRAME_SIZE)
+    regs_args: tuple[int, ...] = ()  # the argument registers holding the pt_regs pointer at some call
 
 
 def function_start(image: Image, address: int, daif_at_calls: list[int] | None,
-                   priority_facts: PriorityFacts) -> FunctionStart:
+                   priority_facts: PriorityFacts, layout: dict[str, int] | None = None,
+                   regs_args: tuple[int, ...] = ()) -> FunctionStart:
     """The state at a call of the function at `address`: every register, the stack and memory unknown, SP_EL0
-    the current task, DAIF one of the values the proofs' calls reach it with (`None`: any)."""
+    the current task, DAIF one of the values the proofs' calls reach it with (`None`: any), and in the
+    argument registers `regs_args` the address of the exception's pt_regs."""
     caps: dict[int, z3.BoolRef] = {}
     priority = masking_for(priority_facts, caps)
     daif = z3.BitVec(ENTRY_DAIF, 4)
@@ -74,7 +85,7 @@ def function_start(image: Image, address: int, daif_at_calls: list[int] | None,
 
     memory = Memory(initial=initial_word)
     memory.classify = classify_region(names.current_task())
-    x = [names.entry_value(f"x{i}") for i in range(31)]
+    x = [names.regs_pointer() if i in regs_args else names.entry_value(f"x{i}") for i in range(31)]
     state = State(
         x=list(x), sp_el1=names.initial_sp(), sp_el0=names.current_task(), nzcv=names.entry_value("nzcv", 4),
         daif=daif, pstate_ss=bv(0, 1),
@@ -89,23 +100,27 @@ def function_start(image: Image, address: int, daif_at_calls: list[int] | None,
     if daif_at_calls is not None:
         facts.append(z3.Or([daif == value for value in daif_at_calls]))
     saved = {reg: x[int(reg[1:])] for reg in CALLEE_SAVED}
-    return FunctionStart(state, address, facts, daif, mdscr, x[30], saved, names.initial_sp(), priority, caps)
+    return FunctionStart(state, address, facts, daif, mdscr, x[30], saved, names.initial_sp(), priority, caps,
+                         dict(layout or {}), tuple(regs_args))
 
 
 class ContractObserver(Observer):
     """One path of a function checked against its contract."""
 
-    def __init__(self, contract: Contract, start: FunctionStart, unmasked: EventLog | None = None) -> None:
+    def __init__(self, contract: Contract, start: FunctionStart, unmasked: EventLog | None = None,
+                 wider: EventLog | None = None) -> None:
         self.contract = contract
         self.start = start
         self.unmasked = unmasked or EventLog()  # where an exception masked at the call became unmasked
+        self.wider = wider or EventLog()  # calls of functions whose contracts may write more than this one's
 
     def copy(self) -> Self:
-        return type(self)(self.contract, self.start, self.unmasked.copy())
+        return type(self)(self.contract, self.start, self.unmasked.copy(), self.wider.copy())
 
     def merge(self, guard: z3.BoolRef, state: State, other: Self, other_guard: z3.BoolRef,
               other_state: State) -> Self:
-        return type(self)(self.contract, self.start, self.unmasked.merge(guard, other.unmasked, other_guard))
+        return type(self)(self.contract, self.start, self.unmasked.merge(guard, other.unmasked, other_guard),
+                          self.wider.merge(guard, other.wider, other_guard))
 
     @property
     def _watch_unmasks(self) -> bool:
@@ -122,6 +137,10 @@ class ContractObserver(Observer):
     def on_summary(self, path: Path, name: str, summary: Summary) -> None:
         if self._watch_unmasks and isinstance(summary, Contract) and summary.unmasks == "all":
             self.unmasked.note(Event(path.pc, path.guard, f"calls {name}, which may unmask exceptions"))
+        if isinstance(summary, Contract):
+            more = wider_writes(summary, self.contract, self.start.regs_args)
+            if more:
+                self.wider.note(Event(path.pc, path.guard, f"calls {name}, which may write {more}"))
 
     def at_return(self, path: Path) -> Findings:
         state = path.state
@@ -135,10 +154,56 @@ class ContractObserver(Observer):
         saved = [state.read_reg(reg) != value for reg, value in self.start.saved.items()]
         saved.append(state.sp_el1 != self.start.sp)
         found.violations[SAVED_ID] = z3.Or(saved) if self._keeps_saved() else z3.BoolVal(False)
+        written = self._written_outside(state)
+        found.violations[WRITES_ID] = z3.Or([cond for cond, _ in written] + [self.wider.condition()])
+        found.events[WRITES_ID] = list(self.wider.events)
+        if self.start.regs_args and "S_PSTATE" in self.start.layout:
+            regs, pstate = Region((names.REGS,)), self.start.layout["S_PSTATE"]
+            found.values.update({"pt_regs.pstate at the call": self.start.state.memory.load(regs, pstate, 8),
+                                 "pt_regs.pstate on return": state.memory.load(regs, pstate, 8)})
         found.values.update({"DAIF at the call": z3.ZeroExt(60, self.start.daif),
                              "DAIF on return": z3.ZeroExt(60, state.daif),
                              "MDSCR_EL1 at the call": self.start.mdscr, "MDSCR_EL1 on return": mdscr})
         return found
+
+    def _written_outside(self, state: State) -> list[tuple[z3.BoolRef, str]]:
+        """Each place that differs on return from entry where the contract does not let the function write:
+        (the condition, what the place is)."""
+        out: list[tuple[z3.BoolRef, str]] = []
+        before = self.start.state.memory
+        allowed = set(self.contract.writes)
+        layout = self.start.layout
+        if self.start.regs_args and layout:
+            regs = Region((names.REGS,))
+            for cls, (lo, hi) in regs_spans(layout).items():
+                for offset in range(lo, hi, 8):
+                    now, then = state.memory.load(regs, offset, 8), before.load(regs, offset, 8)
+                    if cls == "regs.pstate":
+                        keep = ~bv(pstate_mask(self.contract) if cls in allowed else 0)
+                        changed = z3.simplify((now ^ then) & keep != 0)
+                        what = "pt_regs.pstate"
+                    elif cls not in allowed:
+                        changed = z3.simplify(now != then)
+                        what = f"pt_regs+{offset:#x} ({cls})"
+                    else:
+                        continue
+                    if not z3.is_false(changed):
+                        out.append((changed, what))
+        frame = split_address(self.start.sp)
+        for (region, offset), _ in state.memory.written().items():
+            cls = state.memory.classify(region)
+            if frame is not None and region == frame[0]:
+                if (offset - frame[1]) % (1 << 64) >= (1 << 63):
+                    continue  # below SP at the call: the function's own frame
+                what = f"its caller's stack frame at SP+{(offset - frame[1]) % (1 << 64):#x}"
+            elif cls in ("task", "percpu", "global") and cls not in allowed:
+                what = f"{cls} memory ({region}+{offset:#x})"
+            else:
+                continue
+            changed = z3.simplify(state.memory.byte(region, offset) != before.byte(region, offset))
+            if not z3.is_false(changed):
+                out.append((changed, what))
+        return out
 
     def _keeps_saved(self) -> bool:
         return not set(CALLEE_SAVED) & set(self.contract.clobbers) and set(self.contract.clobbers) <= set(
@@ -165,7 +230,21 @@ def describe_failure(part: str, contract: Contract) -> str:
         UNMASKS_ID: f"unmasks an exception the caller had masked (contract: `unmasks = {contract.unmasks}`)",
         MDSCR_ID: "returns with MDSCR_EL1 changed (contract: `mdscr = preserved`)",
         SAVED_ID: "returns with a callee-saved register (x19-x29) or SP changed",
+        WRITES_ID: f"writes memory its contract does not let it write (`writes = {list(contract.writes)}`, "
+                   f"`pstate_bits = {list(contract.pstate_bits)}`, never its callers' frames)",
     }[part]
+
+
+def wider_writes(callee: Contract, contract: Contract, regs_args: tuple[int, ...]) -> str:
+    """What a summarised callee's contract lets it write that `contract` does not (empty: nothing); pt_regs
+    counts only where the function was handed it."""
+    classes = [cls for cls in callee.writes if cls not in contract.writes
+               and (not cls.startswith("regs.") or regs_args)]
+    if regs_args and "regs.pstate" in callee.writes and "regs.pstate" in contract.writes:
+        bits = [bit for bit in callee.pstate_bits if bit not in contract.pstate_bits]
+        if bits:
+            classes.append(f"pt_regs.pstate bits {''.join(bits)}")
+    return ", ".join(classes)
 
 
 class CallSites:
@@ -176,8 +255,10 @@ class CallSites:
     def __init__(self) -> None:
         self.known: dict[str, set[int]] = {}
         self.symbolic: dict[str, list[z3.BoolRef]] = {}  # name -> "this call is reached with DAIF d" formulas
+        self.regs: dict[str, set[int]] = {}  # name -> argument registers holding the pt_regs pointer at a call
 
-    def note(self, name: str, guard: z3.BoolRef, daif: BV) -> None:
+    def note(self, name: str, guard: z3.BoolRef, daif: BV, regs_args: tuple[int, ...] = ()) -> None:
+        self.regs.setdefault(name, set()).update(regs_args)
         value = z3.simplify(daif)
         self.known.setdefault(name, set())
         if z3.is_bv_value(value):
@@ -212,11 +293,31 @@ class CallSites:
         return out
 
 
-class CallSiteObserver(Observer):
-    """Tells CallSites the DAIF of every summarised call (stateless per path: copies share the log)."""
+    def regs_of(self) -> dict[str, list[int]]:
+        """name -> the argument registers that hold the pt_regs pointer at some call."""
+        return {name: sorted(regs) for name, regs in self.regs.items()}
 
-    def __init__(self, sites: CallSites) -> None:
+
+class CallSiteObserver(Observer):
+    """Tells CallSites the DAIF of every summarised call and which argument registers hold the address of the
+    exception's pt_regs (`frame`) there (stateless per path: copies share the log)."""
+
+    def __init__(self, sites: CallSites, frame: BV | None = None) -> None:
         self.sites = sites
+        self.frame = frame
 
     def on_summary(self, path: Path, name: str, summary: Summary) -> None:
-        self.sites.note(name, path.guard, path.state.daif)
+        regs = () if self.frame is None else tuple(
+            i for i in range(ARGUMENT_REGISTERS) if may_be(path.state.read_reg(f"x{i}"), self.frame))
+        self.sites.note(name, path.guard, path.state.daif, regs)
+
+
+def may_be(value: BV, pointer: BV) -> bool:
+    """Whether `value` may be `pointer` on some merged path: equal, or one of its If cases based where it is."""
+    value = z3.simplify(value)
+    if z3.is_true(z3.simplify(value == pointer)):
+        return True
+    if z3.is_app_of(value, z3.Z3_OP_ITE):
+        return any(may_be(case, pointer) for case in value.children()[1:])
+    where, target = split_address(value), split_address(pointer)
+    return where is not None and target is not None and where == target

@@ -19,8 +19,12 @@ from verifier.util.files import read_toml
 
 AAPCS_CLOBBERS = tuple(f"x{i}" for i in range(19)) + ("x30",)
 MEMORY_CLASSES = ("regs.gprs", "regs.sp", "regs.pc", "regs.pstate", "regs.rest", "task", "percpu", "global")
-PSTATE_BITS = {"N": 31, "Z": 30, "C": 29, "V": 28, "SS": 21, "IL": 20, "D": 9, "A": 8, "I": 7, "F": 6,
-               "PAN": 22, "DIT": 24, "TCO": 25, "SSBS": 12, "BTYPE": 10}
+# The fields of a saved PSTATE (SPSR_EL1's layout) a contract may let a function change, as masks: BTYPE is two
+# bits (11:10); IT is an AArch32 task's if-then state, IT[1:0] in bits 26:25 and IT[7:2] in bits 15:10
+# (arch/arm64/include/uapi/asm/ptrace.h: PSR_BTYPE_MASK, PSR_AA32_IT_MASK).
+PSTATE_BITS = {"N": 1 << 31, "Z": 1 << 30, "C": 1 << 29, "V": 1 << 28, "SS": 1 << 21, "IL": 1 << 20, "D": 1 << 9,
+               "A": 1 << 8, "I": 1 << 7, "F": 1 << 6, "PAN": 1 << 22, "DIT": 1 << 24, "TCO": 1 << 25,
+               "SSBS": 1 << 12, "BTYPE": 0b11 << 10, "IT": 0x0600FC00}
 DAIF_RETURNS = ("preserved", "masked", "any")
 UNMASKS = ("none", "preserved", "all")
 # ICC_PMR_EL1 on return: as at the call, anything, or, where the kernel masks interrupts with PMR, possibly
@@ -66,7 +70,7 @@ class Contract:
             parts.append(f"DAIF on return {daif}; MDSCR_EL1 {self.mdscr}; may unmask {self.unmasks}")
             if self.pmr != "preserved":
                 parts.append(f"ICC_PMR_EL1 on return {self.pmr};")
-            parts.append("writes " + ", ".join(self.writes) + f"; pt_regs.pstate bits {''.join(self.pstate_bits)}")
+            parts.append("writes " + ", ".join(self.writes) + f"; pt_regs.pstate bits {' '.join(self.pstate_bits)}")
         if not self.lift:
             parts.append("(used instead of the lifted code)")
         if self.note:

@@ -88,6 +88,8 @@ def classify_region(current_task: BV) -> Callable[[Region], str]:
             return "image"
         if names.is_stack(region):
             return "stack"
+        if names.is_regs(region):
+            return "regs"
         if task in region.bases:
             return "task"
         if names.is_percpu(region):
