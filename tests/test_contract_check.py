@@ -6,14 +6,19 @@ from __future__ import annotations
 
 import json
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from verifier.cli.main import main
+from verifier.engine.explore import Options
 from verifier.proof.config import BUNDLED_CONTRACTS, ProveConfig
+from verifier.proof.contract_run import CheckInputs, check_contracts
 from verifier.proof.run import Report, prove
 from verifier.spec.contract_derive import describe_relation
+from verifier.spec.contracts import BuildFacts, load_contracts
+from verifier.spec.priority import PriorityFacts
 from verifier.spec.slots import slot_by_name
 
 ASM = Path(__file__).resolve().parents[1] / "asm"
@@ -76,36 +81,45 @@ def test_callees_that_keep_the_default_contract_are_proved(tmp_path: Path) -> No
 
 SEEDED = [
     # returns with I masked where the caller had it clear
-    ("daif", "do_el0_sync", "el0_64_sync", "\tmsr\tdaif, x19\n", "\tmsr\tdaifset, #2\n"),
+    ("daif", "do_el0_sync", "el0_64_sync", "\tmsr\tdaif, x19\n", "\tmsr\tdaifset, #2\n", None),
     # briefly unmasks D although the caller had it masked
     ("unmasks", "do_debug_exception", "el1h_sync", "\tmsr\tmdscr_el1, x1\n",
-     "\tmsr\tmdscr_el1, x1\n\tmsr\tdaifclr, #8\n\tmsr\tdaifset, #8\n"),
-    # writes MDSCR_EL1 (sets SS)
+     "\tmsr\tmdscr_el1, x1\n\tmsr\tdaifclr, #8\n\tmsr\tdaifset, #8\n", None),
+    # writes MDSCR_EL1 (sets SS): through its code, the eret returns to EL1 with SS changed
     ("mdscr", "do_debug_exception", "el1h_sync", "\tmsr\tmdscr_el1, x1\n",
-     "\torr\tx1, x1, #1\n\tmsr\tmdscr_el1, x1\n"),
+     "\torr\tx1, x1, #1\n\tmsr\tmdscr_el1, x1\n", "ss-restored"),
     # leaves a callee-saved register changed
-    ("saved", "do_el0_sync", "el0_64_sync", "\tldr\tx19, [sp, #16]\n", "\tmov\tx19, #0\n"),
+    ("saved", "do_el0_sync", "el0_64_sync", "\tldr\tx19, [sp, #16]\n", "\tmov\tx19, #0\n", None),
+    # sets the D bit of the saved PSTATE (regs->pstate |= PSR_D_BIT): the eret returns to EL0 with D masked
+    ("writes", "do_el0_sync", "el0_64_sync", "\tmov\tx0, #1\n",
+     "\tldr\tx1, [x0, #264]\n\torr\tx1, x1, #0x200\n\tstr\tx1, [x0, #264]\n", "d-restored"),
+    # sets the SS bit of the saved PSTATE: no obligation reads it, the contract does
+    ("writes", "do_el0_sync", "el0_64_sync", "\tmov\tx0, #1\n",
+     "\tldr\tx1, [x0, #264]\n\torr\tx1, x1, #0x200000\n\tstr\tx1, [x0, #264]\n", None),
 ]
 
 
-@pytest.mark.parametrize(("part", "function", "vector", "old", "new"), SEEDED, ids=[s[0] for s in SEEDED])
+@pytest.mark.parametrize(("part", "function", "vector", "old", "new", "violates"), SEEDED,
+                         ids=[s[0] + ("-" + s[5] if s[5] else "") for s in SEEDED])
 def test_a_callee_that_breaks_its_contract_is_caught(tmp_path: Path, part: str, function: str, vector: str,
-                                                     old: str, new: str) -> None:
+                                                     old: str, new: str, violates: str | None) -> None:
     report = check(tmp_path, callee_file(tmp_path, old, new), vector)
     found = next(c for c in report.contracts if c.function == function)
     assert found.verdict == "VIOLATED", found
     assert found.counterexample is not None and found.counterexample["part"] == f"contract:{part}"
     assert any(step["function"] == function for step in found.counterexample["trace"])
-    # the verdicts whose paths used it are UNKNOWN, never PROVED; the classes whose paths did not call it
-    # (the other handler's) keep their PROVED, and nothing of theirs rests on it
+    # the slot that used the false contract was proved again through the function's code: no verdict rests on
+    # the contract any more, none is UNKNOWN for it, and what the code really does is judged
+    assert any(line.startswith(f"followed: contract {function} is violated by its code") for line in report.assumptions)
     slot = [r for r in report.results if r.vector == vector]
-    used = [r for r in slot if function in r.rests_on]
-    unused = [r for r in slot if function not in r.rests_on]
-    assert used and all(r.verdict in ("UNKNOWN", "WAIVED") for r in used), [(r.property, r.verdict) for r in used]
-    assert any(function in r.reason for r in used if r.verdict == "UNKNOWN")
-    assert unused and all(r.verdict == "PROVED" for r in unused), [(r.property, r.verdict) for r in unused]
-    assert not any(h.function == function for r in unused for h in r.pending)
-    assert not {ec for r in used for ec in r.ec} & {ec for r in unused for ec in r.ec if r.property == "d-restored"}
+    assert slot and not any(function in r.rests_on for r in slot)
+    assert all(r.verdict != "UNKNOWN" for r in slot), [(r.property, r.verdict, r.reason) for r in slot]
+    violated = {r.property for r in slot if r.verdict == "VIOLATED"}
+    assert violated == ({violates} if violates else set()), violated
+    for result in slot:
+        if result.verdict == "VIOLATED":
+            cex = result.counterexample or {}
+            assert function in cex.get("functions", []), cex.get("functions")
 
 
 def test_without_checking_the_same_callee_is_trusted_and_proved(tmp_path: Path) -> None:
@@ -140,7 +154,8 @@ def test_explain_shows_a_violated_contracts_check(tmp_path: Path, capsys: pytest
     assert out.startswith("contract do_el0_sync (")
     assert ": VIOLATED at depth 1" in out.splitlines()[0]
     assert "called with DAIF: 0x0" in out  # the precondition: how entry-common.inc calls it
-    assert "slots whose verdicts rest on it: el0_64_sync" in out
+    # the slot that used it was proved again through its code, which the report says
+    assert any(line.startswith("followed: contract do_el0_sync is violated by its code") for line in report.assumptions)
     failing = next(line for line in out.splitlines() if line.startswith("  fails at "))
     assert "callees.s:" in failing and "in do_el0_sync" in failing and "`ret x30`" in failing, failing
     assert "DAIF on return = 0x2" in out  # I masked, where the call had DAIF clear
@@ -214,3 +229,115 @@ def test_derived_daif_is_only_for_functions(tmp_path: Path) -> None:
 ])
 def test_a_derived_relation_is_printed_in_daif_words(table: dict[int, tuple[int, ...]], words: str) -> None:
     assert describe_relation(table) == words
+
+
+def test_a_saved_d_bit_set_by_a_callee_is_a_violation_unicorn_reproduces(tmp_path: Path) -> None:
+    callees = callee_file(tmp_path, "\tmov\tx0, #1\n",
+                          "\tldr\tx1, [x0, #264]\n\torr\tx1, x1, #0x200\n\tstr\tx1, [x0, #264]\n")
+    shutil.copy(ASM / "entry-ok.s", tmp_path / "entry-ok.s")
+    shutil.copy(ASM / "entry-common.inc", tmp_path / "entry-common.inc")
+    config = ProveConfig(files=[tmp_path / "entry-ok.s"], contracts=BUNDLED_CONTRACTS,
+                         slots=(slot_by_name("el0_64_sync"),), callees=[callees], contract_depth=1, confirm=True)
+    report = prove(config)
+    violated = [r for r in report.results if r.property == "d-restored" and r.verdict == "VIOLATED"]
+    assert violated, [(r.property, r.verdict, r.reason) for r in report.results]
+    cex = violated[0].counterexample
+    assert cex is not None and cex["unicorn"]["reproduced"], cex and cex.get("unicorn")
+    assert "do_el0_sync" in cex["functions"]
+    assert report.exit_status() == 1
+
+
+# do_el0_sync calls a helper (in another file) that calls another, which sets MDSCR_EL1.SS: two calls down
+TWO_DOWN = KEEPS.replace("\tmov\tx0, #1\n", "\tbl\thelper_a\n")
+HELPERS = """
+\t.text
+\t.globl\thelper_a
+helper_a:
+\tstp\tx29, x30, [sp, #-16]!
+\tmov\tx29, sp
+\tbl\thelper_b
+\tldp\tx29, x30, [sp], #16
+\tret
+\t.globl\thelper_b
+helper_b:
+\tmrs\tx1, mdscr_el1
+\torr\tx1, x1, #1
+\tmsr\tmdscr_el1, x1
+\tret
+"""
+
+
+def test_a_callee_that_writes_mdscr_two_calls_down_is_caught(tmp_path: Path) -> None:
+    callees, helpers = tmp_path / "callees.s", tmp_path / "helpers.s"
+    callees.write_text(TWO_DOWN)
+    helpers.write_text(HELPERS)
+    shutil.copy(ASM / "entry-ok.s", tmp_path / "entry-ok.s")
+    shutil.copy(ASM / "entry-common.inc", tmp_path / "entry-common.inc")
+    config = ProveConfig(files=[tmp_path / "entry-ok.s"], contracts=BUNDLED_CONTRACTS,
+                         slots=(slot_by_name("el0_64_sync"),), callees=[callees, helpers], contract_depth=1)
+    # checked to depth 1, helper_a is trusted: nothing that rests on do_el0_sync is closed
+    shallow = prove(config)
+    assert checks(shallow)["helper_a"] == "TRUSTED"
+    resting = [r for r in shallow.results if "do_el0_sync" in r.rests_on]
+    assert resting and all(r.verdict == "PROVED" and not r.closed for r in resting)
+    assert any(h.function == "helper_a" for r in resting for h in r.pending)
+    assert shallow.exit_status() == 4
+    # checked deeper: helper_a's contract is false (its code runs helper_b's), do_el0_sync's rests on it, and
+    # the slot is proved through their code: MDSCR_EL1.SS set at the eret to EL0, the task not being stepped
+    deep = prove(replace(config, contract_depth=3))
+    assert checks(deep)["helper_a"] == "VIOLATED"
+    assert any(line.startswith("followed: contract do_el0_sync rests on the contract of helper_a")
+               for line in deep.assumptions), deep.assumptions
+    violated = {r.property for r in deep.results if r.verdict == "VIOLATED"}
+    assert "ss-restored" in violated, [(r.property, r.verdict) for r in deep.results]
+    assert deep.exit_status() == 1
+
+
+def test_a_violation_is_not_demoted_by_a_contract_its_path_does_not_use(tmp_path: Path) -> None:
+    # entry-bad.s writes ELR_EL1/SPSR_EL1 with interrupts unmasked on the way out; do_debug_exception, which
+    # only the debug classes' paths call, breaks its contract (returns with A unmasked)
+    shutil.copy(ASM / "entry-bad.s", tmp_path / "entry-bad.s")
+    shutil.copy(ASM / "entry-common.inc", tmp_path / "entry-common.inc")
+    callees = callee_file(tmp_path, "\tmsr\tmdscr_el1, x1\n", "\tmsr\tmdscr_el1, x1\n\tmsr\tdaifclr, #4\n")
+    config = ProveConfig(files=[tmp_path / "entry-bad.s"], contracts=BUNDLED_CONTRACTS,
+                         slots=(slot_by_name("el0_64_sync"),), callees=[callees], contract_depth=1, confirm=True)
+    report = prove(config)
+    assert checks(report)["do_debug_exception"] == "VIOLATED"
+    violated = [r for r in report.results if r.property == "eret-integrity" and r.verdict == "VIOLATED"]
+    assert violated and all("do_debug_exception" not in r.rests_on for r in violated)
+    assert all((r.counterexample or {}).get("unicorn", {}).get("reproduced") for r in violated)
+    assert not any("rests on the contract" in r.reason for r in report.results)
+
+
+PSEUDO_NMI = PriorityFacts(configured=True, capability=40, irq_on=0xE0, irq_off=(0x60,), psr_i_set=0x10,
+                           irq_priority=0xA0, boot_pmr=0xF0)
+PMR_CALLEES = """
+\t.text
+\t.globl\tlowers
+lowers:
+\tmov\tx1, #0x60
+\tmsr\ticc_pmr_el1, x1
+\tret
+\t.globl\trestores
+restores:
+\tmrs\tx2, icc_pmr_el1
+\tmov\tx1, #0x60
+\tmsr\ticc_pmr_el1, x1
+\tmsr\ticc_pmr_el1, x2
+\tret
+"""
+
+
+@pytest.mark.parametrize(("function", "pmr", "verdict"), [
+    ("lowers", "preserved", "VIOLATED"), ("restores", "preserved", "PROVED"), ("lowers", "irqs-off", "PROVED")])
+def test_pmr_on_return_is_checked_where_the_kernel_masks_with_it(tmp_path: Path, function: str, pmr: str,
+                                                                  verdict: str) -> None:
+    callees = tmp_path / "callees.s"
+    callees.write_text(PMR_CALLEES)
+    path = tmp_path / "contracts.toml"
+    path.write_text(BUNDLED_CONTRACTS.read_text() + f'\n[function.{function}]\npmr = "{pmr}"\n')
+    contracts = load_contracts(path, BuildFacts(priority=PSEUDO_NMI))
+    [found] = check_contracts(CheckInputs([callees], call_daif={function: [0]}), contracts, Options())
+    assert found.verdict == verdict, found
+    if verdict == "VIOLATED":
+        assert found.counterexample is not None and found.counterexample["part"] == "contract:pmr"

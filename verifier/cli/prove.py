@@ -6,10 +6,12 @@ import argparse
 import json
 import os
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 from verifier.engine.explore import Options
 from verifier.proof.config import (
+    BUNDLED_CALLEES,
     BUNDLED_CONTRACTS,
     BUNDLED_SUBJECTS,
     DEFAULT_ASSUMPTIONS,
@@ -88,6 +90,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.epilog = EPILOG
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.add_argument("files", nargs="*", metavar="FILE.s", help="lifted inputs (default: asm/*.s)")
+    parser.add_argument("--callees", action="append", default=[], metavar="F.s",
+                        help="assembly defining functions the inputs call, whose contracts are checked against "
+                        "this code (repeatable; default with no FILE: asm/callees/*.s)")
     add_common(parser)
 
 
@@ -132,7 +137,8 @@ def progress(message: str) -> None:
 
 def run(args: argparse.Namespace) -> int:
     files = [Path(f) for f in args.files] or BUNDLED_SUBJECTS
-    for path in files:
+    callees = [Path(f) for f in args.callees] or ([] if args.files else BUNDLED_CALLEES)
+    for path in [*files, *callees]:
         if not path.is_file():
             raise UserError("no such file", str(path))
     contracts = Path(args.contracts) if args.contracts else BUNDLED_CONTRACTS
@@ -141,7 +147,8 @@ def run(args: argparse.Namespace) -> int:
         reports = []
         for path in files:
             print(f"== {path}", file=sys.stderr)
-            report = prove(config_from(args, [path], contracts, {}), progress, max(args.jobs, 1))
+            report = prove(replace(config_from(args, [path], contracts, {}), callees=callees), progress,
+                           max(args.jobs, 1))
             reports.append(report)
         merged = Report([r for rep in reports for r in rep.results], reports[0].assumptions,
                         [i for rep in reports for i in rep.inputs],
@@ -151,7 +158,8 @@ def run(args: argparse.Namespace) -> int:
             write_output(text, args.output)
             return exit_status([r for rep in reports for r in rep.results], args.accept_hypotheses)
         return emit(merged, args)
-    return emit(prove(config_from(args, files, contracts, {}), progress, max(args.jobs, 1)), args)
+    return emit(prove(replace(config_from(args, files, contracts, {}), callees=callees), progress, max(args.jobs, 1)),
+                args)
 
 
 SUBCOMMAND = ("prove the return obligations on every vector slot (default: the bundled subjects)", add_arguments, run)

@@ -17,6 +17,7 @@ DEFAULT_ASSUMPTIONS = PROOFS / "assumptions.toml"
 DEFAULT_WAIVERS = PROOFS / "waivers.toml"
 BUNDLED_CONTRACTS = PROOFS / "contracts" / "bundled.toml"
 BUNDLED_SUBJECTS = sorted((ROOT / "asm").glob("*.s"))
+BUNDLED_CALLEES = sorted((ROOT / "asm" / "callees").glob("*.s"))  # the code of the functions they call
 
 
 @dataclass

@@ -5,7 +5,7 @@ is looked up in the contract checks, transitively through the callees a check it
 was not checked becomes one of the result's pending hypotheses:
 - a contract whose check is TRUSTED or UNKNOWN: the whole contract (a check that ended UNKNOWN supports
   nothing);
-- a contract whose check is PROVED: the clauses no check judges (UNCHECKED), and its callees' hypotheses;
+- a contract whose check is PROVED (every clause): its callees' hypotheses;
 - a callback: what it patches at its site, which the contracts file states;
 - a contract whose check is VIOLATED, anywhere in that closure: the result's PROVED or VIOLATED means
   nothing, so it becomes UNKNOWN with that reason; a result whose paths never used the contract keeps its
@@ -22,7 +22,6 @@ from verifier.proof.contract_run import ContractCheck
 from verifier.spec.hypotheses import PATCH, WHOLE_CONTRACT, Hypothesis
 from verifier.spec.verdicts import Result
 
-PMR = ("pmr", "ICC_PMR_EL1 on return is not checked beyond what DAIF needs (this build can mask with PMR)")
 CALLBACK_WHY = "what the boot-time callback writes at its alternative's site is stated in the contracts file, " \
                "not read from its code"
 
@@ -38,9 +37,8 @@ class Closure:
 class Consolidation:
     """The closures of the contracts a run checked (or trusted), computed once each."""
 
-    def __init__(self, checks: list[ContractCheck], priority_configured: bool) -> None:
+    def __init__(self, checks: list[ContractCheck]) -> None:
         self.checks = {check.function: check for check in checks}
-        self.unchecked = (PMR,) if priority_configured else ()
         self.closures: dict[str, Closure] = {}
 
     def closure(self, name: str) -> Closure:
@@ -72,8 +70,7 @@ class Consolidation:
         elif check.verdict != "PROVED":
             how = "trusted" if check.verdict == "TRUSTED" else "its check ended UNKNOWN"
             into.pending.add(Hypothesis(name, WHOLE_CONTRACT, f"{how}: {check.reason}"))
-        else:
-            into.pending.update(Hypothesis(name, clause, why) for clause, why in self.unchecked)
+        else:  # every clause checked: it rests on its own callees' contracts only
             return list(check.callees)
         return []
 
@@ -96,8 +93,8 @@ class Consolidation:
         result.pending = sorted(pending) if result.verdict != "UNKNOWN" else []
 
 
-def consolidate(results: list[Result], checks: list[ContractCheck], priority_configured: bool) -> None:
+def consolidate(results: list[Result], checks: list[ContractCheck]) -> None:
     """Every result's pending hypotheses from the checks (in place)."""
-    consolidation = Consolidation(checks, priority_configured)
+    consolidation = Consolidation(checks)
     for result in results:
         consolidation.apply(result)

@@ -13,7 +13,7 @@ from verifier.engine.explore import ENGINE_ASSUMPTIONS, Explorer, ModelLike, Opt
 from verifier.engine.replay import DictModel, replay
 from verifier.proof.check_store import CheckStore
 from verifier.proof.config import ProveConfig
-from verifier.proof.consolidate import consolidate
+from verifier.proof.consolidate import Consolidation, consolidate
 from verifier.proof.contract_run import (
     CheckInputs,
     CodeIndex,
@@ -30,7 +30,7 @@ from verifier.spec.code_functions import CodeFunctions
 from verifier.spec.contract_calls import CALLERS_FRAMES
 from verifier.spec.contracts import BuildFacts, Contracts, load_contracts
 from verifier.spec.counterexample import counterexample
-from verifier.spec.slots import build, load_assumptions, slot_by_name
+from verifier.spec.slots import Slot, build, load_assumptions, slot_by_name
 from verifier.spec.verdicts import Result
 from verifier.util.paths import shown
 
@@ -71,6 +71,10 @@ def exit_status(results: Iterable[Result], accept_hypotheses: bool = False) -> i
     return 0
 
 
+# How many times the slots that used a contract found false are proved again, following the function's code.
+FOLLOW_ROUNDS = 3
+
+
 def prove(config: ProveConfig, progress: Progress | None = None, jobs: int = 1) -> Report:
     """Prove every slot of `config`; with jobs > 1 the slots run in that many worker processes."""
     contracts = load_contracts(config.contracts, config.build)
@@ -81,6 +85,38 @@ def prove(config: ProveConfig, progress: Progress | None = None, jobs: int = 1) 
     if build is not config.build:
         config = replace(config, build=build)
         contracts = load_contracts(config.contracts, config.build)
+    outcomes = _prove_slots(config, config.slots, jobs, progress)
+    standing = standing_assumptions(config, contracts) + derived
+    report = combine([outcomes[slot.name] for slot in config.slots], standing, round(time.perf_counter() - started, 3))
+    if index is None:
+        trust_all(report, "contract checking was off for this run (--trust-contracts)")
+        return report
+    checking = time.perf_counter()
+    report.contracts = checked_contracts(config, contracts, list(outcomes.values()), index, store, progress)
+    followed: list[str] = []
+    for _ in range(FOLLOW_ROUNDS):
+        again = _follow_violated(config, report, index)
+        if again is None:
+            break
+        config, slots, lines = again
+        followed += lines
+        if progress:
+            progress(f"{'; '.join(lines)}: proving {', '.join(s.name for s in slots)} again, following its code")
+        outcomes.update(_prove_slots(config, slots, jobs, progress))
+        found_false = [check for check in report.contracts if check.verdict == "VIOLATED"]
+        report = combine([outcomes[slot.name] for slot in config.slots], standing, report.stats["seconds"])
+        report.contracts = checked_contracts(config, contracts, list(outcomes.values()), index, store, progress)
+        checked = {check.function for check in report.contracts}  # a false contract stays listed, followed
+        report.contracts += [check for check in found_false if check.function not in checked]
+    report.assumptions += followed + contract_lines(report.contracts, config.contract_depth)
+    report.stats["contract_seconds"] = round(time.perf_counter() - checking, 3)
+    report.stats["seconds"] = round(time.perf_counter() - started, 3)
+    consolidate(report.results, report.contracts)
+    return report
+
+
+def _prove_slots(config: ProveConfig, slots: Iterable[Slot], jobs: int, progress: Progress | None
+                 ) -> dict[str, SlotOutcome]:
     outcomes: dict[str, SlotOutcome] = {}
 
     def done(_: int, outcome: SlotOutcome) -> None:
@@ -89,20 +125,42 @@ def prove(config: ProveConfig, progress: Progress | None = None, jobs: int = 1) 
             progress(f"{outcome.slot}: {count_verdicts(r['verdict'] for r in outcome.results)} "
                      f"({outcome.stats['seconds']}s)")
 
-    run_slot_jobs([(config, slot.name) for slot in config.slots], jobs, done)
-    ordered = [outcomes[slot.name] for slot in config.slots]
-    report = combine(ordered, standing_assumptions(config, contracts) + derived,
-                     round(time.perf_counter() - started, 3))
-    if index is not None:
-        checking = time.perf_counter()
-        report.contracts = checked_contracts(config, contracts, ordered, index, store, progress)
-        report.assumptions += contract_lines(report.contracts, config.contract_depth)
-        report.stats["contract_seconds"] = round(time.perf_counter() - checking, 3)
-        report.stats["seconds"] = round(time.perf_counter() - started, 3)
-        consolidate(report.results, report.contracts, config.build.priority.configured)
-    else:
-        trust_all(report, "contract checking was off for this run (--trust-contracts)")
-    return report
+    run_slot_jobs([(config, slot.name) for slot in slots], jobs, done)
+    return outcomes
+
+
+def _follow_violated(config: ProveConfig, report: Report, index: CodeIndex
+                     ) -> tuple[ProveConfig, tuple[Slot, ...], list[str]] | None:
+    """Where a result rests on a contract that its function's code violates, or that rests (through its
+    check's own callees) on one that is violated, the files of those functions join the inputs, so that the
+    slots that used them are proved again through their code instead of a false summary (a contract used
+    instead of the code, `lift = false`, stays: those results stay UNKNOWN). None: nothing to follow."""
+    consolidation = Consolidation(report.contracts)
+    contracts = load_contracts(config.contracts, config.build)
+    files: dict[str, Path] = {}
+    why: dict[str, str] = {}
+    for result in report.results:
+        for name in result.rests_on:
+            violated = consolidation.closure(name).violated
+            for function in [name, *violated] if violated else []:
+                path = index.where.get(function)
+                contract = contracts.functions.get(function)
+                if path is not None and path not in config.files and (contract is None or contract.lift):
+                    files[function] = path
+                    first = sorted(violated)[0]
+                    why[function] = (f"is violated by its code ({violated[function].reason})" if function in violated
+                                     else f"rests on the contract of {first}, which its code violates")
+    slots = tuple(slot for slot in config.slots
+                  if any(set(r.rests_on) & set(files) for r in report.results if r.vector == slot.name))
+    if not slots:
+        return None
+    added = sorted(set(files.values()))
+    assembler = config.assemblers[0] if config.assemblers else None
+    more = replace(config, files=[*config.files, *added],
+                   assemblers=[*config.assemblers, *([assembler] * len(added))] if config.assemblers else [])
+    lines = [f"followed: contract {name} {why[name]}: the slots that used it were proved through its code "
+             f"({shown(str(files[name]))})" for name in sorted(files)]
+    return more, slots, lines
 
 
 def trust_all(report: Report, why: str) -> None:
@@ -111,7 +169,7 @@ def trust_all(report: Report, why: str) -> None:
     used = sorted({name for stats in report.stats.get("slots", {}).values() for name in stats.get("contracts", [])})
     report.contracts = [ContractCheck(name, "TRUSTED", f"not checked: {why}") for name in used]
     report.assumptions.append(f"contracts trusted, not checked ({why}): {', '.join(used) or 'none'}")
-    consolidate(report.results, report.contracts, priority_configured=False)  # only whole contracts pend
+    consolidate(report.results, report.contracts)
 
 
 def _derived(config: ProveConfig, contracts: Contracts, index: CodeIndex | None, store: CheckStore | None,

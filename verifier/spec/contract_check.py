@@ -16,7 +16,8 @@ What a contract guarantees and how each part is checked at every return to the c
   per-CPU and global data only where `writes` allows them; and no callee it summarises may write more. A
   store goes where its address's base says (the engine's standing assumption that distinct bases do not
   overlap); one the model cannot place ends its path UNKNOWN.
-Not checked, and printed so: ICC_PMR_EL1 beyond what `daif` needs.
+- `pmr`: ICC_PMR_EL1's priority on return is as at entry (`preserved`), or with `irqs-off` and
+  `unmask-pnmis` also a value that masks normal interrupts as local_irq_disable() does (GIC_PRIO_IRQOFF).
 """
 
 from __future__ import annotations
@@ -38,12 +39,15 @@ from verifier.spec.priority import PMR_BITS, PriorityFacts, PriorityMasking, mas
 from verifier.spec.slots import classify_region, image_word
 
 DAIF_ID, UNMASKS_ID, MDSCR_ID, SAVED_ID = "contract:daif", "contract:unmasks", "contract:mdscr", "contract:saved"
-WRITES_ID = "contract:writes"
-PARTS = (DAIF_ID, UNMASKS_ID, MDSCR_ID, SAVED_ID, WRITES_ID)
-NOT_CHECKED = "ICC_PMR_EL1 beyond DAIF is not checked"
+WRITES_ID, PMR_ID = "contract:writes", "contract:pmr"
+PARTS = (DAIF_ID, UNMASKS_ID, MDSCR_ID, SAVED_ID, WRITES_ID, PMR_ID)
+NOT_CHECKED = "every clause checked"
 ARGUMENT_REGISTERS = 8  # x0-x7: where a call passes the pt_regs pointer
 CALLEE_SAVED = tuple(f"x{i}" for i in range(19, 30))
-ENTRY_DAIF = "daif_at_call"
+ENTRY_DAIF = "daif_at_call"  # DAIF at the call of the function being checked
+# DAIF at a call the explored code makes: a name of its own, since a check's own calls are recorded in terms
+# of ENTRY_DAIF (`daif_at_call | 2` after a daifset), and the two must not be confused
+CALLEE_DAIF = "daif_at_the_callee"
 
 
 @dataclass
@@ -97,7 +101,7 @@ def function_start(image: Image, address: int, daif_at_calls: list[int] | None,
     if pmr is not None:
         state.sysregs[ICC_PMR_EL1] = pmr
     facts: list[z3.BoolRef] = []
-    if daif_at_calls is not None:
+    if daif_at_calls:  # none known (None, or no value found: never assumed vacuously): any DAIF
         facts.append(z3.Or([daif == value for value in daif_at_calls]))
     saved = {reg: x[int(reg[1:])] for reg in CALLEE_SAVED}
     return FunctionStart(state, address, facts, daif, mdscr, x[30], saved, names.initial_sp(), priority, caps,
@@ -154,6 +158,7 @@ class ContractObserver(Observer):
         saved = [state.read_reg(reg) != value for reg, value in self.start.saved.items()]
         saved.append(state.sp_el1 != self.start.sp)
         found.violations[SAVED_ID] = z3.Or(saved) if self._keeps_saved() else z3.BoolVal(False)
+        found.violations[PMR_ID] = self._pmr_changed(state)
         written = self._written_outside(state)
         found.violations[WRITES_ID] = z3.Or([cond for cond, _ in written] + [self.wider.condition()])
         found.events[WRITES_ID] = list(self.wider.events)
@@ -165,6 +170,16 @@ class ContractObserver(Observer):
                              "DAIF on return": z3.ZeroExt(60, state.daif),
                              "MDSCR_EL1 at the call": self.start.mdscr, "MDSCR_EL1 on return": mdscr})
         return found
+
+    def _pmr_changed(self, state: State) -> z3.BoolRef:
+        """PMR's priority on return other than the contract's `pmr` lets it be."""
+        if self.contract.pmr == "any" or ICC_PMR_EL1 not in self.start.state.sysregs:
+            return z3.BoolVal(False)
+        now = PriorityMasking.pmr(state)
+        allowed = [PriorityMasking.pmr(self.start.state)]
+        if self.contract.pmr in ("irqs-off", "unmask-pnmis"):
+            allowed += [bv(value, PMR_BITS) for value in self.start.priority.facts.irq_off]
+        return z3.simplify(z3.And([now != value for value in allowed]))
 
     def _written_outside(self, state: State) -> list[tuple[z3.BoolRef, str]]:
         """Each place that differs on return from entry where the contract does not let the function write:
@@ -230,6 +245,7 @@ def describe_failure(part: str, contract: Contract) -> str:
         UNMASKS_ID: f"unmasks an exception the caller had masked (contract: `unmasks = {contract.unmasks}`)",
         MDSCR_ID: "returns with MDSCR_EL1 changed (contract: `mdscr = preserved`)",
         SAVED_ID: "returns with a callee-saved register (x19-x29) or SP changed",
+        PMR_ID: f"returns with ICC_PMR_EL1 other than its contract's `pmr = {contract.pmr}`",
         WRITES_ID: f"writes memory its contract does not let it write (`writes = {list(contract.writes)}`, "
                    f"`pstate_bits = {list(contract.pstate_bits)}`, never its callers' frames)",
     }[part]
@@ -264,13 +280,13 @@ class CallSites:
         if z3.is_bv_value(value):
             self.known[name].add(value.as_long())
         else:
-            self.symbolic.setdefault(name, []).append(z3.And(guard, z3.BitVec(ENTRY_DAIF, 4) == value))
+            self.symbolic.setdefault(name, []).append(z3.And(guard, z3.BitVec(CALLEE_DAIF, 4) == value))
 
     def resolve(self, facts: list[z3.BoolRef], rlimit: int) -> dict[str, list[int] | None]:
         """name -> every DAIF value a call can be reached with under the slot's facts; None where the solver
         gives up (the check then assumes any DAIF)."""
         out: dict[str, list[int] | None] = {}
-        daif = z3.BitVec(ENTRY_DAIF, 4)
+        daif = z3.BitVec(CALLEE_DAIF, 4)
         for name, values in self.known.items():
             found: set[int] | None = set(values)
             if name in self.symbolic:
