@@ -341,3 +341,34 @@ def test_pmr_on_return_is_checked_where_the_kernel_masks_with_it(tmp_path: Path,
     assert found.verdict == verdict, found
     if verdict == "VIOLATED":
         assert found.counterexample is not None and found.counterexample["part"] == "contract:pmr"
+
+
+SPINS = """
+\t.text
+\t.globl\tparks
+parks:
+\tmsr\tdaifset, #0xf
+1:\twfe
+\twfi
+\tb\t1b
+\t.globl\tparks_until
+parks_until:
+1:\twfe
+\tcbz\tx0, 2f
+\tb\t1b
+2:\tret
+"""
+
+
+def test_a_loop_with_no_way_out_never_returns(tmp_path: Path) -> None:
+    # cpu_park_loop(): a noreturn function's last loop ends no path UNKNOWN at the loop bound; one that can
+    # leave its loop is judged as any other code (here: it returns, against its contract)
+    callees = tmp_path / "callees.s"
+    callees.write_text(SPINS)
+    path = tmp_path / "contracts.toml"
+    path.write_text(BUNDLED_CONTRACTS.read_text() + "\n[function.parks]\nreturns = false\n"
+                    "[function.parks_until]\nreturns = false\n")
+    found = {c.function: c for c in check_contracts(
+        CheckInputs([callees], call_daif={"parks": [0], "parks_until": [0]}), load_contracts(path), Options())}
+    assert found["parks"].verdict == "PROVED", found["parks"]
+    assert found["parks_until"].verdict == "VIOLATED", found["parks_until"]

@@ -50,6 +50,13 @@ ENGINE_ASSUMPTIONS = (
     "its VHE alternative selects)",
 )
 
+# What a loop that never ends may run: hints and barriers, nothing that branches, traps or touches memory.
+SPIN_BODY = frozenset({"wfe", "wfi", "nop", "yield", "sev", "sevl", "isb", "dsb", "dmb", "hint", "bti"})
+
+# Instructions that end a path where they stand (a BUG()): what comes after a call, where the call's return
+# does not matter.
+TRAPS = frozenset({"brk", "udf", "hlt"})
+
 # How a path's `rests_on` names an alternative_cb callback (a summarised call is named as the call model
 # names it).
 CALLBACK = "callback "
@@ -473,6 +480,9 @@ class Explorer:
                 path.guard, path.witness = taken.guard, taken.witness
                 self._jump(path, code, effect.target)
         elif isinstance(effect, sem.Jump):
+            if self._spins(path, code, effect.target):
+                self.fatal(path, "spins forever (a loop with no way out: cpu_park_loop() and the like)")
+                return
             self._jump(path, code, effect.target)
         elif isinstance(effect, sem.Call):
             self._call(path, code, effect.target, next_pc)
@@ -511,6 +521,20 @@ class Explorer:
         if values is None:
             return "unresolved"
         return values
+
+    def _spins(self, path: Path, code: CodeRef, target: Target | BV) -> bool:
+        """An unconditional jump back over instructions none of which can leave the loop (`1: wfe; wfi; b 1b`):
+        the path never goes on, whatever the bound."""
+        if path.alt is not None or not isinstance(target, Loc | SymRef):
+            return False
+        address = self.image.address(target, code.program)
+        if address is None or address >= path.pc:
+            return False
+        body = [self.image.code(pc) for pc in range(address, path.pc, 4)]
+        if any(pc in self.image.alternatives for pc in range(address, path.pc + 4, 4)):
+            return False  # boot-time patching may put anything there
+        return all(ref is not None and ref.item.insn is not None and ref.item.insn.mnemonic in SPIN_BODY
+                   and ref.program is code.program for ref in body)
 
     def _jump(self, path: Path, code: CodeRef, target: Target | BV) -> None:
         if isinstance(target, SymRef) and self.image.address(target, code.program) is None:
@@ -583,9 +607,19 @@ class Explorer:
 
     def _summarised_call(self, path: Path, summary: Summary, name: str, ret: int) -> None:
         """A call the summary stands in for: continue after it, unless the function does not return."""
+        if not summary.returns and self._traps_at(ret):
+            # `bl handle_bad_stack; ASM_BUG()`: the path ends at the trap whether the call returns or not, so it
+            # does not rest on the callee's contract
+            self.fatal(path, f"call to {name}, then a trap")
+            return
         if self._apply_summary(path, summary, name):
             path.pc = ret
             self._push(path)
+
+    def _traps_at(self, address: int) -> bool:
+        code = self.image.code(address)
+        return (code is not None and code.item.insn is not None and code.item.insn.mnemonic in TRAPS
+                and address not in self.image.alternatives)
 
     def _return(self, path: Path, target: BV) -> None:
         target = z3.simplify(target)
