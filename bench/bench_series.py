@@ -9,8 +9,13 @@ lifted file, one breaks ss-restored, one fixes it), median of N runs each:
 and a commit that changes one C handler (el0_da() in entry-common.c, on the same lines), all 16 slots with the
 proposed policy, -jN, each median of N:
 
-  full       that commit proved with nothing cached (its own series, where it is the base)
+  full       that commit proved with nothing cached (its own series, where it is the base; no kept contract
+             checks either)
   handler    that commit after its parent's results: only what its change reaches is proved again
+  after docs the same change in a commit whose parent only changed the README (served from its own parent's
+             results)
+
+Contracts are checked (the series default) in every run.
 
     .venv/bin/python bench/bench_series.py [--repeat 3] [--jobs 2] [--all-slots]
 
@@ -35,6 +40,8 @@ from pathlib import Path
 import common  # noqa: F401  (puts tests/ on the path)
 from kernel_repos import commit_edits, git, user_repo
 
+from verifier.kernel.kbuild import cache_dir
+
 ENTRY = "arch/arm64/kernel/entry.S"
 COMMON = "arch/arm64/kernel/entry-common.c"
 POLICY = Path(__file__).resolve().parents[1] / "proofs" / "policies" / "proposed-2020.policy"
@@ -47,9 +54,25 @@ NO_REARM = "\tldr\tx19, [tsk, #TSK_TI_FLAGS]\t// re-check for single-step\n"
 SLOTS = ["el1h_irq", "el1h_sync", "el0_64_irq", "el0_64_fiq"]
 
 
-def run(repo: Path, cache: Path, jobs: int, slots: list[str], span: str = "base..series", *extra: str) -> float:
+SHARED = ("src", "debs", "configs", "apt", "kbuild", "lift", "lark")  # kept; contract checks are not
+
+
+def cold_checks(into: Path) -> Path:
+    """A cache root sharing the trees, builds and lifted files, with no kept contract checks."""
+    into.mkdir(parents=True, exist_ok=True)
+    for name in SHARED:
+        if (cache_dir() / name).exists() and not (into / name).exists():
+            (into / name).symlink_to(cache_dir() / name)
+    shutil.rmtree(into / "checks", ignore_errors=True)
+    return into
+
+
+def run(repo: Path, cache: Path, jobs: int, slots: list[str], span: str = "base..series", *extra: str,
+        root: Path | None = None) -> float:
     vectors = [arg for slot in slots for arg in ("--vector", slot)]
     env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    if root is not None:
+        env["ENTRY_VERIFY_CACHE"] = str(root)
     env["PYTHONPYCACHEPREFIX"] = str(repo.parent / "pycache")
     start = time.perf_counter()
     result = subprocess.run([sys.executable, "-m", "verifier.cli.main", "series", "--tree", str(repo), "--range",
@@ -91,31 +114,45 @@ def main() -> None:
             timings["warm"].append(run(repo, cache, args.jobs, slots))
         handler = commit_edits(repo, base, {COMMON: [DA_DAIF]}, "el0_da", "handler")
         commit_edits(repo, handler, {"README": [("Linux kernel", "The Linux kernel")]}, "README", "after")
+        docs = commit_edits(repo, base, {"README": [("Linux kernel", "The Linux kernel")]}, "README", "docs")
+        commit_edits(repo, docs, {COMMON: [DA_DAIF]}, "el0_da", "docs-handler")
         policy = ("--policy", str(POLICY))
-        full_cache, step_cache = tmp / "full", tmp / "step"
+        full_cache, step_cache, docs_cache = tmp / "full", tmp / "step", tmp / "docs"
         run(repo, full_cache, args.jobs, [], "handler..after", *policy)  # builds and snapshots, once
         run(repo, step_cache, args.jobs, [], "base..handler", *policy)
-        handler_key = None
+        run(repo, docs_cache, args.jobs, [], "base..docs-handler", *policy)
+        handler_key = docs_key = None
         for _ in range(args.repeat):
             shutil.rmtree(full_cache / "results", ignore_errors=True)
-            timings.setdefault("full", []).append(run(repo, full_cache, args.jobs, [], "handler..after", *policy))
-            keys = {p.name for p in (step_cache / "results").iterdir()}
-            handler_key = handler_key or _newest(step_cache / "results")
-            shutil.rmtree(step_cache / "results" / handler_key, ignore_errors=True)
-            timings.setdefault("handler", []).append(run(repo, step_cache, args.jobs, [], "base..handler", *policy))
-            assert {p.name for p in (step_cache / "results").iterdir()} == keys
+            timings.setdefault("full", []).append(run(repo, full_cache, args.jobs, [], "handler..after", *policy,
+                                                      root=cold_checks(tmp / "cold-root")))
+            for name, cache, span in (("handler", step_cache, "base..handler"),
+                                      ("after docs", docs_cache, "base..docs-handler")):
+                keys = {p.name for p in (cache / "results").iterdir()}
+                newest = _newest(cache / "results")
+                if name == "handler":
+                    handler_key = handler_key or newest
+                    drop = handler_key
+                else:
+                    docs_key = docs_key or newest
+                    drop = docs_key
+                shutil.rmtree(cache / "results" / drop, ignore_errors=True)
+                timings.setdefault(name, []).append(run(repo, cache, args.jobs, [], span, *policy))
+                assert {p.name for p in (cache / "results").iterdir()} == keys
     baseline = statistics.median(timings["cold -j1"])
     what = "all 16 slots" if args.all_slots else f"{len(slots)} slots"
     print(f"series of 3 commits on Debian 6.1 ({what}), median of {args.repeat}; baseline cold -j1")
     print(f"{'run':<10} {'seconds':>8} {'speedup':>8}")
     for name, values in timings.items():
-        if name in ("full", "handler"):
+        if name in ("full", "handler", "after docs"):
             continue
         median = statistics.median(values)
         print(f"{name:<10} {median:>8.2f} {baseline / median:>7.1f}x", flush=True)
     full, step = statistics.median(timings["full"]), statistics.median(timings["handler"])
-    print(f"one C handler changed (el0_da), 16 slots, policy, -j{args.jobs}: full {full:.2f} s, after its parent "
-          f"{step:.2f} s = {step / full:.3f}x of the full proof", flush=True)
+    after_docs = statistics.median(timings["after docs"])
+    print(f"one C handler changed (el0_da), 16 slots, policy, contracts checked, -j{args.jobs}: full {full:.2f} s, "
+          f"after its parent {step:.2f} s = {step / full:.3f}x of the full proof; after a docs-only parent "
+          f"{after_docs:.2f} s = {after_docs / full:.3f}x", flush=True)
 
 
 def _newest(results: Path) -> str:

@@ -331,3 +331,32 @@ def test_a_handler_change_proves_again_only_the_classes_that_reach_it(setting: d
             for p in (cache / "results").glob("*/el0_64_sync.json")]
     assert any(str(o["stats"].get("reused", "")).startswith("all classes but") for o in kept)
     assert {tuple(o["depends"]["classes"]["el0_da"]) for o in kept if "el0_da" in o["depends"]["classes"]} == {(0x24,)}
+
+
+# do_sp_pc_abort() (arch/arm64/mm/fault.c, a callee of entry-common.c's el0_pc) sets the saved PSTATE's D bit
+FAULT = "arch/arm64/mm/fault.c"
+SETS_D = ('\tarm64_notify_die("SP/PC alignment exception", regs, SIGBUS, BUS_ADRALN,\n\t\t\t addr, esr);\n',
+          '\tarm64_notify_die("SP/PC alignment exception", regs, SIGBUS, BUS_ADRALN,\n\t\t\t addr, esr);\n'
+          "\tregs->pstate |= PSR_D_BIT;\n")
+
+
+def test_a_commit_that_breaks_a_callees_contract_is_reported_as_kernel_reports_it(
+        setting: dict[str, Any], first_run: dict[str, Any]) -> None:
+    """The series checks each commit's contracts against that commit's callee ring: the commit that makes
+    do_sp_pc_abort() write the saved D bit turns its contract VIOLATED, the slot is proved again through
+    fault.c's code, and d-restored on the SP/PC alignment class breaks at that commit, confirmed on Unicorn."""
+    repo, base = setting["repo"], setting["shas"]["base"]
+    commit_edits(repo, base, {FAULT: [SETS_D]}, "arm64: mm: mask debug exceptions after an alignment fault",
+                 "callee")
+    out = setting["tmp"] / "callee.json"
+    status, _ = series(setting["cache"], out, "--tree", str(repo), "--range", "base..callee", "--vector",
+                       "el0_64_sync", "--ec", "0x22", "--format", "json")
+    data = json.loads(out.read_text())
+    assert status == 1
+    broken = [(t["property"], t["vector"], t["ec"], t["from"], t["to"]) for t in data["transitions"]]
+    assert ("d-restored", "el0_64_sync", 0x22, "PROVED", "VIOLATED") in broken, broken
+    assert any(line.startswith("followed: contract do_sp_pc_abort is violated by its code")
+               for line in data["assumptions"]), data["assumptions"]
+    tip = data["commits"][-1]
+    assert not any("rests on the contract" in v.get("reason", "") for v in tip["verdicts"])
+    assert all(v["ec"] == [0x22] for v in tip["verdicts"])  # --ec: only that class was proved

@@ -14,7 +14,7 @@ from verifier.kernel import kbuild
 from verifier.report.progress import for_stream
 from verifier.series.junit import to_junit
 from verifier.series.report import EXIT_STATUS_HELP, exit_status, render_markdown, render_text, to_json
-from verifier.series.run import FORMAT, SERIES_TRUSTS, SeriesPlan, SeriesResult, collect, finish, run
+from verifier.series.run import FORMAT, SeriesPlan, SeriesResult, collect, finish, run
 from verifier.series.sarif import to_sarif
 from verifier.spec.slots import ALL_SLOTS, slot_by_name
 from verifier.util.errors import UserError
@@ -99,9 +99,10 @@ def plan_from(args: argparse.Namespace) -> SeriesPlan:
             raise UserError("no *.patch files", str(args.patches))
     if args.loop_bound < 1:
         raise UserError("--loop-bound must be at least 1")
-    if args.check_contracts or args.contract_depth != 1:
-        raise UserError(f"{'--check-contracts' if args.check_contracts else '--contract-depth'}: {SERIES_TRUSTS}; "
-                        "each result lists the contracts it rests on as pending hypotheses (drop the option)")
+    if args.contract_depth < 1:
+        raise UserError("--contract-depth must be at least 1")
+    if args.check_contracts and args.trust_contracts:
+        raise UserError("--check-contracts and --trust-contracts contradict each other")
     for option in ("contracts", "assumptions", "policy", "waivers"):
         value = getattr(args, option)
         if value and not (option == "waivers" and value == "none") and not Path(value).is_file():
@@ -114,7 +115,8 @@ def plan_from(args: argparse.Namespace) -> SeriesPlan:
         waivers=None if args.waivers == "none" else Path(args.waivers),
         policy=Path(args.policy) if args.policy else None, readings=tuple(args.reading), caps=tuple(args.cap),
         slots=tuple(slot_by_name(v) for v in args.vector) if args.vector else ALL_SLOTS,
-        loop_bound=args.loop_bound, classes=tuple(sorted(set(args.ec))), confirm=args.unicorn)
+        loop_bound=args.loop_bound, classes=tuple(sorted(set(args.ec))), confirm=args.unicorn,
+        contract_depth=0 if args.trust_contracts else args.contract_depth)
 
 
 def emit(series: SeriesResult, args: argparse.Namespace, tree: Path) -> int:

@@ -15,7 +15,7 @@ import os
 import re
 import shutil
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from verifier.frontend.reader import dwarf_file
@@ -43,6 +43,10 @@ class Snapshot:
     build: BuildFacts
     cap_names: dict[int, str]
     version: str
+    # the callee ring's assembly (contract checking), under ring/ by its path in the build dir, and why some
+    # callees have none
+    callees: list[Path] = field(default_factory=list)
+    callee_missing: dict[str, str] = field(default_factory=dict)
 
     @property
     def sources(self) -> Path:
@@ -60,10 +64,13 @@ def _named_c_sources(texts: list[str], tree: str) -> list[str]:
     return sorted(p[len(prefix):] for p in found if p.startswith(prefix) and p.endswith(".c"))
 
 
-def take(store: Path, tree: Path, build_dir: Path, files: list[Path]) -> Snapshot:
-    """Snapshot the inputs just built (reusing an identical snapshot)."""
+def take(store: Path, tree: Path, build_dir: Path, files: list[Path], ring: list[Path] | None = None,
+         missing: dict[str, str] | None = None) -> Snapshot:
+    """Snapshot the inputs just built (reusing an identical snapshot), with the callee ring's assembly when
+    contracts are checked."""
     tree_s, build_s = str(tree.resolve()), str(build_dir.resolve())
     texts = [f.read_text(errors="replace") for f in files]
+    ring_rel = [path.resolve().relative_to(build_dir.resolve()) for path in ring or []]
     info = kernel_info(tree, build_dir)
     sources = _named_c_sources(texts, tree_s)
     digest = hashlib.sha256()
@@ -71,8 +78,11 @@ def take(store: Path, tree: Path, build_dir: Path, files: list[Path]) -> Snapsho
         digest.update(f"{path.name}\0".encode() + _normalised(text, tree_s, build_s) + b"\0")
     for rel in sources:
         digest.update(f"src {rel}\0".encode() + (tree / rel).read_bytes() + b"\0")
+    for rel in ring_rel:
+        digest.update(f"ring {rel}\0".encode() + _normalised((build_dir / rel).read_text(errors="replace"), tree_s,
+                                                               build_s) + b"\0")
     meta = {"build": info.facts().json(), "cap_names": {str(k): v for k, v in sorted(info.cap_names.items())},
-            "version": info.version}
+            "version": info.version, "ring": [str(rel) for rel in ring_rel], "ring_missing": dict(missing or {})}
     digest.update(json.dumps(meta, sort_keys=True).encode())
     key = digest.hexdigest()[:24]
     target = store / key
@@ -84,6 +94,9 @@ def take(store: Path, tree: Path, build_dir: Path, files: list[Path]) -> Snapsho
         for rel in sources:
             (tmp / "src" / rel).parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(tree / rel, tmp / "src" / rel)
+        for rel in ring_rel:
+            (tmp / "ring" / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(build_dir / rel, tmp / "ring" / rel)
         meta |= {"files": [f.name for f in files], "root": tree_s}
         (tmp / "meta.json").write_text(json.dumps(meta, indent=1) + "\n")
         try:
@@ -98,4 +111,5 @@ def load(store: Path, key: str) -> Snapshot:
     meta = json.loads((target / "meta.json").read_text())
     caps = {int(k): v for k, v in meta["cap_names"].items()}
     return Snapshot(key, target, [target / name for name in meta["files"]], meta["root"],
-                    BuildFacts.from_json(meta["build"]), caps, meta["version"])
+                    BuildFacts.from_json(meta["build"]), caps, meta["version"],
+                    [target / "ring" / rel for rel in meta.get("ring", [])], dict(meta.get("ring_missing", {})))

@@ -1,7 +1,8 @@
 """Contract checks kept between runs by what they read: a check is taken again from the cache only when
 everything it depends on is the same -- the tool, the function's name, contract and precondition (the DAIF
-its calls reach it with), the depth, the file it was lifted from, every contract and build fact the check's
-summaries could use, the options -- and each function its paths ran has the same content now
+its calls reach it with, the registers they pass pt_regs in), the depth, the source it was built from, every
+contract and build fact the check's summaries could use, the options -- and each function its paths ran has
+the same content now
 (`Image.function_digest`: instructions, source lines, alternatives and the data they reference). A kernel
 re-proved after an edit to entry.S checks again only the contracts whose code changed; the callee ring's
 checks (half of a full proof's time) are otherwise read back.

@@ -175,7 +175,7 @@ def derive_contracts(index: CodeIndex, contracts: Contracts, options: Options,
         image, address, path = located
         source = source_of(path, index.root)
         bounded = _bounded(options)
-        key = check_key(derive=name, source=source, file=str(path), contracts=where.contracts,
+        key = check_key(derive=name, source=source, contracts=where.contracts,
                         options=asdict(bounded)) if where is not None else ""
         kept = where.store.get(key, image) if where is not None else None
         if kept is not None:
@@ -292,8 +292,9 @@ def _check_one(name: str, daif: list[int] | None, depth: int, index: CodeIndex, 
     contract = contracts.for_function(name)
     source = source_of(path, inputs.root)
     bounded = _bounded(options)
+    # by the source, not the .s path: a series' snapshots hold the same file in a directory of their own
     key = check_key(function=name, contract=text, daif=daif, regs=list(regs), depth=depth, source=source,
-                    file=str(path), contracts=where.contracts, options=asdict(bounded)) if where is not None else ""
+                    contracts=where.contracts, options=asdict(bounded)) if where is not None else ""
     kept = where.store.get(key, image) if where is not None else None
     if kept is not None:
         return ContractCheck.from_json(kept.check), Nested(kept.nested, kept.nested_regs)

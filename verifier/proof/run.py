@@ -92,27 +92,51 @@ def prove(config: ProveConfig, progress: Progress | None = None, jobs: int = 1) 
         trust_all(report, "contract checking was off for this run (--trust-contracts)")
         return report
     checking = time.perf_counter()
-    report.contracts = checked_contracts(config, contracts, list(outcomes.values()), index, store, progress)
+    checked = check_and_follow(config, contracts, outcomes, index, store, progress,
+                               lambda again, slots: _prove_slots(again, slots, jobs, progress))
+    report = combine([outcomes[slot.name] for slot in config.slots], standing, report.stats["seconds"])
+    report.contracts = checked.checks
+    report.assumptions += checked.followed + contract_lines(report.contracts, config.contract_depth)
+    report.stats["contract_seconds"] = round(time.perf_counter() - checking, 3)
+    report.stats["seconds"] = round(time.perf_counter() - started, 3)
+    consolidate(report.results, report.contracts)
+    return report
+
+
+@dataclass
+class Checked:
+    """The contracts a proof's slots used, checked; and what was followed through its code instead."""
+
+    checks: list[ContractCheck]
+    followed: list[str]  # `followed:` lines, one per function whose code the slots were proved through
+
+
+# Proves some slots again under another configuration (its files extended): slot name -> outcome.
+Reprove = Callable[[ProveConfig, tuple[Slot, ...]], dict[str, SlotOutcome]]
+
+
+def check_and_follow(config: ProveConfig, contracts: Contracts, outcomes: dict[str, SlotOutcome], index: CodeIndex,
+                     store: CheckStore | None, progress: Progress | None, reprove: Reprove) -> Checked:
+    """Check the contracts the slots' outcomes used; where a result rests on a false one, prove its slot again
+    through the code (`reprove`, whose outcomes replace those in `outcomes`) and check again, up to
+    FOLLOW_ROUNDS times. A contract found false stays listed after it was followed."""
+    checks = checked_contracts(config, contracts, list(outcomes.values()), index, store, progress)
     followed: list[str] = []
     for _ in range(FOLLOW_ROUNDS):
-        again = _follow_violated(config, report, index)
+        results = [Result.from_json(r) for outcome in outcomes.values() for r in outcome.results]
+        again = _follow_violated(config, results, checks, index)
         if again is None:
             break
         config, slots, lines = again
         followed += lines
         if progress:
             progress(f"{'; '.join(lines)}: proving {', '.join(s.name for s in slots)} again, following its code")
-        outcomes.update(_prove_slots(config, slots, jobs, progress))
-        found_false = [check for check in report.contracts if check.verdict == "VIOLATED"]
-        report = combine([outcomes[slot.name] for slot in config.slots], standing, report.stats["seconds"])
-        report.contracts = checked_contracts(config, contracts, list(outcomes.values()), index, store, progress)
-        checked = {check.function for check in report.contracts}  # a false contract stays listed, followed
-        report.contracts += [check for check in found_false if check.function not in checked]
-    report.assumptions += followed + contract_lines(report.contracts, config.contract_depth)
-    report.stats["contract_seconds"] = round(time.perf_counter() - checking, 3)
-    report.stats["seconds"] = round(time.perf_counter() - started, 3)
-    consolidate(report.results, report.contracts)
-    return report
+        outcomes.update(reprove(config, slots))
+        found_false = [check for check in checks if check.verdict == "VIOLATED"]
+        checks = checked_contracts(config, contracts, list(outcomes.values()), index, store, progress)
+        names = {check.function for check in checks}
+        checks += [check for check in found_false if check.function not in names]
+    return Checked(checks, followed)
 
 
 def _prove_slots(config: ProveConfig, slots: Iterable[Slot], jobs: int, progress: Progress | None
@@ -129,17 +153,17 @@ def _prove_slots(config: ProveConfig, slots: Iterable[Slot], jobs: int, progress
     return outcomes
 
 
-def _follow_violated(config: ProveConfig, report: Report, index: CodeIndex
+def _follow_violated(config: ProveConfig, results: list[Result], checks: list[ContractCheck], index: CodeIndex
                      ) -> tuple[ProveConfig, tuple[Slot, ...], list[str]] | None:
     """Where a result rests on a contract that its function's code violates, or that rests (through its
     check's own callees) on one that is violated, the files of those functions join the inputs, so that the
     slots that used them are proved again through their code instead of a false summary (a contract used
     instead of the code, `lift = false`, stays: those results stay UNKNOWN). None: nothing to follow."""
-    consolidation = Consolidation(report.contracts)
+    consolidation = Consolidation(checks)
     contracts = load_contracts(config.contracts, config.build)
     files: dict[str, Path] = {}
     why: dict[str, str] = {}
-    for result in report.results:
+    for result in results:
         for name in result.rests_on:
             violated = consolidation.closure(name).violated
             for function in [name, *violated] if violated else []:
@@ -151,7 +175,7 @@ def _follow_violated(config: ProveConfig, report: Report, index: CodeIndex
                     why[function] = (f"is violated by its code ({violated[function].reason})" if function in violated
                                      else f"rests on the contract of {first}, which its code violates")
     slots = tuple(slot for slot in config.slots
-                  if any(set(r.rests_on) & set(files) for r in report.results if r.vector == slot.name))
+                  if any(set(r.rests_on) & set(files) for r in results if r.vector == slot.name))
     if not slots:
         return None
     added = sorted(set(files.values()))

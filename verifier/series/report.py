@@ -77,6 +77,8 @@ def _verdicts(entry: CommitReport) -> list[dict[str, Any]]:
             item["reason"] = r.reason
         if where(r):
             item["where"] = where(r)
+        if r.pending:
+            item["pending"] = [h.json() for h in r.pending]
         out.append(item)
     return out
 

@@ -18,6 +18,7 @@ from verifier.engine.image import Image
 from verifier.kernel.snapshot import Snapshot
 from verifier.proof.cache import proof_key
 from verifier.proof.config import ProveConfig
+from verifier.proof.contract_run import union_daif
 from verifier.proof.slot import SlotOutcome, lift_all
 from verifier.spec.reach import ALL
 
@@ -97,6 +98,19 @@ def combined(previous: SlotOutcome, partial: SlotOutcome, classes: list[int], im
     for name, ecs in (partial.depends.get("classes") or {}).items():
         old = reach.get(name, [])
         reach[name] = ALL if ALL in (old, ecs) else sorted(set(old) | set(ecs))
-    stats = {**partial.stats, "reused": f"all classes but {len(again)} proved again"}
+    stats = {**partial.stats, "reused": f"all classes but {len(again)} proved again",
+             # the kept classes' calls rest on contracts too: what both proofs used, and how they were called
+             "contracts": sorted({*previous.stats.get("contracts", []), *partial.stats.get("contracts", [])}),
+             "call_daif": _union_daif(previous.stats.get("call_daif", {}), partial.stats.get("call_daif", {})),
+             "call_regs": {name: sorted({*previous.stats.get("call_regs", {}).get(name, []),
+                                         *partial.stats.get("call_regs", {}).get(name, [])})
+                           for name in {*previous.stats.get("call_regs", {}), *partial.stats.get("call_regs", {})}}}
     return SlotOutcome(previous.slot, results, partial.printed, stats, partial.inputs,
                        {"functions": functions, "classes": reach})
+
+
+def _union_daif(a: dict[str, list[int] | None], b: dict[str, list[int] | None]) -> dict[str, list[int] | None]:
+    out = dict(a)
+    for name, values in b.items():
+        out[name] = union_daif(out.get(name, []), values) if name in out else values
+    return out

@@ -11,7 +11,7 @@ import hashlib
 import json
 import subprocess
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -21,9 +21,20 @@ from verifier.kernel.cmdfile import TargetFlags, llvm_assembler
 from verifier.kernel.info import contracts_for
 from verifier.kernel.snapshot import Snapshot, load, take
 from verifier.proof.cache import ResultStore, proof_key, tool_digest
+from verifier.proof.check_store import CheckStore
 from verifier.proof.config import DEFAULT_ASSUMPTIONS, DEFAULT_WAIVERS, ProveConfig, parse_caps
+from verifier.proof.consolidate import consolidate
+from verifier.proof.contract_run import CodeIndex, ContractCheck
 from verifier.proof.pool import run_slot_jobs
-from verifier.proof.run import Report, combine, count_verdicts, standing_assumptions, trust_all
+from verifier.proof.run import (
+    Report,
+    check_and_follow,
+    combine,
+    contract_lines,
+    count_verdicts,
+    standing_assumptions,
+    trust_all,
+)
 from verifier.proof.slot import SlotOutcome
 from verifier.report.progress import Progress
 from verifier.series import reuse
@@ -33,8 +44,8 @@ from verifier.spec.slots import ALL_SLOTS, Slot
 from verifier.util.errors import UserError
 
 FORMAT = "entry-verify-series/1"
-# Why a series' results rest on every contract they use as a pending hypothesis.
-SERIES_TRUSTS = "a series does not check contracts against their code yet (`kernel` on a commit does)"
+# Why a series' results rest on every contract they use as a pending hypothesis, when it does.
+SERIES_TRUSTS = "contract checking was off for this run (--trust-contracts)"
 
 
 @dataclass
@@ -60,6 +71,7 @@ class SeriesPlan:
     loop_bound: int = Options.loop_bound
     classes: tuple[int, ...] = ()  # only these exception classes of the synchronous slots (--ec)
     confirm: bool = True  # counterexamples confirmed on Unicorn (--no-unicorn: False)
+    contract_depth: int = 1  # contracts checked against the callee ring's code to this depth (0: trusted)
 
 
 @dataclass
@@ -94,7 +106,8 @@ def _build_identity(plan: SeriesPlan) -> str:
     kconfig = plan.kconfig
     if kconfig != "defconfig":
         kconfig = kbuild.config_choice(kconfig)["sha256"]
-    return json.dumps([kconfig, _toolchain_identity(plan.toolchain), list(kbuild.DEFAULT_FILES), tool_digest()])
+    return json.dumps([kconfig, _toolchain_identity(plan.toolchain), list(kbuild.DEFAULT_FILES), tool_digest(),
+                       plan.contract_depth > 0])
 
 
 class _Inputs:
@@ -118,7 +131,10 @@ class _Inputs:
         job = kbuild.KbuildJob(tree=self.scratch.repo, build_dir=kbuild.check_build_dir(self.scratch.repo,
                                self.scratch.build), config=self.plan.kconfig, toolchain=self.plan.toolchain,
                                jobs=self.plan.make_jobs)
-        snapshot = take(self.store, self.scratch.repo, self.scratch.build, kbuild.build_asm(job))
+        files = kbuild.build_asm(job)
+        ring = kbuild.build_callee_ring(job, files) if self.plan.contract_depth else None
+        snapshot = take(self.store, self.scratch.repo, self.scratch.build, files,
+                        ring.outputs if ring else None, ring.missing if ring else None)
         memo.parent.mkdir(parents=True, exist_ok=True)
         memo.write_text(snapshot.digest + "\n")
         return snapshot
@@ -131,7 +147,8 @@ def prove_config(plan: SeriesPlan, snapshot: Snapshot) -> ProveConfig:
                        slots=plan.slots, options=Options(loop_bound=plan.loop_bound), build=snapshot.build,
                        root=snapshot.root, policy=plan.policy, readings=plan.readings, sources=str(snapshot.sources),
                        assemblers=[_assembler(plan.toolchain)] * len(snapshot.files), confirm=plan.confirm,
-                       classes=plan.classes, record_depends=True)
+                       classes=plan.classes, record_depends=True, callees=list(snapshot.callees),
+                       callee_missing=dict(snapshot.callee_missing), contract_depth=plan.contract_depth)
 
 
 def _assembler(toolchain: kbuild.Toolchain) -> tuple[str, ...]:
@@ -231,13 +248,71 @@ def collect(plan: SeriesPlan, progress: Progress) -> dict[str, Any]:
         run_slot_jobs([(config, slot) for _, slot, config, _ in todo], plan.workers, done)
     standing = {key: standing_assumptions(config, load_contracts(config.contracts, config.build))
                 for key, config in config_of.items()}
-    return {"format": FORMAT, "tool": tool_digest(), "shard": [index, count],
+    checks, followed = _checks(config_of, outcomes, store, plan.workers, progress) if plan.contract_depth else ({}, {})
+    return {"format": FORMAT, "tool": tool_digest(), "shard": [index, count], "contract_depth": plan.contract_depth,
             "slots": [slot.name for slot in plan.slots],
             "base": _commit_json(base, keys[base.sha]),
             "commits": [_commit_json(c, keys[c.sha]) for c in series],
             "same_as": _commit_json(reference, keys[reference.sha]) if reference else None,
-            "standing": standing, "outcomes": outcomes,
+            "standing": standing, "outcomes": outcomes, "checks": checks, "followed": followed,
             "proved": {key: sorted(slots) for key, slots in proved.items()}}
+
+
+def _checks(config_of: dict[str, ProveConfig], outcomes: dict[str, dict[str, Any]], results: ResultStore,
+            workers: int, progress: Progress) -> tuple[dict[str, list[dict[str, Any]]], dict[str, list[str]]]:
+    """Per commit (by proof key), the contracts its slots' proofs used (those this shard proved or reused),
+    each checked against the code of that commit's callee ring (checks kept between runs are read back); where
+    a result rests on a false one, its slot is proved again through that code, as `kernel` does, and that
+    outcome replaces the other. The checks and the `followed:` lines, per key."""
+    store = CheckStore()
+    checks: dict[str, list[dict[str, Any]]] = {}
+    followed: dict[str, list[str]] = {}
+    for key, slots in outcomes.items():
+        config = config_of[key]
+        contracts = load_contracts(config.contracts, config.build)
+        index = CodeIndex(list(config.files) + list(config.callees), config.root)
+        mine = {slot: SlotOutcome(**data) for slot, data in slots.items()}
+
+        def reprove(again: ProveConfig, redo: tuple[Slot, ...], key: str = key) -> dict[str, SlotOutcome]:
+            done: dict[str, SlotOutcome] = {}
+
+            def keep(_: int, outcome: SlotOutcome) -> None:
+                outcome = replace(outcome, depends={"functions": {name: None for name in outcome.depends["ran"]},
+                                                    "classes": outcome.depends["classes"]})
+                results.put(key, outcome)  # nothing to compare it with: the next commit proves it again
+                done[outcome.slot] = outcome
+                progress.advance(f"{key[:8]} {outcome.slot}: proved again through the callee's code")
+
+            progress.start("follow", len(redo))
+            run_slot_jobs([(again, slot.name) for slot in redo], workers, keep)
+            return done
+
+        checked = check_and_follow(config, contracts, mine, index, store, None, reprove)
+        slots.update({slot: outcome.plain() for slot, outcome in mine.items()})
+        progress.note(f"CHECK   {key[:8]}: "
+                      f"{count_verdicts(check.verdict for check in checked.checks) or 'no contracts'}")
+        checks[key] = [check.json() for check in checked.checks]
+        followed[key] = checked.followed
+    return checks, followed
+
+
+# A contract checked by several shards (each under the DAIF its own slots' calls reach it with) stands as the
+# worst of their checks.
+_WORST = ("PROVED", "TRUSTED", "UNKNOWN", "VIOLATED")
+
+
+def _merged_checks(docs: list[dict[str, Any]], key: str) -> list[ContractCheck] | None:
+    """The checks of one commit from every shard; None where the run trusted its contracts."""
+    if not any(key in doc.get("checks", {}) for doc in docs):
+        return None
+    merged: dict[str, ContractCheck] = {}
+    for doc in docs:
+        for data in doc.get("checks", {}).get(key, []):
+            check = ContractCheck.from_json(data)
+            held = merged.get(check.function)
+            if held is None or _WORST.index(check.verdict) > _WORST.index(held.verdict):
+                merged[check.function] = check
+    return sorted(merged.values(), key=lambda c: (c.depth, c.function))
 
 
 def _check_shards(docs: list[dict[str, Any]]) -> None:
@@ -276,7 +351,14 @@ def finish(docs: list[dict[str, Any]], seconds: float = 0.0) -> SeriesResult:
     for key in standing:
         ordered = [SlotOutcome(**outcomes[key][slot]) for slot in first["slots"]]
         reports[key] = combine(ordered, standing[key], sum(o.stats.get("seconds", 0.0) for o in ordered))
-        trust_all(reports[key], SERIES_TRUSTS)
+        checks = _merged_checks(docs, key)
+        if checks is None:
+            trust_all(reports[key], SERIES_TRUSTS)
+        else:
+            reports[key].contracts = checks
+            lines = sorted({line for doc in docs for line in doc.get("followed", {}).get(key, [])})
+            reports[key].assumptions += lines + contract_lines(checks, first.get("contract_depth", 1))
+            consolidate(reports[key].results, checks)
     seen: set[str] = set()
 
     def entry(data: dict[str, str]) -> CommitReport:
