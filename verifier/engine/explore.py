@@ -21,7 +21,7 @@ import heapq
 import itertools
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, cast
 
 import z3
 
@@ -272,9 +272,9 @@ class Explorer:
         """The concrete values a symbolic value can take on this path (None: too many / timeout)."""
         value = z3.simplify(value)
         if z3.is_bv_value(value):
-            return [value.as_long()]
+            return [cast(z3.BitVecNumRef, value).as_long()]  # z3's is_bv_value() does not narrow
         if self.guide is not None:
-            return [self.guide.eval(value, model_completion=True).as_long()]
+            return [cast(z3.BitVecNumRef, self.guide.eval(value, model_completion=True)).as_long()]
         found: list[int] = []
         self.solver.push()
         self.solver.add(path.guard)
@@ -580,7 +580,7 @@ class Explorer:
         for branch, address in self._per_target(path, target, addresses):
             name = self.image.names.get(address)
             summary = self.calls.instead_of_lifted(name) if name else None
-            if summary is not None:
+            if name and summary is not None:
                 self._summarised_call(branch, summary, name, ret)
                 continue
             if self.image.code(address) is None:
@@ -602,7 +602,7 @@ class Explorer:
         for n, address in enumerate(addresses):
             branch = path if n == len(addresses) - 1 else path.copy()
             if len(addresses) > 1:
-                branch.guard = z3.simplify(z3.And(path.guard, target == address))  # type: ignore[operator]
+                branch.guard = z3.simplify(z3.And(path.guard, target == address))
             yield branch, address
 
     def _summarised_call(self, path: Path, summary: Summary, name: str, ret: int) -> None:
@@ -635,7 +635,7 @@ class Explorer:
             return
         frame = path.ctx[-1]
         # every value the target can take must be the caller's return address, not just one of them
-        if not (z3.is_bv_value(target) and target.as_long() == frame.ret) and \
+        if not (z3.is_bv_value(target) and cast(z3.BitVecNumRef, target).as_long() == frame.ret) and \
                 not _always_equal(target, z3.BitVecVal(frame.ret, 64)) and \
                 self.feasible(z3.And(path.guard, target != frame.ret)) is not False:
             self.unknown(path, "return to an address other than the caller's")

@@ -15,13 +15,15 @@ summarised by a contract gives `on_call`, then (if it returns) `on_summary`, its
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Protocol, Self
+from typing import Protocol, Self, TypeVar
 
 import z3
 
 from verifier.engine.calls import Summary
 from verifier.engine.image import CodeRef
 from verifier.semantics.state import BV, Region, State
+
+Term = TypeVar("Term", bound=z3.ExprRef)  # a value merge_value() merges: a bit-vector or a condition
 
 
 class Path(Protocol):
@@ -94,7 +96,7 @@ class Findings:
     conditions: dict[str, z3.BoolRef] = field(default_factory=dict)
 
 
-def merge_value(guard: z3.BoolRef, mine: z3.ExprRef, theirs: z3.ExprRef) -> z3.ExprRef:
+def merge_value(guard: z3.BoolRef, mine: Term, theirs: Term) -> Term:
     """One value of two merged paths: `If(guard, mine, theirs)` unless they are the same."""
     if mine is theirs or mine.eq(theirs):
         return mine

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import z3
 
@@ -18,7 +18,7 @@ from verifier.engine.image import CodeRef, Image
 from verifier.engine.paths import Path
 from verifier.frontend.srcfunc import function_at
 from verifier.ir.program import Insn
-from verifier.semantics.state import MDSCR, Region
+from verifier.semantics.state import BV, MDSCR, Region
 
 
 class DictModel:
@@ -52,7 +52,7 @@ class DictModel:
             if z3.is_bool(leaf):
                 pairs.append((leaf, z3.BoolVal(bool(value))))
             else:
-                pairs.append((leaf, z3.BitVecVal(int(value), leaf.size())))
+                pairs.append((leaf, z3.BitVecVal(int(value), cast(z3.BitVecRef, leaf).size())))
         return z3.simplify(z3.substitute(expr, *pairs)) if pairs else z3.simplify(expr)
 
 
@@ -70,7 +70,7 @@ def model_values(model: z3.ModelRef) -> dict[str, int | bool]:
 
 def model_number(model: ModelLike, expr: z3.ExprRef) -> int:
     value = model.eval(expr, model_completion=True)
-    return value.as_long() if z3.is_bv_value(value) else 0
+    return cast(z3.BitVecNumRef, value).as_long() if z3.is_bv_value(value) else 0
 
 
 def daif_text(value: int) -> str:
@@ -83,14 +83,14 @@ class Snapshot:
     independent execution is compared with them), the memory epochs (how many contract calls so far forgot
     each class of memory) and the bytes written."""
 
-    x: tuple[z3.ExprRef, ...]
-    sp_el1: z3.ExprRef
-    sp_el0: z3.ExprRef
-    nzcv: z3.ExprRef
-    daif: z3.ExprRef
-    sysregs: dict[int, z3.ExprRef]
+    x: tuple[BV, ...]
+    sp_el1: BV
+    sp_el0: BV
+    nzcv: BV
+    daif: BV
+    sysregs: dict[int, BV]
     epochs: dict[str, Any]
-    cells: dict[tuple[Region, int], tuple[z3.ExprRef, int]]  # the bytes written so far: (value, which byte)
+    cells: dict[tuple[Region, int], tuple[BV, int]]  # the bytes written so far: (value, which byte)
     depth: int  # the calls the path is inside (one more after a call the engine followed, not summarised)
 
     @staticmethod
@@ -138,7 +138,7 @@ def replay(image: Image, make_explorer: MakeExplorer, model: ModelLike, options:
             initial = memory.initial
             assert initial is not None
 
-            def recorded(region: Region, word: int, epoch: int) -> z3.ExprRef:
+            def recorded(region: Region, word: int, epoch: int) -> BV:
                 value = initial(region, word, epoch)
                 initial_words.append((region, word, epoch, value))
                 return value

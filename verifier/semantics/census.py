@@ -19,10 +19,8 @@ import z3
 from verifier.frontend.assembler import lift_file
 from verifier.ir.canon import canonical
 from verifier.ir.program import Insn, Reloc, Target
-from verifier.semantics.state import Memory, Region, State
+from verifier.semantics.state import BV, Memory, Region, State
 from verifier.semantics.table import Unsupported, execute
-
-BV = z3.BitVecRef
 
 
 class SymbolicContext:

@@ -13,26 +13,27 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TypeAlias, cast
 
 import z3
 
 from verifier.ir import sysregs
 
-BV = z3.BitVecRef
+BV: TypeAlias = z3.BitVecRef
 GPR_NAMES = [f"x{i}" for i in range(31)]
 
 # PSTATE.{D,A,I,F} as a 4-bit vector, bit 3 = D .. bit 0 = F: the layout of `msr daifset, #imm`.
 DAIF_D, DAIF_A, DAIF_I, DAIF_F = 8, 4, 2, 1
 
-MDSCR = sysregs.encode("mdscr_el1")
-SPSR_EL1 = sysregs.encode("spsr_el1")
-ELR_EL1 = sysregs.encode("elr_el1")
-ESR_EL1 = sysregs.encode("esr_el1")
-SP_EL0 = sysregs.encode("sp_el0")
-DAIF_REG = sysregs.encode("daif")
-NZCV_REG = sysregs.encode("nzcv")
+MDSCR = sysregs.known("mdscr_el1")
+SPSR_EL1 = sysregs.known("spsr_el1")
+ELR_EL1 = sysregs.known("elr_el1")
+ESR_EL1 = sysregs.known("esr_el1")
+SP_EL0 = sysregs.known("sp_el0")
+DAIF_REG = sysregs.known("daif")
+NZCV_REG = sysregs.known("nzcv")
 # The GIC CPU interface's priority mask: Priority is bits 7:0, bits 63:8 are RES0 and read as 0
-ICC_PMR_EL1 = sysregs.encode("icc_pmr_el1")
+ICC_PMR_EL1 = sysregs.known("icc_pmr_el1")
 
 
 def bv(value: int, bits: int = 64) -> BV:
@@ -64,7 +65,7 @@ def split_address(addr: BV) -> tuple[Region, int] | None:
     def walk(term: z3.ExprRef, sign: int) -> bool:
         nonlocal const
         if z3.is_bv_value(term):
-            const += sign * term.as_long()
+            const += sign * cast(z3.BitVecNumRef, term).as_long()  # z3's is_bv_value() does not narrow
             return True
         if z3.is_app_of(term, z3.Z3_OP_BADD):
             return all(walk(child, sign) for child in term.children())

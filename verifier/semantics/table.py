@@ -22,9 +22,7 @@ from verifier.ir import sysregs
 from verifier.ir.canon import reg_width
 from verifier.ir.program import Addr, Imm, Insn, Mem, Name, Operand, Reg, Reloc, Shifted, SysReg, Target
 from verifier.semantics import names
-from verifier.semantics.state import State, bv
-
-BV = z3.BitVecRef
+from verifier.semantics.state import BV, State, bv
 
 ASSUMPTIONS = """Modelling assumptions of the instruction semantics (each one is a place where the model is
 narrower than the architecture; the engine's verdicts hold under them):
@@ -206,7 +204,7 @@ def _clz(value: BV) -> BV:
 def _reverse_bytes(value: BV, container: int) -> BV:
     """Reverse the bytes inside each `container`-bit chunk (rev16/rev32/rev)."""
     width = value.size()
-    chunks = []
+    chunks: list[BV] = []
     for top in range(width - 1, -1, -container):  # most significant chunk first
         low = top - container + 1
         chunks.extend(z3.Extract(low + 8 * i + 7, low + 8 * i, value) for i in range(container // 8))
