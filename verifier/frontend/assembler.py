@@ -14,9 +14,9 @@ import re
 from collections.abc import Hashable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Literal, cast
 
-from lark import Tree
+from lark import Token, Tree
 
 from verifier.frontend import macros as mac
 from verifier.frontend.alternatives import decode_alternatives
@@ -83,12 +83,17 @@ TEXT_LIKE = (".text", ".noinstr.text", ".entry.text", ".entry.tramp.text", ".ini
 class _Deferred:
     """A data expression evaluated after layout; `.` is where it was written."""
 
-    tree: object
+    tree: Tree | Token
     frag: Frag
     offset: int
 
 
-class _LaidOut:
+def _named(term: Hashable) -> tuple[str, str]:
+    """The key of a laid-out term (no frag left in it): ("sec", section) or ("sym", symbol)."""
+    return cast(tuple[str, str], term)
+
+
+class _LaidOut(Scope):
     """The scope of a deferred expression: labels at their final addresses (as section + offset)."""
 
     def __init__(self, asm: Assembler, deferred: _Deferred) -> None:
@@ -342,7 +347,8 @@ class Assembler(OperandScope):
         if len(seen.terms) != 1 or next(iter(seen.terms.values())) != 1:
             raise OperandError("constant expression expected")  # gas: only a constant or symbol + addend
         (key,) = seen.terms
-        return (None if key[0] == "dot" else ("sym", key, seen.const)), value
+        dot = isinstance(key, tuple) and key[0] == "dot"  # _AsGasSees makes ("sym", name) and ("dot", n) only
+        return (None if dot else ("sym", key, seen.const)), value
 
     @staticmethod
     def _local_name(number: str, instance: int) -> str:
@@ -544,7 +550,8 @@ class Assembler(OperandScope):
     def _two_strings(args: str, stmt: Stmt) -> tuple[str, str]:
         # `.ifc a,b`: compared as written (after gas's scrubbing), optional quotes removed.
         text = mac.scrub(args)
-        depth, in_string, split_at = 0, False, -1
+        depth, split_at = 0, -1
+        in_string: str | bool = False  # the quote the open string began with
         for i, ch in enumerate(text):
             if ch in "\"'" and (not in_string or in_string == ch):
                 in_string = False if in_string else ch
@@ -634,7 +641,7 @@ class Assembler(OperandScope):
             raise stmt.error(f"expected {what}")
         return trees
 
-    def _const_arg(self, tree, stmt: Stmt, what: str) -> int:  # noqa: ANN001
+    def _const_arg(self, tree: Tree, stmt: Stmt, what: str) -> int:
         try:
             return evaluate(tree, self).value()
         except NotConstant as err:
@@ -655,7 +662,7 @@ class Assembler(OperandScope):
             return
         raise stmt.error(f"unknown pseudo-op '{head}'")
 
-    def _data_expr(self, tree) -> Lin | _Deferred:  # noqa: ANN001
+    def _data_expr(self, tree: Tree) -> Lin | _Deferred:
         """A data value; one gas can only compute after layout (`(.L5 - .L3) / 4` in a jump table,
         across an alignment) is kept as its expression and evaluated in finish()."""
         try:
@@ -744,9 +751,11 @@ class Assembler(OperandScope):
             raise stmt.error("expected an alignment")
         values = [None if t.data == "empty" else self._const_arg(t, stmt, "alignment") for t in trees]
         values += [None] * (3 - len(values))
-        if not 0 <= values[0] <= 1 << 16:  # type: ignore[operator]
-            raise stmt.error(f"alignment {values[0]} out of range")
-        return values[0], values[1], values[2]  # type: ignore[return-value]
+        power, fill, max_skip = values[:3]
+        assert power is not None  # the first argument is not empty (above)
+        if not 0 <= power <= 1 << 16:
+            raise stmt.error(f"alignment {power} out of range")
+        return power, fill, max_skip
 
     def _d_align(self, args: str, stmt: Stmt) -> None:
         power, fill, max_skip = self._align_args(args, stmt)
@@ -1105,8 +1114,9 @@ class Assembler(OperandScope):
         if final.is_const():
             return Loc("*ABS*", final.const)
         if len(final.terms) == 1:
-            (key, coeff), = final.terms.items()
+            (term, coeff), = final.terms.items()
             if coeff == 1:
+                key = _named(term)
                 if key[0] == "sec":
                     return Loc(key[1], final.const)
                 return SymRef(key[1], final.const)
@@ -1150,15 +1160,17 @@ class Assembler(OperandScope):
             return DataValue(size, final.const)
         own = ("sec", section)
         if final.terms.get(own) == -1 and len(final.terms) == 2:
-            (key, coeff), = ((k, c) for k, c in final.terms.items() if k != own)
+            (term, coeff), = ((k, c) for k, c in final.terms.items() if k != own)
             if coeff == 1:
                 # value = target - (section base + s): a PC-relative field; gas's `.` is this field
+                key = _named(term)
                 addend = final.const + address
                 target = Loc(key[1], addend) if key[0] == "sec" else SymRef(key[1], addend)
                 return DataValue(size, 0, target, pcrel=True)
         if len(final.terms) == 1:
-            (key, coeff), = final.terms.items()
+            (term, coeff), = final.terms.items()
             if coeff == 1:
+                key = _named(term)
                 target = Loc(key[1], final.const) if key[0] == "sec" else SymRef(key[1], final.const)
                 return DataValue(size, 0, target)
         raise self._item_error(item, "data expression too complex for a relocation")
