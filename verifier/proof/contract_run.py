@@ -366,8 +366,8 @@ def _judge(run: ExploreRun, contract: Contract, start: FunctionStart, image: Ima
         # every path ends in a trap (a WARN's brk returns, which the engine does not follow) or a call that
         # does not return: nothing was judged
         return _unknown_or(run, "UNKNOWN", "no path returns: each ends in a trap or a call that does not return")
-    sites = len({check.address for check in run.returns})  # sites, not path ends: merging must not change it
-    how = f"{sites} return site(s) checked; {NOT_CHECKED}"
+    returning = len({check.address for check in run.returns})  # sites, not path ends: merging must not change it
+    how = f"{returning} return site(s) checked; {NOT_CHECKED}"
     return _unknown_or(run, "PROVED", how)
 
 

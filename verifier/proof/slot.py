@@ -210,7 +210,7 @@ def prove_slot(slot: Slot, prepared: Setup, config: ProveConfig) -> tuple[list[R
         watching.append(ReachObserver(reached))
     run: ExploreRun = explorer(image, contracts, start, watching, config.options).explore()
 
-    def replay_once(model: ModelLike, prop: str) -> tuple[Replayed | None, dict[str, Any] | None]:
+    def replay_once(model: z3.ModelRef, prop: str) -> tuple[Replayed | None, dict[str, Any] | None]:
         again = build(slot, image, contracts, prepared.assumptions, prepared.vectors)
         again.initial.caps.update(initial.caps)
         watching = observers(again, contracts, rules, prepared.policy, None, prepared.watchlist.functions)

@@ -93,8 +93,8 @@ def function_start(image: Image, address: int, daif_at_calls: list[int] | None,
     state = State(
         x=list(x), sp_el1=names.initial_sp(), sp_el0=names.current_task(), nzcv=names.entry_value("nzcv", 4),
         daif=daif, pstate_ss=bv(0, 1),
-        sysregs={MDSCR: mdscr, sysregs.encode("tpidr_el1"): names.percpu_offset(),
-                 sysregs.encode("tpidr_el2"): names.percpu_offset()},
+        sysregs={MDSCR: mdscr, sysregs.known("tpidr_el1"): names.percpu_offset(),
+                 sysregs.known("tpidr_el2"): names.percpu_offset()},
         memory=memory, fresh_sysreg=lambda encoding: names.entry_value(sysregs.name_of(encoding)),
     )
     pmr = priority.initial_pmr(names.entry_value("icc_pmr_el1.priority", PMR_BITS))
@@ -293,7 +293,7 @@ class CallSites:
                 solver = z3.Solver()
                 solver.set("rlimit", rlimit)
                 solver.add(*facts, z3.Or(self.symbolic[name]))
-                for value in sorted(found):
+                for value in sorted(values):  # the values found already
                     solver.add(daif != value)
                 while found is not None:
                     status = solver.check()

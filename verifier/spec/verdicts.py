@@ -3,6 +3,7 @@ counterexample that a concrete replay confirms), WAIVED or UNKNOWN (with why).""
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -45,12 +46,12 @@ class Result:
     # what of that is not checked (filled in once the contracts are checked): empty exactly when closed
     pending: list[Hypothesis] = field(default_factory=list)
 
-    @property
+    @builtins.property  # the field `property` hides the builtin in the class body
     def closed(self) -> bool:
         """A PROVED or WAIVED verdict that rests on nothing unchecked."""
         return self.verdict in ("PROVED", "WAIVED") and not self.pending
 
-    @property
+    @builtins.property
     def status(self) -> str:
         """The consolidated status: the verdict, `under hypotheses` where it rests on pending ones."""
         if self.pending and self.verdict in ("PROVED", "WAIVED", "VIOLATED"):
@@ -207,7 +208,7 @@ class Judge:
             if model is None:
                 results.append(Result(prop, vector, [ec] if ec is not None else [], "UNKNOWN",
                                       "solver limit reached building a counterexample"))
-                left.discard(ec)  # type: ignore[arg-type]
+                left.discard(ec)
                 continue
             result = self._violated(prop, model, ec)
             group = {ec} if ec is not None else set()
