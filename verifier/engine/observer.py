@@ -112,13 +112,14 @@ def merge_condition(guard: z3.BoolRef, mine: z3.BoolRef | None, other_guard: z3.
 
 class Observer:
     """One concern's view of one path. Every hook does nothing unless overridden; `copy` and `merge` must
-    be given by any observer with state."""
+    be given by any observer with state. (The defaults below ignore what they are given: `noqa: ARG002`;
+    the observers that override them say so with @override.)"""
 
     def copy(self) -> Self:
         return self
 
-    def merge(self, guard: z3.BoolRef, state: State, other: Self, other_guard: z3.BoolRef,
-              other_state: State) -> Self:
+    def merge(self, guard: z3.BoolRef, state: State, other: Self, other_guard: z3.BoolRef,  # noqa: ARG002
+              other_state: State) -> Self:  # noqa: ARG002
         """This observer for the merge of its path (taken under `guard`, in `state`) with another."""
         return self
 
@@ -147,9 +148,9 @@ class Observer:
     def on_summary(self, path: Path, name: str, summary: Summary) -> None:
         """A returning call of `name` that `summary` stands in for, before its effect."""
 
-    def at_eret(self, path: Path) -> Findings:
+    def at_eret(self, path: Path) -> Findings:  # noqa: ARG002
         return Findings()
 
-    def at_return(self, path: Path) -> Findings:
+    def at_return(self, path: Path) -> Findings:  # noqa: ARG002
         """The explored function returns to its caller (only when a function, not a vector, is explored)."""
         return Findings()

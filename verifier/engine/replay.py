@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, cast
 
 import z3
+from typing_extensions import override
 
 from verifier.engine.explore import EretCheck, Explorer, ModelLike, Options, StepListener
 from verifier.engine.image import CodeRef, Image
@@ -21,7 +22,7 @@ from verifier.ir.program import Insn
 from verifier.semantics.state import BV, MDSCR, Region
 
 
-class DictModel:
+class DictModel(ModelLike):
     """A model given as name -> value (from a counterexample file): evaluates by substitution, unknown
     names are 0/false (model completion)."""
 
@@ -45,6 +46,7 @@ class DictModel:
                 stack.extend(node.children())
         return out
 
+    @override
     def eval(self, expr: z3.ExprRef, model_completion: bool = True) -> z3.ExprRef:
         pairs = []
         for leaf in self._leaves(expr):

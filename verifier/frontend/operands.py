@@ -81,10 +81,13 @@ class Pending(UnresolvedOperand):
 
 
 class OperandScope(Scope):
-    def register_alias(self, name: str) -> str | None:
+    """A Scope for operands: by default no register aliases and no literal pool (the assembler has both;
+    these defaults ignore what they are given: `noqa: ARG002`)."""
+
+    def register_alias(self, name: str) -> str | None:  # noqa: ARG002
         return None
 
-    def literal(self, tree: Tree, size: int) -> Lin:
+    def literal(self, tree: Tree, size: int) -> Lin:  # noqa: ARG002
         """`=expr` of an LDR (literal): the address of the `size`-byte literal pool entry holding expr."""
         raise Unsupported("literal pool load (`ldr Xn, =value`) outside the assembler")
 

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import Self
 
 import z3
+from typing_extensions import override
 
 from verifier.engine.calls import Summary
 from verifier.engine.image import Image
@@ -118,9 +119,11 @@ class ContractObserver(Observer):
         self.unmasked = unmasked or EventLog()  # where an exception masked at the call became unmasked
         self.wider = wider or EventLog()  # calls of functions whose contracts may write more than this one's
 
+    @override
     def copy(self) -> Self:
         return type(self)(self.contract, self.start, self.unmasked.copy(), self.wider.copy())
 
+    @override
     def merge(self, guard: z3.BoolRef, state: State, other: Self, other_guard: z3.BoolRef,
               other_state: State) -> Self:
         return type(self)(self.contract, self.start, self.unmasked.merge(guard, other.unmasked, other_guard),
@@ -130,6 +133,7 @@ class ContractObserver(Observer):
     def _watch_unmasks(self) -> bool:
         return self.contract.unmasks in ("none", "preserved")
 
+    @override
     def on_masking(self, path: Path, daif_changed: bool, mdscr_changed: bool) -> None:
         if not (daif_changed and self._watch_unmasks):
             return
@@ -138,6 +142,7 @@ class ContractObserver(Observer):
             self.unmasked.note(Event(path.pc, z3.And(path.guard, opened),
                                      "an exception masked at the call is unmasked"))
 
+    @override
     def on_summary(self, path: Path, name: str, summary: Summary) -> None:
         if self._watch_unmasks and isinstance(summary, Contract) and summary.unmasks == "all":
             self.unmasked.note(Event(path.pc, path.guard, f"calls {name}, which may unmask exceptions"))
@@ -146,6 +151,7 @@ class ContractObserver(Observer):
             if more:
                 self.wider.note(Event(path.pc, path.guard, f"calls {name}, which may write {more}"))
 
+    @override
     def at_return(self, path: Path) -> Findings:
         state = path.state
         found = Findings()
@@ -322,6 +328,7 @@ class CallSiteObserver(Observer):
         self.sites = sites
         self.frame = frame
 
+    @override
     def on_summary(self, path: Path, name: str, summary: Summary) -> None:
         regs = () if self.frame is None else tuple(
             i for i in range(ARGUMENT_REGISTERS) if may_be(path.state.read_reg(f"x{i}"), self.frame))

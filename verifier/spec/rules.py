@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Self
 
 import z3
+from typing_extensions import override
 
 from verifier.engine.image import CodeRef
 from verifier.engine.observer import Event, EventLog, Findings, Observer, Path, merge_condition
@@ -124,10 +125,12 @@ class PolicyCheck(Observer):
         self.called = called if called is not None else {}  # role -> "a function of it was called"
         self.inside = inside  # the `at enter` rules whose function the previous instruction was in
 
+    @override
     def copy(self) -> Self:
         return type(self)(self.rules, self.roles, self.functions,
                           {k: log.copy() for k, log in self.failures.items()}, dict(self.called), self.inside)
 
+    @override
     def merge(self, guard: z3.BoolRef, state: State, other: Self, other_guard: z3.BoolRef,
               other_state: State) -> Self:
         failures = {}
@@ -155,6 +158,7 @@ class PolicyCheck(Observer):
             where = f" at the call of {name}" if kind == "call" else f" at {kind}"
             self._check(rule, path, f"{rule.id} fails{where}")
 
+    @override
     def on_step(self, path: Path, code: CodeRef) -> None:
         if not self.entering or self.functions is None:
             return
@@ -169,12 +173,14 @@ class PolicyCheck(Observer):
                 self._check(rule, path, f"{rule.id} fails on entering {entered}")
         self.inside = frozenset(now)
 
+    @override
     def on_masking(self, path: Path, daif_changed: bool, mdscr_changed: bool) -> None:
         if daif_changed:
             self._event(path, "daif")
         if mdscr_changed:
             self._event(path, "mdscr")
 
+    @override
     def on_call(self, path: Path, name: str | None) -> None:
         self._event(path, "call", name)
         if name is None:
@@ -187,6 +193,7 @@ class PolicyCheck(Observer):
             if pattern.fullmatch(name):
                 self.called[role] = z3.simplify(z3.Or(self.called.get(role, z3.BoolVal(False)), path.guard))
 
+    @override
     def at_eret(self, path: Path) -> Findings:
         self._event(path, "eret")
         return Findings(violations={rule.key: self.failures[rule.key].condition() if rule.key in self.failures
