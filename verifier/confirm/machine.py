@@ -152,8 +152,9 @@ class Run:
             self.write(address, self.value(term).to_bytes(8, "little"))
 
     # ------------------------------------------------------------------------------------ hooks
+    # Unicorn calls them with its hook signatures (positionally): what they do not use is `_`-named.
 
-    def on_code(self, uc: unicorn.Uc, address: int, size: int, _user: object) -> None:
+    def on_code(self, uc: unicorn.Uc, address: int, _size: int, _user: object) -> None:
         try:
             self._on_code(address)
         except _Refused as refused:
@@ -343,7 +344,7 @@ class Run:
                                          "at each, and the same registers there", self.step + 1)
         self.uc.emu_stop()
 
-    def on_unmapped(self, uc: unicorn.Uc, access: int, address: int, size: int, value: int, _user: object) -> bool:
+    def on_unmapped(self, _uc: unicorn.Uc, _access: int, address: int, size: int, _value: int, _user: object) -> bool:
         self.map(address, size)
         return True
 

@@ -441,7 +441,7 @@ class Explorer:
             path.alt = None
             self._push(path)
             return
-        self._control(path, code, insn, effect)
+        self._control(path, code, effect)
 
     def _after_write(self, path: Path, insn: Insn, before_daif: BV, before_mdscr: BV) -> None:
         """Tell the observers what an instruction changed: a system register written, MDSCR_EL1, DAIF."""
@@ -460,7 +460,7 @@ class Explorer:
             for observer in path.observers:
                 observer.on_masking(path, daif_changed, mdscr_changed)
 
-    def _control(self, path: Path, code: CodeRef, insn: Insn, effect: sem.Effect) -> None:
+    def _control(self, path: Path, code: CodeRef, effect: sem.Effect) -> None:
         next_pc = path.pc + 4
         if isinstance(effect, sem.Next | sem.Barrier):
             path.pc = next_pc

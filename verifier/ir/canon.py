@@ -174,7 +174,7 @@ _B_COND = {f"b{c}": f"b.{_cond(c)}" for c in _CONDS}  # gas accepts `beq` for `b
 _MOVW_KINDS = ("abs_g0", "abs_g1", "abs_g2", "abs_g3")
 
 
-def _movewide_constant(kind: str, value: int, width: int) -> tuple[str, int, int] | None:
+def _movewide_constant(kind: str, value: int) -> tuple[str, int, int] | None:
     """A move-wide relocation applied to a constant, as gas does it: (mnemonic, imm16, shift) or None.
     `:abs_gN_s:` on a negative value turns movz into movn."""
     base = kind.removesuffix("_nc").removesuffix("_s")
@@ -247,7 +247,7 @@ def _move_wide(mnemonic: str, ops: tuple[Operand, ...], width: int) -> Insn | No
         value = _constant_target(src.target)
         if value is None:
             return Insn(mnemonic, (rd, src))  # the linker fills it in: keep the relocation
-        resolved = _movewide_constant(src.kind, value, width)
+        resolved = _movewide_constant(src.kind, value)
         if resolved is None:
             return None
         kind, imm16, shift = resolved

@@ -303,7 +303,7 @@ def _check_one(name: str, daif: list[int] | None, depth: int, index: CodeIndex, 
     run = _explorer(image, contracts, contract, start, sites, bounded,
                     on_step=_noting(image, ran) if where is not None else None).explore()
     callees = sorted(run.applied_at)  # its summarised calls and the callbacks it patched
-    verdict, reason, cex = _judge(run, contract, start, image, contracts, sites, bounded)
+    verdict, reason, cex = _judge(run, contract, start, image, contracts, bounded)
     nested = Nested(sites.resolve(start.facts, bounded.solver_rlimit), sites.regs_of())
     for callee in run.summarised:  # a call that does not return rests on its contract too
         nested.daif.setdefault(callee, None)
@@ -332,7 +332,7 @@ def _explorer(image: Image, contracts: Contracts, contract: Contract, start: Fun
 
 
 def _judge(run: ExploreRun, contract: Contract, start: FunctionStart, image: Image, contracts: Contracts,
-           sites: CallSites, options: Options) -> tuple[str, str, dict[str, Any] | None]:
+           options: Options) -> tuple[str, str, dict[str, Any] | None]:
     if not contract.returns:
         if not run.returns:
             return _unknown_or(run, "PROVED", "no path returns (its contract says it does not return)")

@@ -160,7 +160,7 @@ class Memory:
     # numbers of them merged, (guard, epoch of the first, epoch of the second): a byte not written since
     # is then If(guard, its value in one epoch, in the other), named exactly as on each single path.
     epochs: dict[str, Epoch] = field(default_factory=dict)
-    classify: Callable[[Region], str] = lambda region: "all"
+    classify: Callable[[Region], str] = lambda _region: "all"
     base: dict[tuple[Region, int], Cell] = field(default_factory=dict)
     epoch_table: EpochTable = field(default_factory=EpochTable)  # shared by copies and merges
 
@@ -208,7 +208,7 @@ class Memory:
         for i in range(size):
             self.cells[(region, offset + i)] = (value, i)
 
-    def havoc_class(self, cls: str, keep: Callable[[Region, int], bool] = lambda region, offset: False) -> None:
+    def havoc_class(self, cls: str, keep: Callable[[Region, int], bool] = lambda _region, _offset: False) -> None:
         """Forget everything in a class of memory: a new epoch, and its written bytes dropped, except
         those `keep` names (they stay written, so the new epoch does not reach them)."""
         self.epochs[cls] = self.epoch_table.next(self.epochs.get(cls, 0))
@@ -306,7 +306,7 @@ class State:
 def concrete_state(regs: dict[str, int] | None = None, nzcv: int = 0, daif: int = 0xF) -> State:
     """A fully concrete state (for differential tests and replay): unwritten memory and sysregs read 0."""
     regs = regs or {}
-    memory = Memory(initial=lambda region, word, epoch: bv(0))
+    memory = Memory(initial=lambda _region, _word, _epoch: bv(0))
     return State(
         x=[bv(regs.get(f"x{i}", 0)) for i in range(31)],
         sp_el1=bv(regs.get("sp", 0)),
@@ -316,5 +316,5 @@ def concrete_state(regs: dict[str, int] | None = None, nzcv: int = 0, daif: int 
         pstate_ss=bv(0, 1),
         sysregs={},
         memory=memory,
-        fresh_sysreg=lambda enc: bv(0),
+        fresh_sysreg=lambda _enc: bv(0),
     )
