@@ -366,7 +366,17 @@ def _operand2(state: State, ctx: ExecContext, op: Operand, width: int, kinds: tu
 _ADDSUB_SHIFTS = ("lsl", "lsr", "asr", *_EXTENDS)
 
 
-def _addsub(insn: Insn, state: State, ctx: ExecContext, *, sub: bool, flags: bool, carry: bool) -> Effect:
+@dataclass(frozen=True)
+class _AddSub:
+    """Which of add/adds/sub/subs/adc/adcs/sbc/sbcs: subtract, set the flags, add the carry in."""
+
+    sub: bool
+    flags: bool
+    carry: bool
+
+
+def _addsub(insn: Insn, state: State, ctx: ExecContext, *, form: _AddSub) -> Effect:
+    sub, flags, carry = form.sub, form.flags, form.carry
     rd, rn, op2 = _ops(insn, 3)
     width = _width(rd)
     x = _read(state, rn, width)
@@ -394,7 +404,17 @@ _LOGIC_OPS: dict[str, Callable[[BV, BV], BV]] = {
 }
 
 
-def _logical(insn: Insn, state: State, ctx: ExecContext, *, op: str, invert: bool, flags: bool) -> Effect:
+@dataclass(frozen=True)
+class _Logical:
+    """Which of and/ands/orr/orn/eor/eon/bic/bics: the operation, the second operand inverted, the flags set."""
+
+    op: str
+    invert: bool
+    flags: bool
+
+
+def _logical(insn: Insn, state: State, ctx: ExecContext, *, form: _Logical) -> Effect:
+    op, invert, flags = form.op, form.invert, form.flags
     if insn.operands and _unmodelled_register(insn.operands[0]):
         return _vector_only(insn, state, ctx)
     rd, rn, op2 = _ops(insn, 3)
@@ -1084,13 +1104,13 @@ def _table() -> dict[str, Handler]:
         ("subs", True, True, False), ("adc", False, False, True), ("adcs", False, True, True),
         ("sbc", True, False, True), ("sbcs", True, True, True),
     ]:
-        t[name] = partial(_addsub, sub=sub, flags=flags, carry=carry)
+        t[name] = partial(_addsub, form=_AddSub(sub, flags, carry))
     for name, op, invert, flags in [
         ("and", "and", False, False), ("ands", "and", False, True), ("orr", "orr", False, False),
         ("orn", "orr", True, False), ("eor", "eor", False, False), ("eon", "eor", True, False),
         ("bic", "and", True, False), ("bics", "and", True, True),
     ]:
-        t[name] = partial(_logical, op=op, invert=invert, flags=flags)
+        t[name] = partial(_logical, form=_Logical(op, invert, flags))
     t["mov"] = _mov
     for kind in ("movz", "movn", "movk"):
         t[kind] = partial(_move_wide, kind=kind)
