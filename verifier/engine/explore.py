@@ -146,6 +146,28 @@ class ModelLike(Protocol):
 StepListener = Callable[[Path, CodeRef, Insn], None]
 
 
+@dataclass(frozen=True)
+class Entry:
+    """Where an exploration starts: its first path (state, pc, observers), the facts assumed there, the
+    capability booleans the alternatives are chosen by, and, exploring one function from its entry (not a
+    vector slot, which has no caller), the caller's return address: a return to it ends the path and the
+    observers judge it there."""
+
+    path: Path
+    assumptions: list[z3.BoolRef]
+    caps: dict[int, z3.BoolRef]  # capability number -> its free boolean (shared with the slot's initial values)
+    return_address: BV | None = None
+
+
+@dataclass(frozen=True)
+class Steering:
+    """What a caller adds to an exploration besides its options: a model whose one path it follows (a replay:
+    no solver), and a listener called before each instruction."""
+
+    guide: ModelLike | None = None
+    on_step: StepListener | None = None
+
+
 # ------------------------------------------------------------------------------------- explorer
 
 
@@ -159,16 +181,17 @@ def _always_equal(a: BV, b: BV) -> bool:
 
 
 class Explorer:
-    def __init__(self, image: Image, calls: CallModel, assumptions: list[z3.BoolRef], caps: dict[int, z3.BoolRef],
-                 start: Path, options: Options | None = None, guide: ModelLike | None = None,
-                 on_step: StepListener | None = None, return_address: BV | None = None) -> None:
+    def __init__(self, image: Image, calls: CallModel, entry: Entry, options: Options | None = None,
+                 steering: Steering | None = None) -> None:
         self.image = image
         # exploring one function from its entry: a return to this (the caller's x30 at entry) ends the path
         # and the observers judge it there; None: a vector slot, which has no caller
-        self.return_address = return_address
+        self.return_address = entry.return_address
         self.calls = calls
         self.options = options or Options()
-        self.caps = caps  # capability number -> its free boolean (shared with the slot's initial values)
+        self.caps = entry.caps  # capability number -> its free boolean (shared with the slot's initial values)
+        assumptions = entry.assumptions
+        steering = steering or Steering()
         self.run = ExploreRun()
         self.solver = z3.Solver()
         self.solver.set("timeout", self.options.solver_timeout_ms)
@@ -180,9 +203,9 @@ class Explorer:
         self.visits: dict[tuple, int] = {}
         self.heap: list = []
         self.seq = itertools.count()
-        self.guide = guide  # replay: follow the one path this model takes, no solver
-        self.on_step = on_step
-        self._push(start)
+        self.guide = steering.guide  # replay: follow the one path this model takes, no solver
+        self.on_step = steering.on_step
+        self._push(entry.path)
 
     # ------------------------------------------------------------------------------ worklist
 

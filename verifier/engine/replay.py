@@ -14,7 +14,7 @@ from typing import Any, cast
 import z3
 from typing_extensions import override
 
-from verifier.engine.explore import EretCheck, Explorer, ModelLike, Options, StepListener
+from verifier.engine.explore import EretCheck, Explorer, ModelLike, Steering
 from verifier.engine.image import CodeRef, Image
 from verifier.engine.paths import Path
 from verifier.frontend.srcfunc import function_at
@@ -118,12 +118,12 @@ class Replayed:
     initial_words: list[tuple[Region, int, int, z3.ExprRef]] = field(default_factory=list)
 
 
-# Makes the explorer that replays: (guide, on_step, options) -> Explorer, started where the proof started.
-MakeExplorer = Callable[[ModelLike, StepListener, Options | None], Explorer]
+# Makes the explorer that replays, steered by the model and the replay's step listener, started where the proof
+# started (with the proof's options).
+MakeExplorer = Callable[[Steering], Explorer]
 
 
-def replay(image: Image, make_explorer: MakeExplorer, model: ModelLike, options: Options | None = None,
-           to_return: bool = False) -> Replayed | None:
+def replay(image: Image, make_explorer: MakeExplorer, model: ModelLike, to_return: bool = False) -> Replayed | None:
     """Re-execute the path `model` describes; None if it reaches no eret (with `to_return`: no return from
     the explored function to its caller)."""
     trace: list[dict[str, Any]] = []
@@ -167,7 +167,7 @@ def replay(image: Image, make_explorer: MakeExplorer, model: ModelLike, options:
         trace.append(step)
         addresses.append(path.pc)
 
-    run = make_explorer(model, on_step, options).explore()
+    run = make_explorer(Steering(model, on_step)).explore()
     ends = run.returns if to_return else run.erets
     if not ends:
         return None

@@ -70,12 +70,21 @@ class FunctionStart:
     regs_args: tuple[int, ...] = ()  # the argument registers holding the pt_regs pointer at some call
 
 
-def function_start(image: Image, address: int, daif_at_calls: list[int] | None,
-                   priority_facts: PriorityFacts, layout: dict[str, int] | None = None,
-                   regs_args: tuple[int, ...] = ()) -> FunctionStart:
+@dataclass(frozen=True)
+class AtCalls:
+    """What the calls of a function hand it: the DAIF values they reach it with (None: any), and the argument
+    registers some call passes the exception's pt_regs in."""
+
+    daif: list[int] | None = None
+    regs_args: tuple[int, ...] = ()
+
+
+def function_start(image: Image, address: int, at_calls: AtCalls, priority_facts: PriorityFacts,
+                   layout: dict[str, int] | None = None) -> FunctionStart:
     """The state at a call of the function at `address`: every register, the stack and memory unknown, SP_EL0
     the current task, DAIF one of the values the proofs' calls reach it with (`None`: any), and in the
     argument registers `regs_args` the address of the exception's pt_regs."""
+    daif_at_calls, regs_args = at_calls.daif, at_calls.regs_args
     caps: dict[int, z3.BoolRef] = {}
     priority = masking_for(priority_facts, caps)
     daif = z3.BitVec(ENTRY_DAIF, 4)
