@@ -18,14 +18,17 @@ setup:
 demo: setup
 	@$(DEMO_CMD) || [ $$? -eq 1 ]
 
-# ruff, and the layers contract in pyproject.toml (lower layers never import higher ones, no cycles).
+# ruff, mypy on the package ([tool.mypy] in pyproject.toml), and the layers contract in pyproject.toml (lower
+# layers never import higher ones, no cycles).
 lint: setup
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports --no-cache
 
 # pytest exits 5 when it collected nothing; say so, since a green run without tests proves nothing.
 test: setup
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports --no-cache
 	@rc=0; $(PY) -m pytest -q --durations=25 $(PYTEST_ARGS) || rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests (exit 5); failing" >&2; fi; \

@@ -35,6 +35,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import common  # noqa: F401  (puts tests/ on the path)
@@ -67,8 +68,17 @@ def cold_checks(into: Path) -> Path:
     return into
 
 
-def run(repo: Path, cache: Path, jobs: int, slots: list[str], span: str = "base..series", *extra: str,
-        root: Path | None = None) -> float:
+@dataclass(frozen=True)
+class Where:
+    """The repository, the series' cache, and the cache root (None: the default, with its kept checks)."""
+
+    repo: Path
+    cache: Path
+    root: Path | None = None
+
+
+def run(where: Where, jobs: int, slots: list[str], span: str = "base..series", *extra: str) -> float:
+    repo, cache, root = where.repo, where.cache, where.root
     vectors = [arg for slot in slots for arg in ("--vector", slot)]
     env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
     if root is not None:
@@ -100,32 +110,32 @@ def main() -> None:
         second = commit_edits(repo, first, {ENTRY: [(REARM, NO_REARM)]}, "break", "series")
         commit_edits(repo, second, {ENTRY: [(NO_REARM, REARM)]}, "fix", "series")
         cache = tmp / "cache"
-        run(repo, cache, args.jobs, slots)  # the scratch clone, its checkout and build dir, once
+        run(Where(repo, cache), args.jobs, slots)  # the scratch clone, its checkout and build dir, once
 
         def cold(jobs: int) -> float:
             for part in ("results", "built"):
                 shutil.rmtree(cache / part, ignore_errors=True)
-            return run(repo, cache, jobs, slots)
+            return run(Where(repo, cache), jobs, slots)
 
         timings: dict[str, list[float]] = {"cold -j1": [], f"cold -j{args.jobs}": [], "warm": []}
         for _ in range(args.repeat):
             timings["cold -j1"].append(cold(1))
             timings[f"cold -j{args.jobs}"].append(cold(args.jobs))
-            timings["warm"].append(run(repo, cache, args.jobs, slots))
+            timings["warm"].append(run(Where(repo, cache), args.jobs, slots))
         handler = commit_edits(repo, base, {COMMON: [DA_DAIF]}, "el0_da", "handler")
         commit_edits(repo, handler, {"README": [("Linux kernel", "The Linux kernel")]}, "README", "after")
         docs = commit_edits(repo, base, {"README": [("Linux kernel", "The Linux kernel")]}, "README", "docs")
         commit_edits(repo, docs, {COMMON: [DA_DAIF]}, "el0_da", "docs-handler")
         policy = ("--policy", str(POLICY))
         full_cache, step_cache, docs_cache = tmp / "full", tmp / "step", tmp / "docs"
-        run(repo, full_cache, args.jobs, [], "handler..after", *policy)  # builds and snapshots, once
-        run(repo, step_cache, args.jobs, [], "base..handler", *policy)
-        run(repo, docs_cache, args.jobs, [], "base..docs-handler", *policy)
+        run(Where(repo, full_cache), args.jobs, [], "handler..after", *policy)  # builds and snapshots, once
+        run(Where(repo, step_cache), args.jobs, [], "base..handler", *policy)
+        run(Where(repo, docs_cache), args.jobs, [], "base..docs-handler", *policy)
         handler_key = docs_key = None
         for _ in range(args.repeat):
             shutil.rmtree(full_cache / "results", ignore_errors=True)
-            timings.setdefault("full", []).append(run(repo, full_cache, args.jobs, [], "handler..after", *policy,
-                                                      root=cold_checks(tmp / "cold-root")))
+            timings.setdefault("full", []).append(run(Where(repo, full_cache, cold_checks(tmp / "cold-root")),
+                                                      args.jobs, [], "handler..after", *policy))
             for name, cache, span in (("handler", step_cache, "base..handler"),
                                       ("after docs", docs_cache, "base..docs-handler")):
                 keys = {p.name for p in (cache / "results").iterdir()}
@@ -137,7 +147,7 @@ def main() -> None:
                     docs_key = docs_key or newest
                     drop = docs_key
                 shutil.rmtree(cache / "results" / drop, ignore_errors=True)
-                timings.setdefault(name, []).append(run(repo, cache, args.jobs, [], span, *policy))
+                timings.setdefault(name, []).append(run(Where(repo, cache), args.jobs, [], span, *policy))
                 assert {p.name for p in (cache / "results").iterdir()} == keys
     baseline = statistics.median(timings["cold -j1"])
     what = "all 16 slots" if args.all_slots else f"{len(slots)} slots"

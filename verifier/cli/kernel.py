@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from verifier.cli.prove import EPILOG, add_common, config_from, emit, progress
+from verifier.cli.prove import EPILOG, TreeFacts, add_common, config_from, emit, progress
 from verifier.cli.toolchain import add_llvm_option
 from verifier.kernel import kbuild
 from verifier.kernel.cmdfile import assembler_for
@@ -40,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
     contracts = Path(args.contracts) if args.contracts else info.contracts()
     if not files:
         raise UserError("Kbuild produced no assembly")
-    config = config_from(args, files, contracts, info.cap_names, info.facts(), root=str(tree.resolve()))
+    config = config_from(args, files, contracts, TreeFacts(info.cap_names, info.facts(), str(tree.resolve())))
     llvm = args.llvm if isinstance(args.llvm, str) else ("1" if args.llvm else None)
     config.assemblers = [assembler_for(path, llvm).argv for path in files]  # as the build assembled them
     if config.contract_depth:

@@ -6,7 +6,7 @@ import argparse
 import json
 import os
 import sys
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from verifier.engine.explore import Options
@@ -106,8 +106,21 @@ def _exception_class(text: str) -> int:
     return value
 
 
-def config_from(args: argparse.Namespace, files: list[Path], contracts: Path, cap_names: dict[int, str],
-                build: BuildFacts | None = None, root: str | None = None) -> ProveConfig:
+@dataclass(frozen=True)
+class TreeFacts:
+    """What a kernel tree tells a proof beyond its files: the capability names, the build's facts, the tree."""
+
+    cap_names: dict[int, str]
+    build: BuildFacts
+    root: str
+
+
+def config_from(args: argparse.Namespace, files: list[Path], contracts: Path, tree: TreeFacts | None = None
+                ) -> ProveConfig:
+    """The proof's configuration from the command line; `tree`: the kernel tree the files were built from."""
+    cap_names = tree.cap_names if tree is not None else {}
+    build = tree.build if tree is not None else None
+    root = tree.root if tree is not None else None
     slots = tuple(slot_by_name(v) for v in args.vector) if args.vector else ALL_SLOTS
     if args.loop_bound < 1:
         raise UserError("--loop-bound must be at least 1")
@@ -147,7 +160,7 @@ def run(args: argparse.Namespace) -> int:
         reports = []
         for path in files:
             print(f"== {path}", file=sys.stderr)
-            report = prove(replace(config_from(args, [path], contracts, {}), callees=callees), progress,
+            report = prove(replace(config_from(args, [path], contracts), callees=callees), progress,
                            max(args.jobs, 1))
             reports.append(report)
         merged = Report([r for rep in reports for r in rep.results], reports[0].assumptions,
@@ -158,7 +171,7 @@ def run(args: argparse.Namespace) -> int:
             write_output(text, args.output)
             return exit_status([r for rep in reports for r in rep.results], args.accept_hypotheses)
         return emit(merged, args)
-    return emit(prove(replace(config_from(args, files, contracts, {}), callees=callees), progress, max(args.jobs, 1)),
+    return emit(prove(replace(config_from(args, files, contracts), callees=callees), progress, max(args.jobs, 1)),
                 args)
 
 

@@ -16,6 +16,7 @@ with the replay's registers. What Unicorn is not asked to decide comes from the 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, cast
 
 import unicorn
 import unicorn.arm64_const as uc_const
@@ -31,15 +32,18 @@ from verifier.ir.program import Imm, Name, Reg, SysReg
 from verifier.semantics.names import entry_value, sve_length_field, vector_length
 from verifier.semantics.state import DAIF_REG, MDSCR, NZCV_REG, SP_EL0
 
+if TYPE_CHECKING:
+    from unicorn.unicorn_py3.arch.arm64 import UcAArch64
+
 PAGE = 0x1000
 M64 = (1 << 64) - 1
 # PSTATE and the stack pointers: Unicorn's own (they steer its execution); every other system register is
 # held by the run
-NATIVE = {DAIF_REG, NZCV_REG, SP_EL0, sysregs.encode("currentel"), sysregs.encode("spsel"),
-          sysregs.encode("pan"), sysregs.encode("uao")}
+NATIVE = {DAIF_REG, NZCV_REG, SP_EL0, sysregs.known("currentel"), sysregs.known("spsel"),
+          sysregs.known("pan"), sysregs.known("uao")}
 # system registers the run holds whose writes keep only some bits (GICv3: ICC_PMR_EL1.Priority is bits 7:0,
 # RES0 above; Unicorn 2.1 has no GIC CPU interface)
-HELD_WIDTHS = {sysregs.encode("icc_pmr_el1"): 0xFF}
+HELD_WIDTHS = {sysregs.known("icc_pmr_el1"): 0xFF}
 # PSTATE fields Unicorn 2.1's CPU has not (it raises an exception at `msr tco, #0`, and has no SME): held by
 # the run, each at its bits in the register its MRS reads (SMSTART/SMSTOP set and clear SVCR.SM and SVCR.ZA)
 HELD_FIELDS = {"tco": ("tco", 1 << 25), "dit": ("dit", 1 << 24), "ssbs": ("ssbs", 1 << 12),
@@ -69,8 +73,7 @@ class _Refused(Exception):
 
 def _cp_fields(register: str) -> tuple[int, int, int, int, int]:
     """A system register's op0, op1, CRn, CRm, op2, as Unicorn's cpr_write takes them."""
-    encoding = sysregs.encode(register)
-    assert encoding is not None
+    encoding = sysregs.known(register)
     return (encoding >> 14) & 3, (encoding >> 11) & 7, (encoding >> 7) & 15, (encoding >> 3) & 15, encoding & 7
 
 
@@ -83,7 +86,8 @@ class Run:
 
     def __init__(self, image: Image, linked: Linked, replayed: Replayed, model: z3.ModelRef) -> None:
         self.image, self.linked, self.replayed, self.model = image, linked, replayed, model
-        self.uc = unicorn.Uc(unicorn.UC_ARCH_ARM64, unicorn.UC_MODE_ARM)
+        # Uc() gives the architecture's subclass (with cpr_write), its annotation says Uc
+        self.uc = cast("UcAArch64", unicorn.Uc(unicorn.UC_ARCH_ARM64, unicorn.UC_MODE_ARM))
         self.uc.ctl_set_cpu_model(uc_const.UC_CPU_ARM64_MAX)
         self.mapped: set[int] = set()
         self.sysregs: dict[int, int] = {}
@@ -108,7 +112,7 @@ class Run:
                 self.uc.mem_map(page, PAGE)
                 self.mapped.add(page)
 
-    def write(self, address: int, data: bytes) -> None:
+    def write(self, address: int, data: bytes | bytearray) -> None:
         self.map(address, len(data))
         self.uc.mem_write(address, bytes(data))
 
@@ -148,8 +152,9 @@ class Run:
             self.write(address, self.value(term).to_bytes(8, "little"))
 
     # ------------------------------------------------------------------------------------ hooks
+    # Unicorn calls them with its hook signatures (positionally): what they do not use is `_`-named.
 
-    def on_code(self, uc: unicorn.Uc, address: int, size: int, _user: object) -> None:
+    def on_code(self, uc: unicorn.Uc, address: int, _size: int, _user: object) -> None:
         try:
             self._on_code(address)
         except _Refused as refused:
@@ -244,8 +249,7 @@ class Run:
         name = field.name.lower() if isinstance(field, Name) else ""
         if name in HELD_FIELDS and isinstance(imm, Imm):
             register, mask = HELD_FIELDS[name]
-            encoding = sysregs.encode(register)
-            assert encoding is not None
+            encoding = sysregs.known(register)
             old = self.held(register)
             self.sysregs[encoding] = (old & ~mask) | (mask if imm.value & 1 else 0)
             self.uc.reg_write(uc_const.UC_ARM64_REG_PC, address + 4)
@@ -265,8 +269,7 @@ class Run:
 
     def held(self, register: str) -> int:
         """A system register the run holds; never read or written yet: its value at the vector, the model's."""
-        encoding = sysregs.encode(register)
-        assert encoding is not None
+        encoding = sysregs.known(register)
         if encoding not in self.sysregs:
             self.sysregs[encoding] = self.value(entry_value(register))
         return self.sysregs[encoding]
@@ -341,7 +344,7 @@ class Run:
                                          "at each, and the same registers there", self.step + 1)
         self.uc.emu_stop()
 
-    def on_unmapped(self, uc: unicorn.Uc, access: int, address: int, size: int, value: int, _user: object) -> bool:
+    def on_unmapped(self, _uc: unicorn.Uc, _access: int, address: int, size: int, _value: int, _user: object) -> bool:
         self.map(address, size)
         return True
 

@@ -86,11 +86,36 @@ def _patch(data: bytearray, offset: int, kind: str, s_a: int, place: int) -> Non
     struct.pack_into("<I", data, offset, word)
 
 
+@dataclass
+class _Linking:
+    """One link in progress: the image, the addresses the layout pinned, what is linked so far, where each
+    section's next stub goes (object index, section) and the stub each undefined symbol got."""
+
+    image: Image
+    pinned: dict[str, int]
+    linked: Linked = field(default_factory=Linked)
+    stub_next: dict[tuple[int, str], int] = field(default_factory=dict)
+    stub_of: dict[tuple[int, str, str], int] = field(default_factory=dict)
+
+    def external(self, name: str, index: int, section: str) -> int:
+        """The address of a symbol object `index` does not define, referenced from its `section`."""
+        if name in self.image.globals:
+            return self.image.globals[name]
+        if symbol_base(name) in self.pinned:
+            return self.pinned[symbol_base(name)]
+        key = (index, section, name)
+        if key not in self.stub_of:
+            address = self.stub_next[index, section]
+            self.stub_next[index, section] = address + 4
+            self.stub_of[key] = address
+            self.linked.stubs[address] = name
+        return self.stub_of[key]
+
+
 def link(image: Image, objects: list[Path], pinned: dict[str, int]) -> Linked:
     """Every allocated section of every object at its image address, relocated."""
-    linked = Linked()
-    stub_next: dict[tuple[int, str], int] = {}
-    stub_of: dict[tuple[int, str, str], int] = {}
+    linking = _Linking(image, pinned)
+    linked, stub_next = linking.linked, linking.stub_next
     for index, path in enumerate(objects):
         with path.open("rb") as handle:
             elf = ELFFile(handle)
@@ -130,7 +155,7 @@ def link(image: Image, objects: list[Path], pinned: dict[str, int]) -> Linked:
                             continue  # relocated against a section the run does not load
                         value = bases[where] + symbol["st_value"]
                     else:
-                        value = _external(image, symbol.name, index, target, pinned, stub_next, stub_of, linked)
+                        value = linking.external(symbol.name, index, target)
                     place = bases[target] + reloc["r_offset"]
                     s_a = (value + reloc["r_addend"]) & M64
                     if not _in_range(kind, s_a, place):
@@ -144,21 +169,6 @@ def link(image: Image, objects: list[Path], pinned: dict[str, int]) -> Linked:
             if base == real:
                 linked.chunks.append((alias, raw[:size]))
     return linked
-
-
-def _external(image: Image, name: str, index: int, section: str, pinned: dict[str, int],
-              stub_next: dict[tuple[int, str], int], stub_of: dict[tuple[int, str, str], int], linked: Linked) -> int:
-    if name in image.globals:
-        return image.globals[name]
-    if symbol_base(name) in pinned:
-        return pinned[symbol_base(name)]
-    key = (index, section, name)
-    if key not in stub_of:
-        address = stub_next[index, section]
-        stub_next[index, section] = address + 4
-        stub_of[key] = address
-        linked.stubs[address] = name
-    return stub_of[key]
 
 
 _KINDS = {

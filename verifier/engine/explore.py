@@ -21,7 +21,7 @@ import heapq
 import itertools
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, cast
 
 import z3
 
@@ -146,6 +146,28 @@ class ModelLike(Protocol):
 StepListener = Callable[[Path, CodeRef, Insn], None]
 
 
+@dataclass(frozen=True)
+class Entry:
+    """Where an exploration starts: its first path (state, pc, observers), the facts assumed there, the
+    capability booleans the alternatives are chosen by, and, exploring one function from its entry (not a
+    vector slot, which has no caller), the caller's return address: a return to it ends the path and the
+    observers judge it there."""
+
+    path: Path
+    assumptions: list[z3.BoolRef]
+    caps: dict[int, z3.BoolRef]  # capability number -> its free boolean (shared with the slot's initial values)
+    return_address: BV | None = None
+
+
+@dataclass(frozen=True)
+class Steering:
+    """What a caller adds to an exploration besides its options: a model whose one path it follows (a replay:
+    no solver), and a listener called before each instruction."""
+
+    guide: ModelLike | None = None
+    on_step: StepListener | None = None
+
+
 # ------------------------------------------------------------------------------------- explorer
 
 
@@ -159,16 +181,17 @@ def _always_equal(a: BV, b: BV) -> bool:
 
 
 class Explorer:
-    def __init__(self, image: Image, calls: CallModel, assumptions: list[z3.BoolRef], caps: dict[int, z3.BoolRef],
-                 start: Path, options: Options | None = None, guide: ModelLike | None = None,
-                 on_step: StepListener | None = None, return_address: BV | None = None) -> None:
+    def __init__(self, image: Image, calls: CallModel, entry: Entry, options: Options | None = None,
+                 steering: Steering | None = None) -> None:
         self.image = image
         # exploring one function from its entry: a return to this (the caller's x30 at entry) ends the path
         # and the observers judge it there; None: a vector slot, which has no caller
-        self.return_address = return_address
+        self.return_address = entry.return_address
         self.calls = calls
         self.options = options or Options()
-        self.caps = caps  # capability number -> its free boolean (shared with the slot's initial values)
+        self.caps = entry.caps  # capability number -> its free boolean (shared with the slot's initial values)
+        assumptions = entry.assumptions
+        steering = steering or Steering()
         self.run = ExploreRun()
         self.solver = z3.Solver()
         self.solver.set("timeout", self.options.solver_timeout_ms)
@@ -180,9 +203,9 @@ class Explorer:
         self.visits: dict[tuple, int] = {}
         self.heap: list = []
         self.seq = itertools.count()
-        self.guide = guide  # replay: follow the one path this model takes, no solver
-        self.on_step = on_step
-        self._push(start)
+        self.guide = steering.guide  # replay: follow the one path this model takes, no solver
+        self.on_step = steering.on_step
+        self._push(entry.path)
 
     # ------------------------------------------------------------------------------ worklist
 
@@ -272,9 +295,9 @@ class Explorer:
         """The concrete values a symbolic value can take on this path (None: too many / timeout)."""
         value = z3.simplify(value)
         if z3.is_bv_value(value):
-            return [value.as_long()]
+            return [cast(z3.BitVecNumRef, value).as_long()]  # z3's is_bv_value() does not narrow
         if self.guide is not None:
-            return [self.guide.eval(value, model_completion=True).as_long()]
+            return [cast(z3.BitVecNumRef, self.guide.eval(value, model_completion=True)).as_long()]
         found: list[int] = []
         self.solver.push()
         self.solver.add(path.guard)
@@ -441,7 +464,7 @@ class Explorer:
             path.alt = None
             self._push(path)
             return
-        self._control(path, code, insn, effect)
+        self._control(path, code, effect)
 
     def _after_write(self, path: Path, insn: Insn, before_daif: BV, before_mdscr: BV) -> None:
         """Tell the observers what an instruction changed: a system register written, MDSCR_EL1, DAIF."""
@@ -460,7 +483,7 @@ class Explorer:
             for observer in path.observers:
                 observer.on_masking(path, daif_changed, mdscr_changed)
 
-    def _control(self, path: Path, code: CodeRef, insn: Insn, effect: sem.Effect) -> None:
+    def _control(self, path: Path, code: CodeRef, effect: sem.Effect) -> None:
         next_pc = path.pc + 4
         if isinstance(effect, sem.Next | sem.Barrier):
             path.pc = next_pc
@@ -580,7 +603,7 @@ class Explorer:
         for branch, address in self._per_target(path, target, addresses):
             name = self.image.names.get(address)
             summary = self.calls.instead_of_lifted(name) if name else None
-            if summary is not None:
+            if name and summary is not None:
                 self._summarised_call(branch, summary, name, ret)
                 continue
             if self.image.code(address) is None:
@@ -602,7 +625,7 @@ class Explorer:
         for n, address in enumerate(addresses):
             branch = path if n == len(addresses) - 1 else path.copy()
             if len(addresses) > 1:
-                branch.guard = z3.simplify(z3.And(path.guard, target == address))  # type: ignore[operator]
+                branch.guard = z3.simplify(z3.And(path.guard, target == address))
             yield branch, address
 
     def _summarised_call(self, path: Path, summary: Summary, name: str, ret: int) -> None:
@@ -635,7 +658,7 @@ class Explorer:
             return
         frame = path.ctx[-1]
         # every value the target can take must be the caller's return address, not just one of them
-        if not (z3.is_bv_value(target) and target.as_long() == frame.ret) and \
+        if not (z3.is_bv_value(target) and cast(z3.BitVecNumRef, target).as_long() == frame.ret) and \
                 not _always_equal(target, z3.BitVecVal(frame.ret, 64)) and \
                 self.feasible(z3.And(path.guard, target != frame.ret)) is not False:
             self.unknown(path, "return to an address other than the caller's")

@@ -120,7 +120,7 @@ def _address_cases(addr: BV, limit: int = 16) -> list[tuple[z3.BoolRef, tuple[Re
     not a region + offset, or there are too many."""
     addr = z3.simplify(addr)
 
-    def leaves(term: z3.ExprRef, cond: z3.BoolRef) -> list[tuple[z3.BoolRef, z3.ExprRef]] | None:
+    def leaves(term: BV, cond: z3.BoolRef) -> list[tuple[z3.BoolRef, BV]] | None:
         if z3.is_app_of(term, z3.Z3_OP_ITE):
             c, a, b = term.children()
             left = leaves(a, z3.And(cond, c))

@@ -15,13 +15,15 @@ summarised by a contract gives `on_call`, then (if it returns) `on_summary`, its
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Protocol, Self
+from typing import Protocol, Self, TypeVar
 
 import z3
 
 from verifier.engine.calls import Summary
 from verifier.engine.image import CodeRef
 from verifier.semantics.state import BV, Region, State
+
+Term = TypeVar("Term", bound=z3.ExprRef)  # a value merge_value() merges: a bit-vector or a condition
 
 
 class Path(Protocol):
@@ -94,7 +96,7 @@ class Findings:
     conditions: dict[str, z3.BoolRef] = field(default_factory=dict)
 
 
-def merge_value(guard: z3.BoolRef, mine: z3.ExprRef, theirs: z3.ExprRef) -> z3.ExprRef:
+def merge_value(guard: z3.BoolRef, mine: Term, theirs: Term) -> Term:
     """One value of two merged paths: `If(guard, mine, theirs)` unless they are the same."""
     if mine is theirs or mine.eq(theirs):
         return mine
@@ -110,13 +112,14 @@ def merge_condition(guard: z3.BoolRef, mine: z3.BoolRef | None, other_guard: z3.
 
 class Observer:
     """One concern's view of one path. Every hook does nothing unless overridden; `copy` and `merge` must
-    be given by any observer with state."""
+    be given by any observer with state. (The defaults below ignore what they are given: `noqa: ARG002`;
+    the observers that override them say so with @override.)"""
 
     def copy(self) -> Self:
         return self
 
-    def merge(self, guard: z3.BoolRef, state: State, other: Self, other_guard: z3.BoolRef,
-              other_state: State) -> Self:
+    def merge(self, guard: z3.BoolRef, state: State, other: Self, other_guard: z3.BoolRef,  # noqa: ARG002
+              other_state: State) -> Self:  # noqa: ARG002
         """This observer for the merge of its path (taken under `guard`, in `state`) with another."""
         return self
 
@@ -145,9 +148,9 @@ class Observer:
     def on_summary(self, path: Path, name: str, summary: Summary) -> None:
         """A returning call of `name` that `summary` stands in for, before its effect."""
 
-    def at_eret(self, path: Path) -> Findings:
+    def at_eret(self, path: Path) -> Findings:  # noqa: ARG002
         return Findings()
 
-    def at_return(self, path: Path) -> Findings:
+    def at_return(self, path: Path) -> Findings:  # noqa: ARG002
         """The explored function returns to its caller (only when a function, not a vector, is explored)."""
         return Findings()

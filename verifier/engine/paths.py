@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import z3
 
 from verifier.engine.observer import Observer, merge_value
-from verifier.semantics.state import Memory, State
+from verifier.semantics.state import BV, Memory, State
 
 
 @dataclass(frozen=True)
@@ -88,14 +88,15 @@ def _merge_memory(g1: z3.BoolRef, m1: Memory, m2: Memory) -> Memory:
         base = {key: cell for key, cell in written1.items() if written2.get(key) is cell}
         keys = (written1.keys() | written2.keys()) - base.keys()
     cells = {}
-    merged: dict[tuple[int, int], z3.ExprRef] = {}  # the bytes of one word share one If
+    merged: dict[tuple[int, int], BV] = {}  # the bytes of one word share one If
     for key in keys:
         cell1, cell2 = written1.get(key), written2.get(key)
         if cell1 is None:
             cell1 = m1.cell(*key)
         elif cell2 is None:
             cell2 = m2.cell(*key)
-        (v1, i1), (v2, i2) = cell1, cell2  # type: ignore[misc]
+        assert cell1 is not None and cell2 is not None  # each key is written on one side at least
+        (v1, i1), (v2, i2) = cell1, cell2
         if cell1 is cell2 or (i1 == i2 and (v1 is v2 or v1.eq(v2))):
             cells[key] = cell1
             continue

@@ -9,19 +9,20 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import z3
+from typing_extensions import override
 
-from verifier.engine.explore import EretCheck, Explorer, ModelLike, Options, StepListener
+from verifier.engine.explore import EretCheck, Explorer, ModelLike, Steering
 from verifier.engine.image import CodeRef, Image
 from verifier.engine.paths import Path
 from verifier.frontend.srcfunc import function_at
 from verifier.ir.program import Insn
-from verifier.semantics.state import MDSCR, Region
+from verifier.semantics.state import BV, MDSCR, Region
 
 
-class DictModel:
+class DictModel(ModelLike):
     """A model given as name -> value (from a counterexample file): evaluates by substitution, unknown
     names are 0/false (model completion)."""
 
@@ -45,6 +46,7 @@ class DictModel:
                 stack.extend(node.children())
         return out
 
+    @override
     def eval(self, expr: z3.ExprRef, model_completion: bool = True) -> z3.ExprRef:
         pairs = []
         for leaf in self._leaves(expr):
@@ -52,7 +54,7 @@ class DictModel:
             if z3.is_bool(leaf):
                 pairs.append((leaf, z3.BoolVal(bool(value))))
             else:
-                pairs.append((leaf, z3.BitVecVal(int(value), leaf.size())))
+                pairs.append((leaf, z3.BitVecVal(int(value), cast(z3.BitVecRef, leaf).size())))
         return z3.simplify(z3.substitute(expr, *pairs)) if pairs else z3.simplify(expr)
 
 
@@ -70,7 +72,7 @@ def model_values(model: z3.ModelRef) -> dict[str, int | bool]:
 
 def model_number(model: ModelLike, expr: z3.ExprRef) -> int:
     value = model.eval(expr, model_completion=True)
-    return value.as_long() if z3.is_bv_value(value) else 0
+    return cast(z3.BitVecNumRef, value).as_long() if z3.is_bv_value(value) else 0
 
 
 def daif_text(value: int) -> str:
@@ -83,14 +85,14 @@ class Snapshot:
     independent execution is compared with them), the memory epochs (how many contract calls so far forgot
     each class of memory) and the bytes written."""
 
-    x: tuple[z3.ExprRef, ...]
-    sp_el1: z3.ExprRef
-    sp_el0: z3.ExprRef
-    nzcv: z3.ExprRef
-    daif: z3.ExprRef
-    sysregs: dict[int, z3.ExprRef]
+    x: tuple[BV, ...]
+    sp_el1: BV
+    sp_el0: BV
+    nzcv: BV
+    daif: BV
+    sysregs: dict[int, BV]
     epochs: dict[str, Any]
-    cells: dict[tuple[Region, int], tuple[z3.ExprRef, int]]  # the bytes written so far: (value, which byte)
+    cells: dict[tuple[Region, int], tuple[BV, int]]  # the bytes written so far: (value, which byte)
     depth: int  # the calls the path is inside (one more after a call the engine followed, not summarised)
 
     @staticmethod
@@ -116,12 +118,12 @@ class Replayed:
     initial_words: list[tuple[Region, int, int, z3.ExprRef]] = field(default_factory=list)
 
 
-# Makes the explorer that replays: (guide, on_step, options) -> Explorer, started where the proof started.
-MakeExplorer = Callable[[ModelLike, StepListener, Options | None], Explorer]
+# Makes the explorer that replays, steered by the model and the replay's step listener, started where the proof
+# started (with the proof's options).
+MakeExplorer = Callable[[Steering], Explorer]
 
 
-def replay(image: Image, make_explorer: MakeExplorer, model: ModelLike, options: Options | None = None,
-           to_return: bool = False) -> Replayed | None:
+def replay(image: Image, make_explorer: MakeExplorer, model: ModelLike, to_return: bool = False) -> Replayed | None:
     """Re-execute the path `model` describes; None if it reaches no eret (with `to_return`: no return from
     the explored function to its caller)."""
     trace: list[dict[str, Any]] = []
@@ -138,7 +140,7 @@ def replay(image: Image, make_explorer: MakeExplorer, model: ModelLike, options:
             initial = memory.initial
             assert initial is not None
 
-            def recorded(region: Region, word: int, epoch: int) -> z3.ExprRef:
+            def recorded(region: Region, word: int, epoch: int) -> BV:
                 value = initial(region, word, epoch)
                 initial_words.append((region, word, epoch, value))
                 return value
@@ -165,7 +167,7 @@ def replay(image: Image, make_explorer: MakeExplorer, model: ModelLike, options:
         trace.append(step)
         addresses.append(path.pc)
 
-    run = make_explorer(model, on_step, options).explore()
+    run = make_explorer(Steering(model, on_step)).explore()
     ends = run.returns if to_return else run.erets
     if not ends:
         return None

@@ -52,7 +52,7 @@ def _symbol_at(program: Program, loc: Loc) -> str | None:
     return None
 
 
-def _is_callback_record(program: Program, repl: object, repl_len: int) -> bool:
+def _is_callback_record(repl: object, repl_len: int) -> bool:
     """Before ARM64_CB_BIT (up to 5.x) a callback record has cpufeature ARM64_CB_PATCH (= ARM64_NCAPS, which
     differs per version) and no replacement: its alt_offset points at a function, not into the replacement
     code. Recognised by that shape, so no capability count is needed."""
@@ -80,7 +80,7 @@ def decode_alternatives(program: Program) -> list[AlternativeSite]:
             continue
         callback = None
         repl_loc = repl.target if repl.pcrel and isinstance(repl.target, Loc) else None
-        if cap & CB_BIT or _is_callback_record(program, repl, repl_len):
+        if cap & CB_BIT or _is_callback_record(repl, repl_len):
             if isinstance(repl.target, SymRef):
                 callback = repl.target.symbol
             elif repl_loc is not None:

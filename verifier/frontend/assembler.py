@@ -14,9 +14,10 @@ import re
 from collections.abc import Hashable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Literal, cast
 
-from lark import Tree
+from lark import Token, Tree
+from typing_extensions import override
 
 from verifier.frontend import macros as mac
 from verifier.frontend.alternatives import decode_alternatives
@@ -83,26 +84,34 @@ TEXT_LIKE = (".text", ".noinstr.text", ".entry.text", ".entry.tramp.text", ".ini
 class _Deferred:
     """A data expression evaluated after layout; `.` is where it was written."""
 
-    tree: object
+    tree: Tree | Token
     frag: Frag
     offset: int
 
 
-class _LaidOut:
+def _named(term: Hashable) -> tuple[str, str]:
+    """The key of a laid-out term (no frag left in it): ("sec", section) or ("sym", symbol)."""
+    return cast(tuple[str, str], term)
+
+
+class _LaidOut(Scope):
     """The scope of a deferred expression: labels at their final addresses (as section + offset)."""
 
     def __init__(self, asm: Assembler, deferred: _Deferred) -> None:
         self.asm = asm
         self.deferred = deferred
 
+    @override
     def symbol(self, name: str) -> Lin:
         value = self.asm.symbol(name)
         return value.substitute(self.asm._term_value)
 
+    @override
     def here(self) -> Lin:
         frag = self.deferred.frag
         return Lin(frag.address + self.deferred.offset, {("sec", frag.section.name): 1})
 
+    @override
     def local_ref(self, text: str) -> Lin:
         raise NotConstant("numeric local label in a deferred expression")
 
@@ -114,16 +123,19 @@ class _AsGasSees(Scope):
     def __init__(self, asm: Assembler) -> None:
         self.asm = asm
 
+    @override
     def symbol(self, name: str) -> Lin:
         value = self.asm.equates.get(name)
         if value is not None and value.is_const():
             return value
         return Lin.term(("sym", name))
 
+    @override
     def here(self) -> Lin:
         self.asm.dot_count += 1
         return Lin.term(("dot", self.asm.dot_count))
 
+    @override
     def local_ref(self, text: str) -> Lin:
         return Lin.term(("sym", self.asm.local_name_of(text)))
 
@@ -282,6 +294,7 @@ class Assembler(OperandScope):
 
     # --------------------------------------------------------------------------------- scope for exprs
 
+    @override
     def symbol(self, name: str) -> Lin:
         if name in self.equates:
             return self.equates[name]
@@ -294,10 +307,12 @@ class Assembler(OperandScope):
             return Lin.term(chain[0], 0)
         return Lin.term(("sym", name))
 
+    @override
     def here(self) -> Lin:
         frag = self.frag
         return Lin.term(frag, frag.size)
 
+    @override
     def local_ref(self, text: str) -> Lin:
         return self.symbol(self.local_name_of(text))
 
@@ -311,9 +326,11 @@ class Assembler(OperandScope):
             return self._local_name(number, count)
         return self._local_name(number, count + 1)
 
+    @override
     def register_alias(self, name: str) -> str | None:
         return self.aliases.get(name.lower())
 
+    @override
     def literal(self, tree: Tree, size: int) -> Lin:
         """`ldr Xn, =expr`: expr goes into the current section's pool (gas's add_to_lit_pool)."""
         assert self.stmt is not None
@@ -342,7 +359,8 @@ class Assembler(OperandScope):
         if len(seen.terms) != 1 or next(iter(seen.terms.values())) != 1:
             raise OperandError("constant expression expected")  # gas: only a constant or symbol + addend
         (key,) = seen.terms
-        return (None if key[0] == "dot" else ("sym", key, seen.const)), value
+        dot = isinstance(key, tuple) and key[0] == "dot"  # _AsGasSees makes ("sym", name) and ("dot", n) only
+        return (None if dot else ("sym", key, seen.const)), value
 
     @staticmethod
     def _local_name(number: str, instance: int) -> str:
@@ -493,7 +511,7 @@ class Assembler(OperandScope):
 
     # ---------------------------------------------------------------------------------- conditionals
 
-    def _eval_const(self, text: str, stmt: Stmt) -> int:
+    def _eval_const(self, text: str) -> int:
         return evaluate(parse_expr(text), self).value()
 
     def _conditional(self, head: str, args: str, stmt: Stmt) -> None:
@@ -511,7 +529,7 @@ class Assembler(OperandScope):
                 cond.active = cond.parent_active and not cond.seen_true
                 cond.in_else = True
             else:
-                take = cond.parent_active and not cond.seen_true and self._eval_const(args, stmt) != 0
+                take = cond.parent_active and not cond.seen_true and self._eval_const(args) != 0
                 cond.active = take
             cond.seen_true = cond.seen_true or cond.active
             return
@@ -523,11 +541,11 @@ class Assembler(OperandScope):
 
     def _condition_value(self, head: str, args: str, stmt: Stmt) -> bool:
         if head in (".if", ".ifne"):
-            return self._eval_const(args, stmt) != 0
+            return self._eval_const(args) != 0
         if head == ".ifeq":
-            return self._eval_const(args, stmt) == 0
+            return self._eval_const(args) == 0
         if head in (".ifgt", ".ifge", ".iflt", ".ifle"):
-            value = self._eval_const(args, stmt)
+            value = self._eval_const(args)
             return {".ifgt": value > 0, ".ifge": value >= 0, ".iflt": value < 0, ".ifle": value <= 0}[head]
         if head in (".ifc", ".ifnc", ".ifeqs", ".ifnes"):
             left, right = self._two_strings(args, stmt)
@@ -544,7 +562,8 @@ class Assembler(OperandScope):
     def _two_strings(args: str, stmt: Stmt) -> tuple[str, str]:
         # `.ifc a,b`: compared as written (after gas's scrubbing), optional quotes removed.
         text = mac.scrub(args)
-        depth, in_string, split_at = 0, False, -1
+        depth, split_at = 0, -1
+        in_string: str | bool = False  # the quote the open string began with
         for i, ch in enumerate(text):
             if ch in "\"'" and (not in_string or in_string == ch):
                 in_string = False if in_string else ch
@@ -581,11 +600,11 @@ class Assembler(OperandScope):
             collect.depth -= 1
             if collect.depth == 0:
                 self.collect = None
-                self._finish_collect(collect, stmt)
+                self._finish_collect(collect)
                 return
         collect.body.append(stmt)
 
-    def _finish_collect(self, collect: _Collect, end: Stmt) -> None:
+    def _finish_collect(self, collect: _Collect) -> None:
         if collect.kind == "macro":
             assert collect.macro is not None
             collect.macro.body = collect.body
@@ -634,7 +653,7 @@ class Assembler(OperandScope):
             raise stmt.error(f"expected {what}")
         return trees
 
-    def _const_arg(self, tree, stmt: Stmt, what: str) -> int:  # noqa: ANN001
+    def _const_arg(self, tree: Tree, stmt: Stmt, what: str) -> int:
         try:
             return evaluate(tree, self).value()
         except NotConstant as err:
@@ -647,6 +666,7 @@ class Assembler(OperandScope):
                 if tree.data != "empty":  # each value in turn: `.` in it is its own field (gas)
                     self._emit(Item(0, size, "data", src=self._srcloc(stmt)), data_value=self._data_expr(tree))
             return
+        # each _d_<name> handler is called with both; one that does not need them names them _args, _stmt
         handler = getattr(self, "_d_" + head[1:].replace(".", "_"), None)
         if handler is not None:
             handler(args, stmt)
@@ -655,7 +675,7 @@ class Assembler(OperandScope):
             return
         raise stmt.error(f"unknown pseudo-op '{head}'")
 
-    def _data_expr(self, tree) -> Lin | _Deferred:  # noqa: ANN001
+    def _data_expr(self, tree: Tree) -> Lin | _Deferred:
         """A data value; one gas can only compute after layout (`(.L5 - .L3) / 4` in a jump table,
         across an alignment) is kept as its expression and evaluated in finish()."""
         try:
@@ -669,17 +689,17 @@ class Assembler(OperandScope):
             self._emit(Item(0, len(data), "data", raw=data, src=self._srcloc(stmt)))
 
     # sections
-    def _d_text(self, args: str, stmt: Stmt) -> None:
-        self._switch(self._section(".text", None), self._subsection_arg(args, stmt))
+    def _d_text(self, args: str, _stmt: Stmt) -> None:
+        self._switch(self._section(".text", None), self._subsection_arg(args))
 
-    def _d_data(self, args: str, stmt: Stmt) -> None:
-        self._switch(self._section(".data", None), self._subsection_arg(args, stmt))
+    def _d_data(self, args: str, _stmt: Stmt) -> None:
+        self._switch(self._section(".data", None), self._subsection_arg(args))
 
-    def _d_bss(self, args: str, stmt: Stmt) -> None:
-        self._switch(self._section(".bss", None), self._subsection_arg(args, stmt))
+    def _d_bss(self, args: str, _stmt: Stmt) -> None:
+        self._switch(self._section(".bss", None), self._subsection_arg(args))
 
-    def _subsection_arg(self, args: str, stmt: Stmt) -> int:
-        return self._eval_const(args, stmt) if args.strip() else 0
+    def _subsection_arg(self, args: str) -> int:
+        return self._eval_const(args) if args.strip() else 0
 
     def _section_args(self, args: str, stmt: Stmt, push: bool) -> tuple[SectionState, int]:
         # A section name is not an expression (`.note.GNU-stack`): take it as written, up to a comma.
@@ -711,16 +731,16 @@ class Assembler(OperandScope):
         self.section_stack.append((self.cur, self.prev))
         self._switch(section, subsection)
 
-    def _d_popsection(self, args: str, stmt: Stmt) -> None:
+    def _d_popsection(self, _args: str, stmt: Stmt) -> None:
         if not self.section_stack:
             raise stmt.error(".popsection without .pushsection")
         self.cur, self.prev = self.section_stack.pop()
 
-    def _d_previous(self, args: str, stmt: Stmt) -> None:
+    def _d_previous(self, _args: str, _stmt: Stmt) -> None:
         self.cur, self.prev = self.prev, self.cur
 
-    def _d_subsection(self, args: str, stmt: Stmt) -> None:
-        self._switch(self.cur[0], self._eval_const(args, stmt))
+    def _d_subsection(self, args: str, _stmt: Stmt) -> None:
+        self._switch(self.cur[0], self._eval_const(args))
 
     # layout
     def _align(self, nbytes: int, fill: int | None, max_skip: int | None, stmt: Stmt) -> None:
@@ -744,9 +764,11 @@ class Assembler(OperandScope):
             raise stmt.error("expected an alignment")
         values = [None if t.data == "empty" else self._const_arg(t, stmt, "alignment") for t in trees]
         values += [None] * (3 - len(values))
-        if not 0 <= values[0] <= 1 << 16:  # type: ignore[operator]
-            raise stmt.error(f"alignment {values[0]} out of range")
-        return values[0], values[1], values[2]  # type: ignore[return-value]
+        power, fill, max_skip = values[:3]
+        assert power is not None  # the first argument is not empty (above)
+        if not 0 <= power <= 1 << 16:
+            raise stmt.error(f"alignment {power} out of range")
+        return power, fill, max_skip
 
     def _d_align(self, args: str, stmt: Stmt) -> None:
         power, fill, max_skip = self._align_args(args, stmt)
@@ -835,17 +857,17 @@ class Assembler(OperandScope):
     def _names(self, args: str) -> list[str]:
         return [n.strip() for n in args.split(",") if n.strip()]
 
-    def _d_globl(self, args: str, stmt: Stmt) -> None:
+    def _d_globl(self, args: str, _stmt: Stmt) -> None:
         for name in self._names(args):
             self.globals[name] = "global"
 
     _d_global = _d_globl
 
-    def _d_weak(self, args: str, stmt: Stmt) -> None:
+    def _d_weak(self, args: str, _stmt: Stmt) -> None:
         for name in self._names(args):
             self.globals[name] = "weak"
 
-    def _d_local(self, args: str, stmt: Stmt) -> None:
+    def _d_local(self, args: str, _stmt: Stmt) -> None:
         for name in self._names(args):
             self.local_names.add(name)
             self.globals.pop(name, None)
@@ -882,12 +904,12 @@ class Assembler(OperandScope):
         self.sizes[name] = Lin(size)
         self.cur, self.prev = saved
 
-    def _d_type(self, args: str, stmt: Stmt) -> None:
+    def _d_type(self, args: str, _stmt: Stmt) -> None:
         parts = self._names(args)
         if len(parts) >= 2:
             self.types[parts[0]] = parts[1].lstrip("@%").replace("STT_", "").lower()
 
-    def _d_size(self, args: str, stmt: Stmt) -> None:
+    def _d_size(self, args: str, _stmt: Stmt) -> None:
         trees = self._args(args)
         if len(trees) == 2 and trees[0].data == "symbol":
             self.sizes[str(trees[0].children[0])] = evaluate(trees[1], self)
@@ -909,7 +931,7 @@ class Assembler(OperandScope):
 
     _d_eqv = _d_equiv
 
-    def _d_unreq(self, args: str, stmt: Stmt) -> None:
+    def _d_unreq(self, args: str, _stmt: Stmt) -> None:
         self.aliases.pop(args.strip().lower(), None)
 
     def _d_include(self, args: str, stmt: Stmt) -> None:
@@ -926,7 +948,7 @@ class Assembler(OperandScope):
         parent = self.frames[-1].stack if self.frames else ()
         self.frames.append(_Frame(read_statements(path, self.root, self.namer), "", None, parent))
 
-    def _d_loc(self, args: str, stmt: Stmt) -> None:
+    def _d_loc(self, args: str, _stmt: Stmt) -> None:
         parts = args.split()
         if len(parts) >= 2 and parts[0].isdigit() and parts[1].isdigit():
             name = self.file_names.get(int(parts[0]))
@@ -934,7 +956,7 @@ class Assembler(OperandScope):
                 # Line 0 is the line tables' "no source line" (code the compiler made up).
                 self.loc_override = (name, int(parts[1])) if int(parts[1]) else None
 
-    def _d_file(self, args: str, stmt: Stmt) -> None:
+    def _d_file(self, args: str, _stmt: Stmt) -> None:
         found = dwarf_file(args)
         if found:
             self.file_names[found[0]] = self.namer.name(found[1])
@@ -946,13 +968,13 @@ class Assembler(OperandScope):
             message = _decode_string(message).decode(errors="replace")
         raise stmt.error(f".error directive invoked in source file: {message}")
 
-    def _d_err(self, args: str, stmt: Stmt) -> None:
+    def _d_err(self, _args: str, stmt: Stmt) -> None:
         raise stmt.error(".err encountered")
 
     def _d_warning(self, args: str, stmt: Stmt) -> None:
         self.warnings.append(f"{stmt.asm_file}:{stmt.asm_line}: warning: {args.strip()}")
 
-    def _d_print(self, args: str, stmt: Stmt) -> None:
+    def _d_print(self, _args: str, _stmt: Stmt) -> None:
         pass
 
     # macro language
@@ -960,10 +982,10 @@ class Assembler(OperandScope):
         name, params = mac.parse_params(args)
         self.collect = _Collect("macro", stmt, macro=mac.Macro(name, params))
 
-    def _d_endm(self, args: str, stmt: Stmt) -> None:
+    def _d_endm(self, _args: str, stmt: Stmt) -> None:
         raise stmt.error(".endm without .macro")
 
-    def _d_exitm(self, args: str, stmt: Stmt) -> None:
+    def _d_exitm(self, _args: str, stmt: Stmt) -> None:
         self._exitm(stmt)
 
     def _d_purgem(self, args: str, stmt: Stmt) -> None:
@@ -973,7 +995,7 @@ class Assembler(OperandScope):
         del self.macros[name]
 
     def _d_rept(self, args: str, stmt: Stmt) -> None:
-        count = self._eval_const(args, stmt)
+        count = self._eval_const(args)
         if count > MAX_REPEAT:
             raise stmt.error(f".rept count {count} is larger than {MAX_REPEAT}")
         self.collect = _Collect("rept", stmt, repeat=[{} for _ in range(max(count, 0))])
@@ -992,16 +1014,16 @@ class Assembler(OperandScope):
         chars = "".join(parts[1:])
         self.collect = _Collect("rept", stmt, repeat=[{parts[0]: c} for c in chars] or [{parts[0]: ""}])
 
-    def _d_endr(self, args: str, stmt: Stmt) -> None:
+    def _d_endr(self, _args: str, stmt: Stmt) -> None:
         raise stmt.error(".endr without .rept or .irp")
 
-    def _d_altmacro(self, args: str, stmt: Stmt) -> None:
+    def _d_altmacro(self, _args: str, stmt: Stmt) -> None:
         raise stmt.error(".altmacro is not supported")
 
-    def _d_noaltmacro(self, args: str, stmt: Stmt) -> None:
+    def _d_noaltmacro(self, _args: str, _stmt: Stmt) -> None:
         pass
 
-    def _d_ltorg(self, args: str, stmt: Stmt) -> None:
+    def _d_ltorg(self, _args: str, stmt: Stmt) -> None:
         self._dump_pools(self._srcloc(stmt))
 
     _d_pool = _d_ltorg
@@ -1105,8 +1127,9 @@ class Assembler(OperandScope):
         if final.is_const():
             return Loc("*ABS*", final.const)
         if len(final.terms) == 1:
-            (key, coeff), = final.terms.items()
+            (term, coeff), = final.terms.items()
             if coeff == 1:
+                key = _named(term)
                 if key[0] == "sec":
                     return Loc(key[1], final.const)
                 return SymRef(key[1], final.const)
@@ -1150,15 +1173,17 @@ class Assembler(OperandScope):
             return DataValue(size, final.const)
         own = ("sec", section)
         if final.terms.get(own) == -1 and len(final.terms) == 2:
-            (key, coeff), = ((k, c) for k, c in final.terms.items() if k != own)
+            (term, coeff), = ((k, c) for k, c in final.terms.items() if k != own)
             if coeff == 1:
                 # value = target - (section base + s): a PC-relative field; gas's `.` is this field
+                key = _named(term)
                 addend = final.const + address
                 target = Loc(key[1], addend) if key[0] == "sec" else SymRef(key[1], addend)
                 return DataValue(size, 0, target, pcrel=True)
         if len(final.terms) == 1:
-            (key, coeff), = final.terms.items()
+            (term, coeff), = final.terms.items()
             if coeff == 1:
+                key = _named(term)
                 target = Loc(key[1], final.const) if key[0] == "sec" else SymRef(key[1], final.const)
                 return DataValue(size, 0, target)
         raise self._item_error(item, "data expression too complex for a relocation")

@@ -11,6 +11,7 @@ from __future__ import annotations
 from functools import cache
 
 import capstone
+from typing_extensions import override
 
 from verifier.frontend.expr import Lin, NotConstant
 from verifier.frontend.operands import (
@@ -35,12 +36,15 @@ class DecodeError(Exception):
 class _NumbersOnly(OperandScope):
     """Capstone prints numbers only; a name in an expression position means we misread its text."""
 
+    @override
     def symbol(self, name: str) -> Lin:
         raise NotConstant(f"symbol '{name}' in disassembly")
 
+    @override
     def here(self) -> Lin:
         raise NotConstant("'.' in disassembly")
 
+    @override
     def local_ref(self, text: str) -> Lin:
         raise NotConstant(f"local label '{text}' in disassembly")
 

@@ -31,6 +31,7 @@ from verifier.ir.program import (
     Target,
     UnresolvedOperand,
 )
+from verifier.util.grammars import as_token
 
 
 class Unsupported(Exception):
@@ -80,10 +81,13 @@ class Pending(UnresolvedOperand):
 
 
 class OperandScope(Scope):
-    def register_alias(self, name: str) -> str | None:
+    """A Scope for operands: by default no register aliases and no literal pool (the assembler has both;
+    these defaults ignore what they are given: `noqa: ARG002`)."""
+
+    def register_alias(self, name: str) -> str | None:  # noqa: ARG002
         return None
 
-    def literal(self, tree: Tree, size: int) -> Lin:
+    def literal(self, tree: Tree, size: int) -> Lin:  # noqa: ARG002
         """`=expr` of an LDR (literal): the address of the `size`-byte literal pool entry holding expr."""
         raise Unsupported("literal pool load (`ldr Xn, =value`) outside the assembler")
 
@@ -97,8 +101,10 @@ _LITERAL_SIZES = {("ldr", "x"): 8, ("ldr", "w"): 4, ("ldr", "d"): 8, ("ldr", "s"
 def literal_size(mnemonic: str, dest: Operand) -> int:
     if mnemonic not in ("ldr", "ldrsw"):
         raise OperandError("invalid addressing mode: `=value` is only for ldr and ldrsw")
-    size = _LITERAL_SIZES.get((mnemonic, dest.name[0])) if isinstance(dest, Reg) else None
-    if size is None or dest.name in ("sp", "wsp"):
+    size = None
+    if isinstance(dest, Reg) and dest.name not in ("sp", "wsp"):
+        size = _LITERAL_SIZES.get((mnemonic, dest.name[0]))
+    if size is None:
         raise OperandError(f"operand mismatch: no `{mnemonic} {dest}, =value`")
     return size
 
@@ -149,7 +155,7 @@ def _shift(tree: Tree, scope: Scope) -> tuple[str, int | None]:
 
 
 def _memory(tree: Tree, scope: OperandScope) -> Mem:
-    base = _reg(tree.children[0], scope)
+    base = _reg(as_token(tree.children[0]), scope)
     if tree.data == "mem_base":
         return Mem(base, None, "offset")
     off = tree.children[1]
@@ -165,8 +171,8 @@ def _memory(tree: Tree, scope: OperandScope) -> Mem:
     if off.data == "off_reloc":
         return Mem(base, _reloc(off.children[0], scope), mode)
     if off.data == "off_reg":
-        return Mem(base, _reg(off.children[0], scope), mode)
-    index = _reg(off.children[0], scope)
+        return Mem(base, _reg(as_token(off.children[0]), scope), mode)
+    index = _reg(as_token(off.children[0]), scope)
     kind = str(off.children[1]).lower()
     amount = _value(off.children[2], scope).value() if len(off.children) > 2 else None
     return Mem(base, Shifted(index, kind, amount), mode)
@@ -206,7 +212,7 @@ def lower_operands(mnemonic: str, trees: list[Tree], scope: OperandScope) -> tup
         kind = tree.data
         try:
             if kind == "reg":
-                out.append(_reg(tree.children[0], scope))
+                out.append(_reg(as_token(tree.children[0]), scope))
             elif kind == "shift":
                 if not out:
                     raise OperandError("shift or extend without an operand before it")

@@ -24,7 +24,9 @@ def _parser() -> Lark:
 def _describe(err: UnexpectedInput, text: str) -> ParseError:
     column = getattr(err, "column", None)
     if isinstance(err, UnexpectedCharacters):
-        char = text[err.pos_in_stream] if err.pos_in_stream < len(text) else "end of line"
+        pos = err.pos_in_stream
+        assert pos is not None  # lark sets it for UnexpectedCharacters
+        char = text[pos] if pos < len(text) else "end of line"
         return ParseError(f"unexpected '{char}'", column)
     if isinstance(err, UnexpectedEOF):
         return ParseError("unexpected end of line", len(text) + 1)

@@ -9,6 +9,8 @@ The table is driven by what the kernel's entry code and gcc's output for it actu
 
 from __future__ import annotations
 
+from typing import TypeGuard
+
 from verifier.ir.program import Imm, Insn, Loc, Mem, Name, Operand, Reg, Reloc, Shifted, Target
 
 _MASK = {32: 0xFFFF_FFFF, 64: 0xFFFF_FFFF_FFFF_FFFF}
@@ -40,7 +42,7 @@ def _as_width(reg: Reg, width: int) -> Reg:
     return Reg(("x" if width == 64 else "w") + name[1:])
 
 
-def _is_vector(op: Operand) -> bool:
+def _is_vector(op: Operand) -> TypeGuard[Reg]:
     """A SIMD&FP (`v0.16b`), SVE vector (`z0.d`) or predicate (`p0.b`) register with its arrangement."""
     return isinstance(op, Reg) and "." in op.name
 
@@ -172,7 +174,7 @@ _B_COND = {f"b{c}": f"b.{_cond(c)}" for c in _CONDS}  # gas accepts `beq` for `b
 _MOVW_KINDS = ("abs_g0", "abs_g1", "abs_g2", "abs_g3")
 
 
-def _movewide_constant(kind: str, value: int, width: int) -> tuple[str, int, int] | None:
+def _movewide_constant(kind: str, value: int) -> tuple[str, int, int] | None:
     """A move-wide relocation applied to a constant, as gas does it: (mnemonic, imm16, shift) or None.
     `:abs_gN_s:` on a negative value turns movz into movn."""
     base = kind.removesuffix("_nc").removesuffix("_s")
@@ -190,6 +192,7 @@ def _bitfield(mnemonic: str, ops: tuple[Operand, ...], width: int) -> Insn | Non
     """ubfx/sbfx/ubfiz/sbfiz/bfi/bfxil/bfc and immediate shifts to ubfm/sbfm/bfm."""
     base = {"ubfx": "ubfm", "ubfiz": "ubfm", "lsl": "ubfm", "lsr": "ubfm", "sbfx": "sbfm", "sbfiz": "sbfm",
             "asr": "sbfm", "bfi": "bfm", "bfxil": "bfm", "bfc": "bfm"}[mnemonic]
+    rn: Operand
     if mnemonic == "bfc":
         rd, rn, rest = ops[0], _zr(width), ops[1:]
     else:
@@ -244,7 +247,7 @@ def _move_wide(mnemonic: str, ops: tuple[Operand, ...], width: int) -> Insn | No
         value = _constant_target(src.target)
         if value is None:
             return Insn(mnemonic, (rd, src))  # the linker fills it in: keep the relocation
-        resolved = _movewide_constant(src.kind, value, width)
+        resolved = _movewide_constant(src.kind, value)
         if resolved is None:
             return None
         kind, imm16, shift = resolved
@@ -256,9 +259,12 @@ def _move_wide(mnemonic: str, ops: tuple[Operand, ...], width: int) -> Insn | No
     if value is None:
         return None
     if mnemonic == "movk":
-        shift = src.amount if isinstance(src, Shifted) else 0
-        base = _imm(src.base) if isinstance(src, Shifted) else value
-        return Insn("movk", (rd, Shifted(Imm(base), "lsl", shift) if shift else Imm(base)))  # type: ignore[arg-type]
+        # a value means `#imm` or `#imm, lsl #s` (see _imm_shifted)
+        if isinstance(src, Shifted) and isinstance(src.base, Imm):
+            shift, base = src.amount or 0, src.base.value
+        else:
+            shift, base = 0, value
+        return Insn("movk", (rd, Shifted(Imm(base), "lsl", shift) if shift else Imm(base)))
     if mnemonic == "movn":
         value = ~value
     return Insn("mov", (rd, Imm(value & _MASK[width])))

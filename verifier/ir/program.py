@@ -20,7 +20,7 @@ class SrcLoc:
     asm_line: int
     file: str | None = None  # original source (.S / .c / .h) through cpp markers or verbose-asm comments
     line: int | None = None
-    macros: tuple[tuple[str, int], ...] = ()  # (macro name, .s line of its call site), outermost first
+    macros: tuple[tuple[str, str], ...] = ()  # (macro name, its call site `file:line`), outermost first
 
     def short(self) -> str:
         where = f"{self.file}:{self.line}" if self.file else f"{self.asm_file}:{self.asm_line}"

@@ -44,6 +44,14 @@ def encode(name: str) -> int | None:
     return None
 
 
+def known(name: str) -> int:
+    """The encoding of a system register this code names itself (a constant): KeyError if it is unknown."""
+    enc = encode(name)
+    if enc is None:
+        raise KeyError(f"unknown system register '{name}'")
+    return enc
+
+
 def name_of(encoding: int) -> str:
     """The preferred name of an encoding, or the generic `s3_0_c1_c0_0` form."""
     name = _by_encoding().get(encoding)

@@ -140,6 +140,11 @@ def _option_values(argv: tuple[str, ...] | list[str], name: str) -> list[str]:
     return out
 
 
+def _last(values: list[str]) -> str | None:
+    """The value that wins (the last one given), or None."""
+    return values[-1] if values else None
+
+
 def target_flags(argv: tuple[str, ...]) -> TargetFlags:
     """The assembler-relevant flags of a compiler command line (the compiler itself is argv[0])."""
     args = list(argv[1:])
@@ -147,13 +152,13 @@ def target_flags(argv: tuple[str, ...]) -> TargetFlags:
     for arg in args:
         if arg.startswith("-Wa,"):
             wa.extend(a for a in arg[4:].split(",") if a)
-    target = (_option_values(args, "--target") + _option_values(args, "-target") or [None])[-1]
+    target = _last(_option_values(args, "--target") + _option_values(args, "-target"))
     # the assembler's own -march/-mcpu win over the compiler's (GCC puts -Wa options last; clang lets
     # -Wa,-march= override -march= for the integrated assembler)
-    arch = (_option_values(args, "-march") + _option_values(wa, "-march") or [None])[-1]
-    cpu = (_option_values(args, "-mcpu") + _option_values(wa, "-mcpu") or [None])[-1]
+    arch = _last(_option_values(args, "-march") + _option_values(wa, "-march"))
+    cpu = _last(_option_values(args, "-mcpu") + _option_values(wa, "-mcpu"))
     endian = [a for a in args + wa if a in ("-mlittle-endian", "-mbig-endian", "-EL", "-EB")]
-    abi = (_option_values(args, "-mabi") + _option_values(wa, "-mabi") or [None])[-1]
+    abi = _last(_option_values(args, "-mabi") + _option_values(wa, "-mabi"))
     return TargetFlags(target, arch, cpu, bool(endian) and endian[-1] in ("-mbig-endian", "-EB"), abi)
 
 

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from verifier.frontend.reader import dwarf_file
 from verifier.kernel.info import kernel_info
+from verifier.kernel.kbuild import BuiltRing
 from verifier.spec.contracts import BuildFacts
 
 # Where a `.s` names a source file: cpp line markers (`# 12 "/tree/x.S"`), gcc -fverbose-asm comments
@@ -64,13 +65,12 @@ def _named_c_sources(texts: list[str], tree: str) -> list[str]:
     return sorted(p[len(prefix):] for p in found if p.startswith(prefix) and p.endswith(".c"))
 
 
-def take(store: Path, tree: Path, build_dir: Path, files: list[Path], ring: list[Path] | None = None,
-         missing: dict[str, str] | None = None) -> Snapshot:
+def take(store: Path, tree: Path, build_dir: Path, files: list[Path], ring: BuiltRing | None = None) -> Snapshot:
     """Snapshot the inputs just built (reusing an identical snapshot), with the callee ring's assembly when
     contracts are checked."""
     tree_s, build_s = str(tree.resolve()), str(build_dir.resolve())
     texts = [f.read_text(errors="replace") for f in files]
-    ring_rel = [path.resolve().relative_to(build_dir.resolve()) for path in ring or []]
+    ring_rel = [path.resolve().relative_to(build_dir.resolve()) for path in (ring.outputs if ring else [])]
     info = kernel_info(tree, build_dir)
     sources = _named_c_sources(texts, tree_s)
     digest = hashlib.sha256()
@@ -78,11 +78,12 @@ def take(store: Path, tree: Path, build_dir: Path, files: list[Path], ring: list
         digest.update(f"{path.name}\0".encode() + _normalised(text, tree_s, build_s) + b"\0")
     for rel in sources:
         digest.update(f"src {rel}\0".encode() + (tree / rel).read_bytes() + b"\0")
-    for rel in ring_rel:
-        digest.update(f"ring {rel}\0".encode() + _normalised((build_dir / rel).read_text(errors="replace"), tree_s,
-                                                               build_s) + b"\0")
+    for assembly in ring_rel:
+        digest.update(f"ring {assembly}\0".encode() + _normalised((build_dir / assembly).read_text(errors="replace"),
+                                                                    tree_s, build_s) + b"\0")
     meta = {"build": info.facts().json(), "cap_names": {str(k): v for k, v in sorted(info.cap_names.items())},
-            "version": info.version, "ring": [str(rel) for rel in ring_rel], "ring_missing": dict(missing or {})}
+            "version": info.version, "ring": [str(assembly) for assembly in ring_rel],
+            "ring_missing": dict(ring.missing if ring else {})}
     digest.update(json.dumps(meta, sort_keys=True).encode())
     key = digest.hexdigest()[:24]
     target = store / key
@@ -94,9 +95,9 @@ def take(store: Path, tree: Path, build_dir: Path, files: list[Path], ring: list
         for rel in sources:
             (tmp / "src" / rel).parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(tree / rel, tmp / "src" / rel)
-        for rel in ring_rel:
-            (tmp / "ring" / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(build_dir / rel, tmp / "ring" / rel)
+        for assembly in ring_rel:
+            (tmp / "ring" / assembly).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(build_dir / assembly, tmp / "ring" / assembly)
         meta |= {"files": [f.name for f in files], "root": tree_s}
         (tmp / "meta.json").write_text(json.dumps(meta, indent=1) + "\n")
         try:

@@ -57,8 +57,8 @@ class Difference:
                 return f"data ({len(raw) or other_cover.size} bytes: {shown})"
             return "nothing"
         if item.kind == "undecoded":
-            raw = item.raw.hex() if item.raw else "?"
-            return f"undecoded {raw}: {item.reason}"
+            shown = item.raw.hex() if item.raw else "?"
+            return f"undecoded {shown}: {item.reason}"
         if item.kind == "data":
             return f"data {item.raw.hex() if item.raw else ''}"
         assert item.insn is not None
@@ -158,10 +158,10 @@ def compare_section(name: str, lark: Section | None, obj: Section | None) -> Sec
     for side, section in (("assembler", lark), ("object", obj)):
         for item in _overlaps(section):
             report.differ += 1
-            pair = (item, None) if side == "assembler" else (None, item)
+            lark_item, obj_item = (item, None) if side == "assembler" else (None, item)
+            note = f"overlap: {side} side item overlaps the one before it"
             report.differences.append(
-                Difference(name, item.offset, *pair, f"overlap: {side} side item overlaps the one before it",
-                           item if side == "assembler" else None)
+                Difference(name, item.offset, lark_item, obj_item, note, item if side == "assembler" else None)
             )
     report.differences.sort(key=lambda d: d.offset)
     return report

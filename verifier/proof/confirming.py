@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import tempfile
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,15 @@ ROUNDS = 4  # placements of the regions before giving up
 
 # Solves the violation again under extra constraints: a model, or None.
 Resolve = Callable[[list[z3.BoolRef]], z3.ModelRef | None]
+
+
+@dataclass(frozen=True)
+class Another:
+    """How to get another counterexample of the same violation: solve it again under extra constraints (a
+    model, or None), and replay a model (the replay and its counterexample, None where it does not)."""
+
+    solve: Resolve
+    replay: Callable[[z3.ModelRef], tuple[Replayed | None, dict[str, Any] | None]]
 
 
 class Objects:
@@ -50,19 +60,18 @@ class Objects:
         return self._paths
 
 
-def _settle(image: Image, model: z3.ModelRef, replayed: Replayed,
-            replay_again: Callable[[z3.ModelRef], tuple[Replayed | None, dict[str, Any] | None]],
-            resolve: Resolve, keep: int) -> tuple[dict[str, int], z3.ModelRef, Replayed, dict[str, Any]] | str:
+def _settle(image: Image, model: z3.ModelRef, replayed: Replayed, another: Another, keep: int
+            ) -> tuple[dict[str, int], z3.ModelRef, Replayed, dict[str, Any]] | str:
     """The regions placed apart, the violation solved with them pinned, and its replay; or why not."""
     placed: dict[str, int] = {}
     bases = region_bases(model, replayed.written, [w[0] for w in replayed.initial_words])
     for _ in range(ROUNDS):
         placed |= place([b for b in bases if b not in placed], model, image, len(placed), keep)
-        pinned = resolve(pins(placed))
+        pinned = another.solve(pins(placed))
         if pinned is None:
             return ("no counterexample with the stack, the task, per-CPU data and the symbols at distinct "
                     "addresses (solved again with them pinned)")
-        again, cex = replay_again(pinned)
+        again, cex = another.replay(pinned)
         if again is None or cex is None:
             return "the counterexample with the regions pinned apart does not replay"
         # the pinned model may take another path to the violation, through other regions: place those too
@@ -73,15 +82,14 @@ def _settle(image: Image, model: z3.ModelRef, replayed: Replayed,
     return f"the regions did not settle in {ROUNDS} placements"
 
 
-def confirm_on_unicorn(image: Image, objects: Objects, model: z3.ModelRef, replayed: Replayed,
-                       replay_again: Callable[[z3.ModelRef], tuple[Replayed | None, dict[str, Any] | None]],
-                       resolve: Resolve) -> tuple[dict[str, Any] | None, Confirmation]:
+def confirm_on_unicorn(image: Image, objects: Objects, model: z3.ModelRef, replayed: Replayed, another: Another
+                       ) -> tuple[dict[str, Any] | None, Confirmation]:
     """The counterexample Unicorn was run on (that of the pinned model) and what Unicorn made of it."""
     paths = objects.paths()
     if paths is None:
         return None, Confirmation(False, objects.error or "no objects", 0)
     for keep in KEEPS:
-        settled = _settle(image, model, replayed, replay_again, resolve, keep)
+        settled = _settle(image, model, replayed, another, keep)
         if isinstance(settled, tuple):
             break
     if isinstance(settled, str):

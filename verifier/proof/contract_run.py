@@ -17,7 +17,7 @@ from typing import Any
 
 import z3
 
-from verifier.engine.explore import Explorer, ExploreRun, ModelLike, Options, StepListener
+from verifier.engine.explore import Entry, Explorer, ExploreRun, Options, Steering, StepListener
 from verifier.engine.image import Image
 from verifier.engine.paths import Path as ExecPath
 from verifier.engine.replay import model_number, replay
@@ -28,6 +28,7 @@ from verifier.spec.contract_calls import ContractCalls
 from verifier.spec.contract_check import (
     NOT_CHECKED,
     PARTS,
+    AtCalls,
     CallSiteObserver,
     CallSites,
     ContractObserver,
@@ -157,6 +158,29 @@ class _Where:
     contracts: str
 
 
+@dataclass(frozen=True)
+class _Explored:
+    """One function explored from its entry: the image holding its code, the contracts its calls are
+    summarised by, the contract judged at its returns, and where it starts."""
+
+    image: Image
+    contracts: Contracts
+    contract: Contract
+    start: FunctionStart
+
+
+@dataclass(frozen=True)
+class _Checking:
+    """What the checks of one check_contracts() share: where to find code, the inputs, the contracts, the
+    options and where checks are kept (None: nowhere)."""
+
+    index: CodeIndex
+    inputs: CheckInputs
+    contracts: Contracts
+    options: Options
+    where: _Where | None
+
+
 def derive_contracts(index: CodeIndex, contracts: Contracts, options: Options,
                      missing: dict[str, str], store: CheckStore | None = None) -> list[Derivation]:
     """Each `daif = "derived"` contract's DAIF on return, from its code: the function explored from its entry
@@ -183,10 +207,11 @@ def derive_contracts(index: CodeIndex, contracts: Contracts, options: Options,
             out.append(Derivation(name, {e: tuple(v) for e, v in table} if table is not None else None,
                                   kept.check["text"], kept.check["source"]))
             continue
-        start = function_start(image, address, None, contracts.build.priority)
+        start = function_start(image, address, AtCalls(), contracts.build.priority)
         ran: set[str] = set()
-        run = _explorer(image, contracts, replace(contracts.functions[name], daif="any"), start, CallSites(),
-                        bounded, on_step=_noting(image, ran) if where is not None else None).explore()
+        derived = _Explored(image, contracts, replace(contracts.functions[name], daif="any"), start)
+        noting = Steering(on_step=_noting(image, ran)) if where is not None else None
+        run = _explorer(derived, CallSites(), bounded, noting).explore()
         why = _why_underived(run)
         table = None if why else daif_relation(run.returns, start.daif, start.facts, bounded.solver_rlimit)
         if why is None and table is None:
@@ -232,6 +257,7 @@ def check_contracts(inputs: CheckInputs, contracts: Contracts, options: Options,
     store, a check whose inputs and code are unchanged since it was kept is read back."""
     index = index or CodeIndex(inputs.files, inputs.root)
     where = _Where(store, contracts_digest(contracts)) if store is not None else None
+    checking = _Checking(index, inputs, contracts, options, where)
     checks: dict[str, ContractCheck] = {}
     level = dict(inputs.call_daif)
     regs = {name: list(args) for name, args in inputs.call_regs.items()}
@@ -240,8 +266,7 @@ def check_contracts(inputs: CheckInputs, contracts: Contracts, options: Options,
         for name in sorted(level):
             if name in checks:
                 continue
-            check, sites = _check_one(name, level[name], depth, index, inputs, contracts, options, where,
-                                      tuple(regs.get(name, ())))
+            check, sites = _check_one(name, level[name], depth, checking, tuple(regs.get(name, ())))
             checks[name] = check
             for callee, daif in sites.daif.items():
                 nested[callee] = union_daif(nested.get(callee, []), daif)
@@ -276,35 +301,36 @@ class Nested:
     regs: dict[str, list[int]] = field(default_factory=dict)
 
 
-def _check_one(name: str, daif: list[int] | None, depth: int, index: CodeIndex, inputs: CheckInputs,
-               contracts: Contracts, options: Options, where: _Where | None = None, regs: tuple[int, ...] = ()
+def _check_one(name: str, daif: list[int] | None, depth: int, checking: _Checking, regs: tuple[int, ...] = ()
                ) -> tuple[ContractCheck, Nested]:
+    contracts, where = checking.contracts, checking.where
     contract = _contract_of(name, contracts)
     text = contract.describe() if contract is not None else ""
-    located = None if name.startswith("*") or name == FIRMWARE else index.image_of(name)
+    located = None if name.startswith("*") or name == FIRMWARE else checking.index.image_of(name)
     if located is None:
-        return ContractCheck(name, "TRUSTED", _trusted_reason(name, inputs), depth=depth, contract=text,
+        return ContractCheck(name, "TRUSTED", _trusted_reason(name, checking.inputs), depth=depth, contract=text,
                              daif_at_call=daif, regs_args=list(regs)), Nested()
     if isinstance(located, str):
         return ContractCheck(name, "UNKNOWN", located, depth=depth, contract=text, daif_at_call=daif,
                              regs_args=list(regs)), Nested()
     image, address, path = located
     contract = contracts.for_function(name)
-    source = source_of(path, inputs.root)
-    bounded = _bounded(options)
+    source = source_of(path, checking.inputs.root)
+    bounded = _bounded(checking.options)
     # by the source, not the .s path: a series' snapshots hold the same file in a directory of their own
     key = check_key(function=name, contract=text, daif=daif, regs=list(regs), depth=depth, source=source,
                     contracts=where.contracts, options=asdict(bounded)) if where is not None else ""
     kept = where.store.get(key, image) if where is not None else None
     if kept is not None:
         return ContractCheck.from_json(kept.check), Nested(kept.nested, kept.nested_regs)
-    start = function_start(image, address, daif, contracts.build.priority, contracts.layout, regs)
+    start = function_start(image, address, AtCalls(daif, regs), contracts.build.priority, contracts.layout)
+    checked = _Explored(image, contracts, contract, start)
     sites = CallSites()
     ran: set[str] = set()  # the functions the check's paths ran
-    run = _explorer(image, contracts, contract, start, sites, bounded,
-                    on_step=_noting(image, ran) if where is not None else None).explore()
+    noting = Steering(on_step=_noting(image, ran)) if where is not None else None
+    run = _explorer(checked, sites, bounded, noting).explore()
     callees = sorted(run.applied_at)  # its summarised calls and the callbacks it patched
-    verdict, reason, cex = _judge(run, contract, start, image, contracts, sites, bounded)
+    verdict, reason, cex = _judge(run, checked, bounded)
     nested = Nested(sites.resolve(start.facts, bounded.solver_rlimit), sites.regs_of())
     for callee in run.summarised:  # a call that does not return rests on its contract too
         nested.daif.setdefault(callee, None)
@@ -323,17 +349,17 @@ def _contract_of(name: str, contracts: Contracts) -> Contract | None:
     return contracts.for_function(name)
 
 
-def _explorer(image: Image, contracts: Contracts, contract: Contract, start: FunctionStart, sites: CallSites,
-              options: Options, guide: ModelLike | None = None, on_step: StepListener | None = None) -> Explorer:
-    watching = [ContractObserver(contract, start), CallSiteObserver(sites, names.regs_pointer())]
+def _explorer(explored: _Explored, sites: CallSites, options: Options, steering: Steering | None = None) -> Explorer:
+    start = explored.start
+    watching = [ContractObserver(explored.contract, start), CallSiteObserver(sites, names.regs_pointer())]
     path = ExecPath(start.state.copy(), z3.BoolVal(True), (), start.pc, watching)
-    calls = ContractCalls(contracts, start.priority, regs_frame=False)
-    return Explorer(image, calls, list(start.facts), start.caps, path, options,
-                    guide=guide, on_step=on_step, return_address=start.return_address)
+    calls = ContractCalls(explored.contracts, start.priority, regs_frame=False)
+    return Explorer(explored.image, calls, Entry(path, list(start.facts), start.caps, start.return_address), options,
+                    steering)
 
 
-def _judge(run: ExploreRun, contract: Contract, start: FunctionStart, image: Image, contracts: Contracts,
-           sites: CallSites, options: Options) -> tuple[str, str, dict[str, Any] | None]:
+def _judge(run: ExploreRun, checked: _Explored, options: Options) -> tuple[str, str, dict[str, Any] | None]:
+    contract = checked.contract
     if not contract.returns:
         if not run.returns:
             return _unknown_or(run, "PROVED", "no path returns (its contract says it does not return)")
@@ -347,14 +373,14 @@ def _judge(run: ExploreRun, contract: Contract, start: FunctionStart, image: Ima
             solver = z3.Solver()
             solver.set("timeout", options.solver_timeout_ms)
             solver.set("rlimit", options.solver_rlimit)
-            solver.add(*start.facts, formula)
+            solver.add(*checked.start.facts, formula)
             status = solver.check()
             if status == z3.unknown:
                 gave_up = True
                 continue
             if status == z3.sat:
                 model = solver.model()
-                cex = _counterexample(model, part, contract, start, image, contracts, options)
+                cex = _counterexample(model, part, checked, options)
                 if cex is None:
                     return "UNKNOWN", (f"{describe_failure(part, contract)} on a path the replay does not "
                                        "reproduce (an engine limit)"), None
@@ -367,8 +393,8 @@ def _judge(run: ExploreRun, contract: Contract, start: FunctionStart, image: Ima
         # every path ends in a trap (a WARN's brk returns, which the engine does not follow) or a call that
         # does not return: nothing was judged
         return _unknown_or(run, "UNKNOWN", "no path returns: each ends in a trap or a call that does not return")
-    sites = len({check.address for check in run.returns})  # sites, not path ends: merging must not change it
-    how = f"{sites} return site(s) checked; {NOT_CHECKED}"
+    returning = len({check.address for check in run.returns})  # sites, not path ends: merging must not change it
+    how = f"{returning} return site(s) checked; {NOT_CHECKED}"
     return _unknown_or(run, "PROVED", how)
 
 
@@ -380,18 +406,17 @@ def _unknown_or(run: ExploreRun, verdict: str, reason: str) -> tuple[str, str, N
     return verdict, reason, None
 
 
-def _counterexample(model: z3.ModelRef, part: str, contract: Contract, start: FunctionStart, image: Image,
-                    contracts: Contracts, options: Options) -> dict[str, Any] | None:
+def _counterexample(model: z3.ModelRef, part: str, checked: _Explored, options: Options) -> dict[str, Any] | None:
     """The failing path replayed under the model: its trace and the failing return's values; None when the
     replay does not end in a return that fails `part`."""
 
-    def make(guide: ModelLike, on_step: StepListener, opts: Options | None) -> Explorer:
-        return _explorer(image, contracts, contract, start, CallSites(), opts or options, guide, on_step)
+    def make(steering: Steering) -> Explorer:
+        return _explorer(checked, CallSites(), options, steering)
 
-    replayed = replay(image, make, model, options, to_return=True)
+    replayed = replay(checked.image, make, model, to_return=True)
     if replayed is None or not z3.is_true(model.eval(replayed.eret.violations[part], model_completion=True)):
         return None
-    failing_at, what = replayed.eret.address, describe_failure(part, contract)
+    failing_at, what = replayed.eret.address, describe_failure(part, checked.contract)
     for event in replayed.eret.events.get(part, []):
         if z3.is_true(model.eval(event.cond, model_completion=True)):
             failing_at, what = event.address, event.what

@@ -91,7 +91,7 @@ def run_slot_jobs(jobs: Sequence[Job], workers: int, on_done: OnDone) -> None:
         _INHERITED = (jobs, keys)
         gc.freeze()  # the workers' collector leaves the inherited heap alone (no copying, no traversal)
         try:
-            _run_pool(len(jobs), workers, on_done, multiprocessing.get_context("fork"),
+            _run_pool(workers, on_done, multiprocessing.get_context("fork"),
                       lambda pool, i: pool.submit(_prove_inherited, i), _order(jobs))
         finally:
             gc.unfreeze()
@@ -99,13 +99,14 @@ def run_slot_jobs(jobs: Sequence[Job], workers: int, on_done: OnDone) -> None:
         return
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(["verifier.proof.pool"])
-    _run_pool(len(jobs), workers, on_done, context, lambda pool, i: pool.submit(prove_job, jobs[i]), _order(jobs))
+    _run_pool(workers, on_done, context, lambda pool, i: pool.submit(prove_job, jobs[i]), _order(jobs))
 
 
-def _run_pool(count: int, workers: int, on_done: OnDone, context: multiprocessing.context.BaseContext,
+def _run_pool(workers: int, on_done: OnDone, context: multiprocessing.context.BaseContext,
               submit: Callable[[ProcessPoolExecutor, int], Future[SlotOutcome]], order: list[int]) -> None:
+    """Submit the jobs in `order` (every job's index, once), at most `workers` at a time."""
     # a worker's collector runs as this process's does (a fork server's workers would start with the default)
-    with ProcessPoolExecutor(max_workers=min(workers, count), mp_context=context, initializer=gc.set_threshold,
+    with ProcessPoolExecutor(max_workers=min(workers, len(order)), mp_context=context, initializer=gc.set_threshold,
                              initargs=gc.get_threshold()) as pool:
         pending: dict[Future[SlotOutcome], int] = {submit(pool, i): i for i in order}
         try:

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from verifier.engine.explore import ENGINE_ASSUMPTIONS, Explorer, ModelLike, Options, StepListener
+from verifier.engine.explore import ENGINE_ASSUMPTIONS, Options
 from verifier.engine.replay import DictModel, replay
 from verifier.proof.check_store import CheckStore
 from verifier.proof.config import ProveConfig
@@ -23,7 +23,7 @@ from verifier.proof.contract_run import (
     union_daif,
 )
 from verifier.proof.pool import run_slot_jobs
-from verifier.proof.slot import SlotOutcome, bind_policy, explorer, lift_all, link, observers, slot_rules
+from verifier.proof.slot import SlotOutcome, bind_policy, explorers, lift_all, link, observers, slot_rules
 from verifier.semantics import names
 from verifier.semantics import table as semantics
 from verifier.spec.code_functions import CodeFunctions
@@ -32,6 +32,7 @@ from verifier.spec.contracts import BuildFacts, Contracts, load_contracts
 from verifier.spec.counterexample import counterexample
 from verifier.spec.slots import Slot, build, load_assumptions, slot_by_name
 from verifier.spec.verdicts import Result
+from verifier.spec.waivers import Watchlist
 from verifier.util.paths import shown
 
 
@@ -75,29 +76,40 @@ def exit_status(results: Iterable[Result], accept_hypotheses: bool = False) -> i
 FOLLOW_ROUNDS = 3
 
 
+@dataclass(frozen=True)
+class Checking:
+    """What the contract checks of one proof share: where the functions' code is, where checks are kept
+    (None: nowhere), and where progress is told."""
+
+    index: CodeIndex
+    store: CheckStore | None
+    progress: Progress | None
+
+
 def prove(config: ProveConfig, progress: Progress | None = None, jobs: int = 1) -> Report:
     """Prove every slot of `config`; with jobs > 1 the slots run in that many worker processes."""
     contracts = load_contracts(config.contracts, config.build)
     started = time.perf_counter()
     index = CodeIndex(list(config.files) + list(config.callees), config.root) if config.contract_depth >= 1 else None
     store = CheckStore() if config.keep_checks else None  # one per run: it prunes the kept checks once
-    derived, build = _derived(config, contracts, index, store, progress)
+    checking = Checking(index, store, progress) if index is not None else None  # None: --trust-contracts
+    derived, build = _derived(config, contracts, checking)
     if build is not config.build:
         config = replace(config, build=build)
         contracts = load_contracts(config.contracts, config.build)
     outcomes = _prove_slots(config, config.slots, jobs, progress)
     standing = standing_assumptions(config, contracts) + derived
     report = combine([outcomes[slot.name] for slot in config.slots], standing, round(time.perf_counter() - started, 3))
-    if index is None:
+    if checking is None:
         trust_all(report, "contract checking was off for this run (--trust-contracts)")
         return report
-    checking = time.perf_counter()
-    checked = check_and_follow(config, contracts, outcomes, index, store, progress,
+    checking_started = time.perf_counter()
+    checked = check_and_follow(config, contracts, outcomes, checking,
                                lambda again, slots: _prove_slots(again, slots, jobs, progress))
     report = combine([outcomes[slot.name] for slot in config.slots], standing, report.stats["seconds"])
     report.contracts = checked.checks
     report.assumptions += checked.followed + contract_lines(report.contracts, config.contract_depth)
-    report.stats["contract_seconds"] = round(time.perf_counter() - checking, 3)
+    report.stats["contract_seconds"] = round(time.perf_counter() - checking_started, 3)
     report.stats["seconds"] = round(time.perf_counter() - started, 3)
     consolidate(report.results, report.contracts)
     return report
@@ -115,25 +127,26 @@ class Checked:
 Reprove = Callable[[ProveConfig, tuple[Slot, ...]], dict[str, SlotOutcome]]
 
 
-def check_and_follow(config: ProveConfig, contracts: Contracts, outcomes: dict[str, SlotOutcome], index: CodeIndex,
-                     store: CheckStore | None, progress: Progress | None, reprove: Reprove) -> Checked:
+def check_and_follow(config: ProveConfig, contracts: Contracts, outcomes: dict[str, SlotOutcome], checking: Checking,
+                     reprove: Reprove) -> Checked:
     """Check the contracts the slots' outcomes used; where a result rests on a false one, prove its slot again
     through the code (`reprove`, whose outcomes replace those in `outcomes`) and check again, up to
     FOLLOW_ROUNDS times. A contract found false stays listed after it was followed."""
-    checks = checked_contracts(config, contracts, list(outcomes.values()), index, store, progress)
+    checks = checked_contracts(config, contracts, list(outcomes.values()), checking)
     followed: list[str] = []
     for _ in range(FOLLOW_ROUNDS):
         results = [Result.from_json(r) for outcome in outcomes.values() for r in outcome.results]
-        again = _follow_violated(config, results, checks, index)
+        again = _follow_violated(config, results, checks, checking.index)
         if again is None:
             break
         config, slots, lines = again
         followed += lines
-        if progress:
-            progress(f"{'; '.join(lines)}: proving {', '.join(s.name for s in slots)} again, following its code")
+        if checking.progress:
+            checking.progress(f"{'; '.join(lines)}: proving {', '.join(s.name for s in slots)} again, "
+                              "following its code")
         outcomes.update(reprove(config, slots))
         found_false = [check for check in checks if check.verdict == "VIOLATED"]
-        checks = checked_contracts(config, contracts, list(outcomes.values()), index, store, progress)
+        checks = checked_contracts(config, contracts, list(outcomes.values()), checking)
         names = {check.function for check in checks}
         checks += [check for check in found_false if check.function not in names]
     return Checked(checks, followed)
@@ -196,27 +209,27 @@ def trust_all(report: Report, why: str) -> None:
     consolidate(report.results, report.contracts)
 
 
-def _derived(config: ProveConfig, contracts: Contracts, index: CodeIndex | None, store: CheckStore | None,
-             progress: Progress | None) -> tuple[list[str], BuildFacts]:
+def _derived(config: ProveConfig, contracts: Contracts, checking: Checking | None
+             ) -> tuple[list[str], BuildFacts]:
     """The `daif = "derived"` contracts derived from their code: the lines that say what was derived (or
     which written fallback stands), and the build facts that carry the derivations to the slots' workers
     and to replays."""
     wanted = sorted(name for name, contract in contracts.functions.items() if contract.derive)
     if not wanted:
         return [], config.build
-    if index is None:
+    if checking is None:
         return [f"derived: contract {name}: not derived (--trust-contracts); its written fallback "
                 f"`daif = {contracts.functions[name].daif}` is trusted" for name in wanted], config.build
-    if progress:
-        progress(f"deriving DAIF on return of {', '.join(wanted)} from their code")
-    derivations = derive_contracts(index, contracts, config.options, config.callee_missing, store)
+    if checking.progress:
+        checking.progress(f"deriving DAIF on return of {', '.join(wanted)} from their code")
+    derivations = derive_contracts(checking.index, contracts, config.options, config.callee_missing, checking.store)
     found = {d.function: d.build_json() for d in derivations if d.table is not None}
     build = replace(config.build, derived_daif=found) if found else config.build
     return [d.line(contracts) for d in derivations], build
 
 
-def checked_contracts(config: ProveConfig, contracts: Contracts, outcomes: list[SlotOutcome], index: CodeIndex,
-                      store: CheckStore | None, progress: Progress | None) -> list[ContractCheck]:
+def checked_contracts(config: ProveConfig, contracts: Contracts, outcomes: list[SlotOutcome], checking: Checking
+                      ) -> list[ContractCheck]:
     """The contracts the slots' proofs used, each checked against its code (or trusted, with why)."""
     call_daif: dict[str, list[int] | None] = {}
     call_regs: dict[str, list[int]] = {}
@@ -227,11 +240,11 @@ def checked_contracts(config: ProveConfig, contracts: Contracts, outcomes: list[
             call_regs[name] = sorted(set(call_regs.get(name, [])) | set(regs))
         for name in outcome.stats.get("contracts", []):
             call_daif.setdefault(name, None)  # a call that returns nowhere still rests on its contract
-    if progress:
-        progress(f"checking {len(call_daif)} contracts against their code")
+    if checking.progress:
+        checking.progress(f"checking {len(call_daif)} contracts against their code")
     inputs = CheckInputs(list(config.files) + list(config.callees), dict(config.callee_missing), call_daif,
                          config.root, config.contract_depth, call_regs)
-    return check_contracts(inputs, contracts, config.options, index, store)
+    return check_contracts(inputs, contracts, config.options, checking.index, checking.store)
 
 
 def contract_lines(checks: list[ContractCheck], depth: int) -> list[str]:
@@ -316,9 +329,6 @@ def replay_counterexample(cex: dict[str, Any]) -> dict[str, Any] | None:
     if info.get("policy"):
         config = ProveConfig(files=[], policy=Path(info["policy"]), readings=tuple(info.get("readings", ())))
         policy = bind_policy(config, contracts, image, assumptions)
-    watching = observers(start, contracts, slot_rules(policy, slot, start), policy, None, CodeFunctions(image))
-
-    def make(guide: ModelLike, on_step: StepListener, options: Options | None) -> Explorer:
-        return explorer(image, contracts, start, watching, options or Options(), guide, on_step)
-
-    return counterexample(replay(image, make, model), model, cex["property"], initial, {})
+    watching = observers(start, contracts, slot_rules(policy, slot, start), policy, Watchlist(CodeFunctions(image), ()))
+    return counterexample(replay(image, explorers(image, contracts, start, watching, Options()), model), model,
+                          cex["property"], initial, {})

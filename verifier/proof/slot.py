@@ -10,15 +10,15 @@ from typing import Any
 
 import z3
 
-from verifier.engine.explore import Explorer, ExploreRun, ModelLike, Options, StepListener
+from verifier.engine.explore import Entry, Explorer, ExploreRun, Options, Steering
 from verifier.engine.image import Image
 from verifier.engine.observer import Observer
 from verifier.engine.paths import Path as ExecPath
-from verifier.engine.replay import Replayed, model_values, replay
+from verifier.engine.replay import MakeExplorer, Replayed, model_values, replay
 from verifier.frontend.srcfunc import forget_sources
 from verifier.ir.program import Addr, Program, SymRef
 from verifier.proof.config import ProveConfig
-from verifier.proof.confirming import Objects, Resolve, confirm_on_unicorn
+from verifier.proof.confirming import Another, Objects, Resolve, confirm_on_unicorn
 from verifier.proof.lift_cache import lifted
 from verifier.semantics import names
 from verifier.semantics.state import ESR_EL1
@@ -33,7 +33,7 @@ from verifier.spec.policy import bind_roles, family_of, parse_policy, select_rul
 from verifier.spec.reach import Reached, ReachObserver, with_class
 from verifier.spec.rules import BoundPolicy, PolicyCheck, PolicyRule
 from verifier.spec.slots import Assumption, Slot, SlotStart, build, load_assumptions
-from verifier.spec.verdicts import Judge, Result
+from verifier.spec.verdicts import Exploration, Judge, Result
 from verifier.spec.waivers import Waiver, WaiverWatch, Watchlist, load_waivers, watched_patterns
 from verifier.util.errors import UserError
 from verifier.util.paths import shown
@@ -152,24 +152,31 @@ def slot_rules(policy: BoundPolicy | None, slot: Slot, start: SlotStart) -> tupl
 
 
 def observers(start: SlotStart, contracts: Contracts, rules: tuple[PolicyRule, ...], policy: BoundPolicy | None,
-              watchlist: Watchlist | None, functions: CodeFunctions | None = None) -> list[Observer]:
-    """One observer per obligation, then the policy's rules, then the waivers' watches."""
+              watchlist: Watchlist) -> list[Observer]:
+    """One observer per obligation, then the policy's rules, then the waivers' watches (`watchlist`: the code's
+    functions, and the waivers' patterns to watch; none in a replay)."""
     initial = start.initial
     facts = SlotFacts(initial.spsr, initial.mdscr, initial.flags, contracts.layout["TSK_TI_FLAGS"], contracts.tif,
                       start.priority)
     out = [obligation.observer(facts) for obligation in REGISTERED]
     if rules and policy is not None:
-        out.append(PolicyCheck(rules, policy.roles, functions or (watchlist.functions if watchlist else None)))
-    if watchlist is not None and watchlist.patterns:
+        out.append(PolicyCheck(rules, policy.roles, watchlist.functions))
+    if watchlist.patterns:
         out.append(WaiverWatch(watchlist))
     return out
 
 
-def explorer(image: Image, contracts: Contracts, start: SlotStart, watching: list[Observer], options: Options,
-             guide: ModelLike | None = None, on_step: StepListener | None = None) -> Explorer:
-    path = ExecPath(start.state, z3.BoolVal(True), (), start.pc, watching)
-    return Explorer(image, ContractCalls(contracts, start.priority), start.facts, start.initial.caps, path, options,
-                    guide=guide, on_step=on_step)
+def explorers(image: Image, contracts: Contracts, start: SlotStart, watching: list[Observer], options: Options
+              ) -> MakeExplorer:
+    """Makes the slot's explorers from `start`, each path watched by `watching`: steered by a replay, or not
+    (`Steering()`)."""
+
+    def make(steering: Steering) -> Explorer:
+        path = ExecPath(start.state, z3.BoolVal(True), (), start.pc, watching)
+        entry = Entry(path, start.facts, start.initial.caps)
+        return Explorer(image, ContractCalls(contracts, start.priority), entry, options, steering)
+
+    return make
 
 
 def pin_caps(start: SlotStart, caps: dict[int, bool]) -> None:
@@ -208,17 +215,13 @@ def prove_slot(slot: Slot, prepared: Setup, config: ProveConfig) -> tuple[list[R
     watching.append(CallSiteObserver(sites, frame))
     if reached is not None:
         watching.append(ReachObserver(reached))
-    run: ExploreRun = explorer(image, contracts, start, watching, config.options).explore()
+    run: ExploreRun = explorers(image, contracts, start, watching, config.options)(Steering()).explore()
 
-    def replay_once(model: ModelLike, prop: str) -> tuple[Replayed | None, dict[str, Any] | None]:
+    def replay_once(model: z3.ModelRef, prop: str) -> tuple[Replayed | None, dict[str, Any] | None]:
         again = build(slot, image, contracts, prepared.assumptions, prepared.vectors)
         again.initial.caps.update(initial.caps)
-        watching = observers(again, contracts, rules, prepared.policy, None, prepared.watchlist.functions)
-
-        def make(guide: ModelLike, on_step: StepListener, options: Options | None) -> Explorer:
-            return explorer(image, contracts, again, watching, options or config.options, guide, on_step)
-
-        replayed = replay(image, make, model)
+        watching = observers(again, contracts, rules, prepared.policy, Watchlist(prepared.watchlist.functions, ()))
+        replayed = replay(image, explorers(image, contracts, again, watching, config.options), model)
         cex = counterexample(replayed, model, prop, again.initial, config.cap_names)
         if cex is not None:
             cex["model"] = model_values(model)
@@ -235,14 +238,14 @@ def prove_slot(slot: Slot, prepared: Setup, config: ProveConfig) -> tuple[list[R
         replayed, cex = replay_once(model, prop)
         if cex is None or replayed is None or resolve is None or not config.confirm:
             return cex
-        pinned, confirmation = confirm_on_unicorn(image, prepared.objects, model, replayed,
-                                                  lambda again: replay_once(again, prop), resolve)
+        another = Another(resolve, lambda again: replay_once(again, prop))
+        pinned, confirmation = confirm_on_unicorn(image, prepared.objects, model, replayed, another)
         cex = pinned or cex
         cex["unicorn"] = confirmation.json()
         return cex
 
-    judge = Judge(slot, run, start.facts, initial, prepared.waivers, replay_model, config.options.solver_timeout_ms,
-                  config.options.solver_rlimit, scopes, config.classes)
+    explored = Exploration(slot, run, start.facts, initial, config.classes)
+    judge = Judge(explored, prepared.waivers, replay_model, config.options, scopes)
     results = judge.judge()
     policy_name = prepared.policy.policy.name if prepared.policy is not None else None
     vacuous = prepared.policy.vacuous_rules() if prepared.policy is not None else {}

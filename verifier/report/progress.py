@@ -7,7 +7,7 @@ import sys
 from typing import Protocol, TextIO
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, MofNCompleteColumn, TaskID, TextColumn, TimeElapsedColumn
 from rich.progress import Progress as RichProgress
 
 
@@ -43,7 +43,7 @@ class BarProgress:
         self.bar = RichProgress(TextColumn("{task.description:<7}"), BarColumn(), MofNCompleteColumn(),
                                 TimeElapsedColumn(), TextColumn("{task.fields[last]}", markup=False),
                                 console=Console(file=stream), redirect_stderr=True, transient=False)
-        self.task: int | None = None
+        self.task: TaskID | None = None
         self.bar.start()
 
     def note(self, text: str) -> None:

@@ -15,32 +15,35 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import z3
+from typing_extensions import override
 
 from verifier.frontend.assembler import lift_file
 from verifier.ir.canon import canonical
 from verifier.ir.program import Insn, Reloc, Target
-from verifier.semantics.state import Memory, Region, State
-from verifier.semantics.table import Unsupported, execute
-
-BV = z3.BitVecRef
+from verifier.semantics.state import BV, Memory, Region, State
+from verifier.semantics.table import ExecContext, Unsupported, execute
 
 
-class SymbolicContext:
+class SymbolicContext(ExecContext):
     """An ExecContext where every address, relocation and loaded value is an unconstrained constant."""
 
     def __init__(self) -> None:
         self.pc: BV = z3.BitVec("pc", 64)
         self.next_pc: BV = self.pc + 4
 
+    @override
     def address(self, target: Target) -> BV:
         return z3.BitVec(f"&{target}", 64)
 
+    @override
     def reloc(self, reloc: Reloc) -> BV:
         return z3.BitVec(f"{reloc}", 64)
 
+    @override
     def load(self, state: State, addr: BV, size: int) -> BV:
         return z3.FreshConst(z3.BitVecSort(8 * size), "load")
 
+    @override
     def store(self, state: State, addr: BV, value: BV, size: int) -> None:
         pass
 

@@ -13,26 +13,27 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TypeAlias, cast
 
 import z3
 
 from verifier.ir import sysregs
 
-BV = z3.BitVecRef
+BV: TypeAlias = z3.BitVecRef
 GPR_NAMES = [f"x{i}" for i in range(31)]
 
 # PSTATE.{D,A,I,F} as a 4-bit vector, bit 3 = D .. bit 0 = F: the layout of `msr daifset, #imm`.
 DAIF_D, DAIF_A, DAIF_I, DAIF_F = 8, 4, 2, 1
 
-MDSCR = sysregs.encode("mdscr_el1")
-SPSR_EL1 = sysregs.encode("spsr_el1")
-ELR_EL1 = sysregs.encode("elr_el1")
-ESR_EL1 = sysregs.encode("esr_el1")
-SP_EL0 = sysregs.encode("sp_el0")
-DAIF_REG = sysregs.encode("daif")
-NZCV_REG = sysregs.encode("nzcv")
+MDSCR = sysregs.known("mdscr_el1")
+SPSR_EL1 = sysregs.known("spsr_el1")
+ELR_EL1 = sysregs.known("elr_el1")
+ESR_EL1 = sysregs.known("esr_el1")
+SP_EL0 = sysregs.known("sp_el0")
+DAIF_REG = sysregs.known("daif")
+NZCV_REG = sysregs.known("nzcv")
 # The GIC CPU interface's priority mask: Priority is bits 7:0, bits 63:8 are RES0 and read as 0
-ICC_PMR_EL1 = sysregs.encode("icc_pmr_el1")
+ICC_PMR_EL1 = sysregs.known("icc_pmr_el1")
 
 
 def bv(value: int, bits: int = 64) -> BV:
@@ -64,7 +65,7 @@ def split_address(addr: BV) -> tuple[Region, int] | None:
     def walk(term: z3.ExprRef, sign: int) -> bool:
         nonlocal const
         if z3.is_bv_value(term):
-            const += sign * term.as_long()
+            const += sign * cast(z3.BitVecNumRef, term).as_long()  # z3's is_bv_value() does not narrow
             return True
         if z3.is_app_of(term, z3.Z3_OP_BADD):
             return all(walk(child, sign) for child in term.children())
@@ -159,7 +160,7 @@ class Memory:
     # numbers of them merged, (guard, epoch of the first, epoch of the second): a byte not written since
     # is then If(guard, its value in one epoch, in the other), named exactly as on each single path.
     epochs: dict[str, Epoch] = field(default_factory=dict)
-    classify: Callable[[Region], str] = lambda region: "all"
+    classify: Callable[[Region], str] = lambda _region: "all"
     base: dict[tuple[Region, int], Cell] = field(default_factory=dict)
     epoch_table: EpochTable = field(default_factory=EpochTable)  # shared by copies and merges
 
@@ -207,7 +208,7 @@ class Memory:
         for i in range(size):
             self.cells[(region, offset + i)] = (value, i)
 
-    def havoc_class(self, cls: str, keep: Callable[[Region, int], bool] = lambda region, offset: False) -> None:
+    def havoc_class(self, cls: str, keep: Callable[[Region, int], bool] = lambda _region, _offset: False) -> None:
         """Forget everything in a class of memory: a new epoch, and its written bytes dropped, except
         those `keep` names (they stay written, so the new epoch does not reach them)."""
         self.epochs[cls] = self.epoch_table.next(self.epochs.get(cls, 0))
@@ -305,7 +306,7 @@ class State:
 def concrete_state(regs: dict[str, int] | None = None, nzcv: int = 0, daif: int = 0xF) -> State:
     """A fully concrete state (for differential tests and replay): unwritten memory and sysregs read 0."""
     regs = regs or {}
-    memory = Memory(initial=lambda region, word, epoch: bv(0))
+    memory = Memory(initial=lambda _region, _word, _epoch: bv(0))
     return State(
         x=[bv(regs.get(f"x{i}", 0)) for i in range(31)],
         sp_el1=bv(regs.get("sp", 0)),
@@ -315,5 +316,5 @@ def concrete_state(regs: dict[str, int] | None = None, nzcv: int = 0, daif: int 
         pstate_ss=bv(0, 1),
         sysregs={},
         memory=memory,
-        fresh_sysreg=lambda enc: bv(0),
+        fresh_sysreg=lambda _enc: bv(0),
     )

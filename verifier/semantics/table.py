@@ -22,9 +22,7 @@ from verifier.ir import sysregs
 from verifier.ir.canon import reg_width
 from verifier.ir.program import Addr, Imm, Insn, Mem, Name, Operand, Reg, Reloc, Shifted, SysReg, Target
 from verifier.semantics import names
-from verifier.semantics.state import State, bv
-
-BV = z3.BitVecRef
+from verifier.semantics.state import BV, State, bv
 
 ASSUMPTIONS = """Modelling assumptions of the instruction semantics (each one is a place where the model is
 narrower than the architecture; the engine's verdicts hold under them):
@@ -153,6 +151,7 @@ class Unsupported:
 
 
 Effect = Next | Jump | CondJump | Call | Return | Eret | Trap | Barrier | Unsupported
+# Every handler takes (insn, state, ctx) positionally; one that does not need some names them _insn, _state, _ctx.
 Handler = Callable[[Insn, State, ExecContext], Effect]
 
 NEXT = Next()
@@ -206,7 +205,7 @@ def _clz(value: BV) -> BV:
 def _reverse_bytes(value: BV, container: int) -> BV:
     """Reverse the bytes inside each `container`-bit chunk (rev16/rev32/rev)."""
     width = value.size()
-    chunks = []
+    chunks: list[BV] = []
     for top in range(width - 1, -1, -container):  # most significant chunk first
         low = top - container + 1
         chunks.extend(z3.Extract(low + 8 * i + 7, low + 8 * i, value) for i in range(container // 8))
@@ -367,7 +366,17 @@ def _operand2(state: State, ctx: ExecContext, op: Operand, width: int, kinds: tu
 _ADDSUB_SHIFTS = ("lsl", "lsr", "asr", *_EXTENDS)
 
 
-def _addsub(insn: Insn, state: State, ctx: ExecContext, *, sub: bool, flags: bool, carry: bool) -> Effect:
+@dataclass(frozen=True)
+class _AddSub:
+    """Which of add/adds/sub/subs/adc/adcs/sbc/sbcs: subtract, set the flags, add the carry in."""
+
+    sub: bool
+    flags: bool
+    carry: bool
+
+
+def _addsub(insn: Insn, state: State, ctx: ExecContext, *, form: _AddSub) -> Effect:
+    sub, flags, carry = form.sub, form.flags, form.carry
     rd, rn, op2 = _ops(insn, 3)
     width = _width(rd)
     x = _read(state, rn, width)
@@ -395,7 +404,17 @@ _LOGIC_OPS: dict[str, Callable[[BV, BV], BV]] = {
 }
 
 
-def _logical(insn: Insn, state: State, ctx: ExecContext, *, op: str, invert: bool, flags: bool) -> Effect:
+@dataclass(frozen=True)
+class _Logical:
+    """Which of and/ands/orr/orn/eor/eon/bic/bics: the operation, the second operand inverted, the flags set."""
+
+    op: str
+    invert: bool
+    flags: bool
+
+
+def _logical(insn: Insn, state: State, ctx: ExecContext, *, form: _Logical) -> Effect:
+    op, invert, flags = form.op, form.invert, form.flags
     if insn.operands and _unmodelled_register(insn.operands[0]):
         return _vector_only(insn, state, ctx)
     rd, rn, op2 = _ops(insn, 3)
@@ -409,7 +428,7 @@ def _logical(insn: Insn, state: State, ctx: ExecContext, *, op: str, invert: boo
     return NEXT
 
 
-def _mov(insn: Insn, state: State, ctx: ExecContext) -> Effect:
+def _mov(insn: Insn, state: State, _ctx: ExecContext) -> Effect:
     """The canonical constant load `mov rd, #value` (every movz/movn/orr-immediate spelling)."""
     rd, src = _ops(insn, 2)
     width = _width(rd)
@@ -460,7 +479,7 @@ def _move_wide(insn: Insn, state: State, ctx: ExecContext, *, kind: str) -> Effe
     return NEXT
 
 
-def _mul_add(insn: Insn, state: State, ctx: ExecContext, *, sub: bool) -> Effect:
+def _mul_add(insn: Insn, state: State, _ctx: ExecContext, *, sub: bool) -> Effect:
     rd, rn, rm, ra = _ops(insn, 4)
     width = _width(rd)
     product = _read(state, rn, width) * _read(state, rm, width)
@@ -469,7 +488,7 @@ def _mul_add(insn: Insn, state: State, ctx: ExecContext, *, sub: bool) -> Effect
     return NEXT
 
 
-def _mul_add_long(insn: Insn, state: State, ctx: ExecContext, *, signed: bool, sub: bool) -> Effect:
+def _mul_add_long(insn: Insn, state: State, _ctx: ExecContext, *, signed: bool, sub: bool) -> Effect:
     """smaddl/umaddl/smsubl/umsubl: Xd = Xa +/- Wn * Wm (32x32 -> 64)."""
     rd, rn, rm, ra = _ops(insn, 4)
     _read(state, rd, 64)
@@ -480,7 +499,7 @@ def _mul_add_long(insn: Insn, state: State, ctx: ExecContext, *, signed: bool, s
     return NEXT
 
 
-def _mul_high(insn: Insn, state: State, ctx: ExecContext, *, signed: bool) -> Effect:
+def _mul_high(insn: Insn, state: State, _ctx: ExecContext, *, signed: bool) -> Effect:
     rd, rn, rm = _ops(insn, 3)
     _read(state, rd, 64)
     ext = _sign_ext if signed else _zero_ext
@@ -489,7 +508,7 @@ def _mul_high(insn: Insn, state: State, ctx: ExecContext, *, signed: bool) -> Ef
     return NEXT
 
 
-def _divide(insn: Insn, state: State, ctx: ExecContext, *, signed: bool) -> Effect:
+def _divide(insn: Insn, state: State, _ctx: ExecContext, *, signed: bool) -> Effect:
     rd, rn, rm = _ops(insn, 3)
     width = _width(rd)
     x, y = _read(state, rn, width), _read(state, rm, width)
@@ -499,7 +518,7 @@ def _divide(insn: Insn, state: State, ctx: ExecContext, *, signed: bool) -> Effe
     return NEXT
 
 
-def _bitfield(insn: Insn, state: State, ctx: ExecContext, *, kind: str) -> Effect:
+def _bitfield(insn: Insn, state: State, _ctx: ExecContext, *, kind: str) -> Effect:
     """ubfm/sbfm/bfm by immr/imms, as DecodeBitMasks defines them, written as extract-and-place."""
     rd, rn, op_r, op_s = _ops(insn, 4)
     width = _width(rd)
@@ -529,7 +548,7 @@ def _bitfield(insn: Insn, state: State, ctx: ExecContext, *, kind: str) -> Effec
     return NEXT
 
 
-def _extr(insn: Insn, state: State, ctx: ExecContext) -> Effect:
+def _extr(insn: Insn, state: State, _ctx: ExecContext) -> Effect:
     rd, rn, rm, op_lsb = _ops(insn, 4)
     width = _width(rd)
     lsb = _imm(op_lsb)
@@ -540,7 +559,7 @@ def _extr(insn: Insn, state: State, ctx: ExecContext) -> Effect:
     return NEXT
 
 
-def _shift_var(insn: Insn, state: State, ctx: ExecContext, *, kind: str) -> Effect:
+def _shift_var(insn: Insn, state: State, _ctx: ExecContext, *, kind: str) -> Effect:
     """lslv/lsrv/asrv/rorv: the amount is Rm modulo the width."""
     rd, rn, rm = _ops(insn, 3)
     width = _width(rd)
@@ -558,7 +577,7 @@ def _shift_var(insn: Insn, state: State, ctx: ExecContext, *, kind: str) -> Effe
     return NEXT
 
 
-def _unary(insn: Insn, state: State, ctx: ExecContext, *, op: str) -> Effect:
+def _unary(insn: Insn, state: State, _ctx: ExecContext, *, op: str) -> Effect:
     rd, rn = _ops(insn, 2)
     width = _width(rd)
     x = _read(state, rn, width)
@@ -582,7 +601,7 @@ def _unary(insn: Insn, state: State, ctx: ExecContext, *, op: str) -> Effect:
     return NEXT
 
 
-def _cond_select(insn: Insn, state: State, ctx: ExecContext, *, op: str) -> Effect:
+def _cond_select(insn: Insn, state: State, _ctx: ExecContext, *, op: str) -> Effect:
     rd, rn, rm, cond = _ops(insn, 4)
     width = _width(rd)
     holds = _holds(cond, state)
@@ -597,7 +616,7 @@ def _cond_select(insn: Insn, state: State, ctx: ExecContext, *, op: str) -> Effe
     return NEXT
 
 
-def _cond_compare(insn: Insn, state: State, ctx: ExecContext, *, negate: bool) -> Effect:
+def _cond_compare(insn: Insn, state: State, _ctx: ExecContext, *, negate: bool) -> Effect:
     """ccmp/ccmn: the flags of rn - op2 (rn + op2) when cond holds, else #nzcv."""
     rn, op2, op_nzcv, cond = _ops(insn, 4)
     width = _width(rn)
@@ -782,7 +801,7 @@ def _store_exclusive_pair(insn: Insn, state: State, ctx: ExecContext) -> Effect:
     return NEXT
 
 
-def _simple_address(state: State, ctx: ExecContext, mem: Operand) -> BV:
+def _simple_address(state: State, mem: Operand) -> BV:
     """`[xn]` for the atomics (no offset, no writeback)."""
     if not isinstance(mem, Mem) or mem.mode != "offset" or mem.offset is not None:
         raise _Unsupported(f"atomic access needs [xn], not '{mem}'")
@@ -816,7 +835,7 @@ def _lse(insn: Insn, state: State, ctx: ExecContext, *, combine: Callable[[BV, B
     rs, rt, mem = _ops(insn, 3)
     nbytes = _atomic_size(_gpr(rs), _gpr(rt), size)
     operand = _fit(_read(state, rs), 8 * nbytes)
-    addr = _simple_address(state, ctx, mem)
+    addr = _simple_address(state, mem)
     old = ctx.load(state, addr, nbytes)
     ctx.store(state, addr, combine(old, operand), nbytes)
     state.write_reg(_gpr(rt).name, _zero_ext(old, _width(rt)))
@@ -829,7 +848,7 @@ def _cas(insn: Insn, state: State, ctx: ExecContext, *, size: int | None) -> Eff
     nbytes = _atomic_size(_gpr(rs), _gpr(rt), size)
     expected = _fit(_read(state, rs), 8 * nbytes)
     new = _fit(_read(state, rt), 8 * nbytes)
-    addr = _simple_address(state, ctx, mem)
+    addr = _simple_address(state, mem)
     old = ctx.load(state, addr, nbytes)
     ctx.store(state, addr, z3.If(old == expected, new, old), nbytes)
     state.write_reg(_gpr(rs).name, _zero_ext(old, _width(rs)))
@@ -875,7 +894,7 @@ def _sysreg(op: Operand) -> int:
     return op.encoding
 
 
-def _mrs(insn: Insn, state: State, ctx: ExecContext) -> Effect:
+def _mrs(insn: Insn, state: State, _ctx: ExecContext) -> Effect:
     rt, reg = _ops(insn, 2)
     _read(state, rt, 64)
     enc = _sysreg(reg)
@@ -893,7 +912,7 @@ def _mrs(insn: Insn, state: State, ctx: ExecContext) -> Effect:
     return NEXT
 
 
-def _msr(insn: Insn, state: State, ctx: ExecContext) -> Effect:
+def _msr(insn: Insn, state: State, _ctx: ExecContext) -> Effect:
     target, src = _ops(insn, 2)
     if isinstance(target, Name) and isinstance(src, Imm):
         return _msr_pstate(target.name, _imm(src), state)
@@ -951,14 +970,14 @@ def _unmodelled_register(op: Operand) -> bool:
     return isinstance(op, Reg) and reg_width(op) is None and op.name[:1] in "vzpqdshb"
 
 
-def _vector_only(insn: Insn, state: State, ctx: ExecContext) -> Effect:
+def _vector_only(insn: Insn, _state: State, _ctx: ExecContext) -> Effect:
     """An instruction among registers the model does not have: no effect on the modelled state."""
     if not insn.operands or not all(_unmodelled_register(op) for op in insn.operands):
         raise _Unsupported("an operand other than a SIMD&FP or SVE register")
     return NEXT
 
 
-def _rdvl(insn: Insn, state: State, ctx: ExecContext) -> Effect:
+def _rdvl(insn: Insn, state: State, _ctx: ExecContext) -> Effect:
     """`rdvl xd, #imm`: imm times the vector length in bytes, the streaming one while PSTATE.SM is set."""
     rd, imm = _ops(insn, 2)
     streaming = z3.Extract(0, 0, state.read_sysreg(SVCR)) == 1
@@ -967,7 +986,7 @@ def _rdvl(insn: Insn, state: State, ctx: ExecContext) -> Effect:
     return NEXT
 
 
-def _at(insn: Insn, state: State, ctx: ExecContext) -> Effect:
+def _at(insn: Insn, state: State, _ctx: ExecContext) -> Effect:
     """`at <op>, xN`: PAR_EL1 becomes an unconstrained value (translation not modelled)."""
     _name(_ops(insn, 2)[0])
     state.write_sysreg(PAR_EL1, z3.FreshConst(z3.BitVecSort(64), "par_el1_at"))
@@ -977,7 +996,7 @@ def _at(insn: Insn, state: State, ctx: ExecContext) -> Effect:
 _DC_WRITES_MEMORY = ("zva", "gva", "gzva")
 
 
-def _maintenance(insn: Insn, state: State, ctx: ExecContext) -> Effect:
+def _maintenance(insn: Insn, _state: State, _ctx: ExecContext) -> Effect:
     """tlbi/ic/dc: no data effect (see ASSUMPTIONS), except dc zva & co., which zero memory."""
     if not insn.operands or not isinstance(insn.operands[0], Name):
         raise _Unsupported("maintenance operation without a named op")
@@ -986,27 +1005,27 @@ def _maintenance(insn: Insn, state: State, ctx: ExecContext) -> Effect:
     return NEXT
 
 
-def _no_effect(insn: Insn, state: State, ctx: ExecContext) -> Effect:
+def _no_effect(_insn: Insn, _state: State, _ctx: ExecContext) -> Effect:
     return NEXT
 
 
-def _isb(insn: Insn, state: State, ctx: ExecContext) -> Effect:
+def _isb(_insn: Insn, _state: State, _ctx: ExecContext) -> Effect:
     return Barrier("isb")
 
 
-def _hint(insn: Insn, state: State, ctx: ExecContext) -> Effect:
+def _hint(insn: Insn, _state: State, _ctx: ExecContext) -> Effect:
     (op,) = _ops(insn, 1)
     if not 0 <= _imm(op) <= 127:
         raise _Unsupported(f"hint #{_imm(op)}")
     return NEXT  # every hint is a no-op for the data state (see ASSUMPTIONS)
 
 
-def _trap(insn: Insn, state: State, ctx: ExecContext) -> Effect:
+def _trap(insn: Insn, _state: State, _ctx: ExecContext) -> Effect:
     (op,) = _ops(insn, 1)
     return Trap(insn.mnemonic, _imm(op))
 
 
-def _eret(insn: Insn, state: State, ctx: ExecContext) -> Effect:
+def _eret(insn: Insn, _state: State, _ctx: ExecContext) -> Effect:
     _ops(insn, 0)
     return Eret()
 
@@ -1020,12 +1039,12 @@ def _target(op: Operand) -> Target:
     return op.target
 
 
-def _b(insn: Insn, state: State, ctx: ExecContext) -> Effect:
+def _b(insn: Insn, _state: State, _ctx: ExecContext) -> Effect:
     (target,) = _ops(insn, 1)
     return Jump(_target(target))
 
 
-def _b_cond(insn: Insn, state: State, ctx: ExecContext, *, cond: str) -> Effect:
+def _b_cond(insn: Insn, state: State, _ctx: ExecContext, *, cond: str) -> Effect:
     (target,) = _ops(insn, 1)
     if cond in ("al", "nv"):
         return Jump(_target(target))
@@ -1046,24 +1065,24 @@ def _blr(insn: Insn, state: State, ctx: ExecContext) -> Effect:
     return Call(target)
 
 
-def _br(insn: Insn, state: State, ctx: ExecContext) -> Effect:
+def _br(insn: Insn, state: State, _ctx: ExecContext) -> Effect:
     (op,) = _ops(insn, 1)
     return Jump(_read(state, op, 64))
 
 
-def _ret(insn: Insn, state: State, ctx: ExecContext) -> Effect:
+def _ret(insn: Insn, state: State, _ctx: ExecContext) -> Effect:
     (op,) = _ops(insn, 1)
     return Return(_read(state, op, 64))
 
 
-def _cb(insn: Insn, state: State, ctx: ExecContext, *, nonzero: bool) -> Effect:
+def _cb(insn: Insn, state: State, _ctx: ExecContext, *, nonzero: bool) -> Effect:
     rt, target = _ops(insn, 2)
     value = _read(state, rt)
     zero = value == bv(0, value.size())
     return CondJump(z3.Not(zero) if nonzero else zero, _target(target))
 
 
-def _tb(insn: Insn, state: State, ctx: ExecContext, *, nonzero: bool) -> Effect:
+def _tb(insn: Insn, state: State, _ctx: ExecContext, *, nonzero: bool) -> Effect:
     rt, op_bit, target = _ops(insn, 3)
     value = _read(state, rt)
     bit = _imm(op_bit)
@@ -1085,13 +1104,13 @@ def _table() -> dict[str, Handler]:
         ("subs", True, True, False), ("adc", False, False, True), ("adcs", False, True, True),
         ("sbc", True, False, True), ("sbcs", True, True, True),
     ]:
-        t[name] = partial(_addsub, sub=sub, flags=flags, carry=carry)
+        t[name] = partial(_addsub, form=_AddSub(sub, flags, carry))
     for name, op, invert, flags in [
         ("and", "and", False, False), ("ands", "and", False, True), ("orr", "orr", False, False),
         ("orn", "orr", True, False), ("eor", "eor", False, False), ("eon", "eor", True, False),
         ("bic", "and", True, False), ("bics", "and", True, True),
     ]:
-        t[name] = partial(_logical, op=op, invert=invert, flags=flags)
+        t[name] = partial(_logical, form=_Logical(op, invert, flags))
     t["mov"] = _mov
     for kind in ("movz", "movn", "movk"):
         t[kind] = partial(_move_wide, kind=kind)
@@ -1143,7 +1162,7 @@ def _table() -> dict[str, Handler]:
         for suffix, size in _LSE_SIZE.items():
             for op, combine in _LSE_OPS.items():
                 t[f"ld{op}{order}{suffix}"] = partial(_lse, combine=combine, size=size)
-            t[f"swp{order}{suffix}"] = partial(_lse, combine=lambda old, new: new, size=size)
+            t[f"swp{order}{suffix}"] = partial(_lse, combine=lambda _old, new: new, size=size)
             t[f"cas{order}{suffix}"] = partial(_cas, size=size)
 
     t["mrs"] = _mrs

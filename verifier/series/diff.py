@@ -4,6 +4,7 @@ reference commit (verdicts and counterexample classes unchanged: the check for "
 
 from __future__ import annotations
 
+import builtins
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,11 +23,16 @@ def cell_order(cell: Cell) -> tuple[str, str, int]:
     return (cell[0], cell[1], -1 if cell[2] is None else cell[2])
 
 
+def classes_of(result: Result) -> list[int | None]:
+    """A verdict's exception classes; [None] for the asynchronous slots (no class)."""
+    return [*result.ec] or [None]
+
+
 def cells(report: CommitReport) -> dict[Cell, Result]:
     """Each verdict by property, slot and exception class (None for the asynchronous slots)."""
     out: dict[Cell, Result] = {}
     for result in report.report.results:
-        for ec in result.ec or [None]:
+        for ec in classes_of(result):
             out[(prop_of(result), result.vector, ec)] = result
     return out
 
@@ -54,11 +60,11 @@ class Transition:
     before: str | None  # None: no verdict (the property did not apply)
     after: str | None
 
-    @property
+    @builtins.property  # the field `property` hides the builtin in the class body
     def breaks(self) -> bool:
         return self.before in GOOD and self.after not in GOOD
 
-    @property
+    @builtins.property
     def fixes(self) -> bool:
         return self.before not in GOOD and self.after in GOOD
 

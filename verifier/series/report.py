@@ -165,7 +165,7 @@ def _transition_lines(series: SeriesResult, markdown: bool) -> list[str]:
 
 def _summary_lines(series: SeriesResult, fail_on: str) -> list[str]:
     lines = []
-    groups: dict[tuple, list[int | None]] = {}
+    groups: dict[tuple, list[str]] = {}
     for item in breaks_and_fixes(series):
         groups.setdefault((item["property"], item["broken_by"], item["fixed_by"]), []).append(item["vector"])
     for (prop, broken, fixed), vectors in groups.items():

@@ -27,6 +27,7 @@ from verifier.proof.consolidate import consolidate
 from verifier.proof.contract_run import CodeIndex, ContractCheck
 from verifier.proof.pool import run_slot_jobs
 from verifier.proof.run import (
+    Checking,
     Report,
     check_and_follow,
     combine,
@@ -133,8 +134,7 @@ class _Inputs:
                                jobs=self.plan.make_jobs)
         files = kbuild.build_asm(job)
         ring = kbuild.build_callee_ring(job, files) if self.plan.contract_depth else None
-        snapshot = take(self.store, self.scratch.repo, self.scratch.build, files,
-                        ring.outputs if ring else None, ring.missing if ring else None)
+        snapshot = take(self.store, self.scratch.repo, self.scratch.build, files, ring)
         memo.parent.mkdir(parents=True, exist_ok=True)
         memo.write_text(snapshot.digest + "\n")
         return snapshot
@@ -287,7 +287,7 @@ def _checks(config_of: dict[str, ProveConfig], outcomes: dict[str, dict[str, Any
             run_slot_jobs([(again, slot.name) for slot in redo], workers, keep)
             return done
 
-        checked = check_and_follow(config, contracts, mine, index, store, None, reprove)
+        checked = check_and_follow(config, contracts, mine, Checking(index, store, None), reprove)
         slots.update({slot: outcome.plain() for slot, outcome in mine.items()})
         progress.note(f"CHECK   {key[:8]}: "
                       f"{count_verdicts(check.verdict for check in checked.checks) or 'no contracts'}")

@@ -10,7 +10,7 @@ from typing import Any
 
 from verifier import __version__
 from verifier.report.text import source_steps
-from verifier.series.diff import cells, cex_class, prop_of
+from verifier.series.diff import cells, cex_class, classes_of, prop_of
 from verifier.series.report import breaks_and_fixes
 from verifier.series.run import CommitReport, SeriesResult
 from verifier.spec.obligations import OBLIGATION_TEXT
@@ -63,7 +63,7 @@ def to_sarif(series: SeriesResult, tree: Path) -> dict[str, Any]:
         if result.verdict == "PROVED":
             continue
         same = all(base_classes.get((prop_of(result), result.vector, ec)) == cex_class(result)
-                   for ec in result.ec or [None])
+                   for ec in classes_of(result))
         results.append(_result(result, tip, "unchanged" if same else "new"))
         rule_ids[prop_of(result)] = result.property
     # Regressions the tip no longer has: bisection still hits them.

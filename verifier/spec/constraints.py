@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cache
+from typing import TypeAlias
 
 import z3
 from lark import Lark, Token, Tree
@@ -35,7 +36,7 @@ def _parser() -> Lark:
     return lalr_parser(GRAMMAR.name, propagate_positions=True)
 
 
-Value = z3.BitVecRef | z3.BoolRef | int
+Value: TypeAlias = z3.BitVecRef | z3.BoolRef | int
 
 
 @dataclass
@@ -66,7 +67,7 @@ def _as_bool(value: Value) -> z3.BoolRef:
         return z3.BoolVal(value)
     if isinstance(value, int):
         return z3.BoolVal(value != 0)
-    if z3.is_bool(value):
+    if isinstance(value, z3.BoolRef):  # what z3.is_bool() checks
         return value
     return value != 0
 
@@ -74,7 +75,7 @@ def _as_bool(value: Value) -> z3.BoolRef:
 def _as_bv(value: Value, width: int = 64) -> z3.BitVecRef:
     if isinstance(value, int):
         return z3.BitVecVal(value, width)
-    if z3.is_bool(value):
+    if isinstance(value, z3.BoolRef):
         return z3.If(value, z3.BitVecVal(1, width), z3.BitVecVal(0, width))
     if value.size() < width:
         return z3.ZeroExt(width - value.size(), value)

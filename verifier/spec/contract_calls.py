@@ -138,7 +138,7 @@ def _callers_frames(sp: z3.BitVecRef) -> Callable[[Region, int], bool]:
     a callee does not write (CALLERS_FRAMES)."""
     where = split_address(sp)
     if where is None:
-        return lambda region, offset: False
+        return lambda _region, _offset: False
     stack, bottom = where
     return lambda region, offset: region == stack and (offset - bottom) % (1 << 64) < (1 << 63)
 

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import Self
 
 import z3
+from typing_extensions import override
 
 from verifier.engine.calls import Summary
 from verifier.engine.image import Image
@@ -69,12 +70,21 @@ class FunctionStart:
     regs_args: tuple[int, ...] = ()  # the argument registers holding the pt_regs pointer at some call
 
 
-def function_start(image: Image, address: int, daif_at_calls: list[int] | None,
-                   priority_facts: PriorityFacts, layout: dict[str, int] | None = None,
-                   regs_args: tuple[int, ...] = ()) -> FunctionStart:
+@dataclass(frozen=True)
+class AtCalls:
+    """What the calls of a function hand it: the DAIF values they reach it with (None: any), and the argument
+    registers some call passes the exception's pt_regs in."""
+
+    daif: list[int] | None = None
+    regs_args: tuple[int, ...] = ()
+
+
+def function_start(image: Image, address: int, at_calls: AtCalls, priority_facts: PriorityFacts,
+                   layout: dict[str, int] | None = None) -> FunctionStart:
     """The state at a call of the function at `address`: every register, the stack and memory unknown, SP_EL0
     the current task, DAIF one of the values the proofs' calls reach it with (`None`: any), and in the
     argument registers `regs_args` the address of the exception's pt_regs."""
+    daif_at_calls, regs_args = at_calls.daif, at_calls.regs_args
     caps: dict[int, z3.BoolRef] = {}
     priority = masking_for(priority_facts, caps)
     daif = z3.BitVec(ENTRY_DAIF, 4)
@@ -93,8 +103,8 @@ def function_start(image: Image, address: int, daif_at_calls: list[int] | None,
     state = State(
         x=list(x), sp_el1=names.initial_sp(), sp_el0=names.current_task(), nzcv=names.entry_value("nzcv", 4),
         daif=daif, pstate_ss=bv(0, 1),
-        sysregs={MDSCR: mdscr, sysregs.encode("tpidr_el1"): names.percpu_offset(),
-                 sysregs.encode("tpidr_el2"): names.percpu_offset()},
+        sysregs={MDSCR: mdscr, sysregs.known("tpidr_el1"): names.percpu_offset(),
+                 sysregs.known("tpidr_el2"): names.percpu_offset()},
         memory=memory, fresh_sysreg=lambda encoding: names.entry_value(sysregs.name_of(encoding)),
     )
     pmr = priority.initial_pmr(names.entry_value("icc_pmr_el1.priority", PMR_BITS))
@@ -118,9 +128,11 @@ class ContractObserver(Observer):
         self.unmasked = unmasked or EventLog()  # where an exception masked at the call became unmasked
         self.wider = wider or EventLog()  # calls of functions whose contracts may write more than this one's
 
+    @override
     def copy(self) -> Self:
         return type(self)(self.contract, self.start, self.unmasked.copy(), self.wider.copy())
 
+    @override
     def merge(self, guard: z3.BoolRef, state: State, other: Self, other_guard: z3.BoolRef,
               other_state: State) -> Self:
         return type(self)(self.contract, self.start, self.unmasked.merge(guard, other.unmasked, other_guard),
@@ -130,6 +142,7 @@ class ContractObserver(Observer):
     def _watch_unmasks(self) -> bool:
         return self.contract.unmasks in ("none", "preserved")
 
+    @override
     def on_masking(self, path: Path, daif_changed: bool, mdscr_changed: bool) -> None:
         if not (daif_changed and self._watch_unmasks):
             return
@@ -138,6 +151,7 @@ class ContractObserver(Observer):
             self.unmasked.note(Event(path.pc, z3.And(path.guard, opened),
                                      "an exception masked at the call is unmasked"))
 
+    @override
     def on_summary(self, path: Path, name: str, summary: Summary) -> None:
         if self._watch_unmasks and isinstance(summary, Contract) and summary.unmasks == "all":
             self.unmasked.note(Event(path.pc, path.guard, f"calls {name}, which may unmask exceptions"))
@@ -146,6 +160,7 @@ class ContractObserver(Observer):
             if more:
                 self.wider.note(Event(path.pc, path.guard, f"calls {name}, which may write {more}"))
 
+    @override
     def at_return(self, path: Path) -> Findings:
         state = path.state
         found = Findings()
@@ -293,7 +308,7 @@ class CallSites:
                 solver = z3.Solver()
                 solver.set("rlimit", rlimit)
                 solver.add(*facts, z3.Or(self.symbolic[name]))
-                for value in sorted(found):
+                for value in sorted(values):  # the values found already
                     solver.add(daif != value)
                 while found is not None:
                     status = solver.check()
@@ -322,6 +337,7 @@ class CallSiteObserver(Observer):
         self.sites = sites
         self.frame = frame
 
+    @override
     def on_summary(self, path: Path, name: str, summary: Summary) -> None:
         regs = () if self.frame is None else tuple(
             i for i in range(ARGUMENT_REGISTERS) if may_be(path.state.read_reg(f"x{i}"), self.frame))

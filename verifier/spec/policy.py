@@ -16,7 +16,7 @@ from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput
 from verifier.spec.constraints import ConstraintError, check_syntax
 from verifier.spec.versions import version_in
 from verifier.util.errors import UserError
-from verifier.util.grammars import lalr_parser
+from verifier.util.grammars import as_token, as_tree, lalr_parser
 from verifier.util.paths import GRAMMARS
 
 GRAMMAR = GRAMMARS / "policy.lark"
@@ -109,6 +109,7 @@ def _syntax_error(path: str, text: str, err: UnexpectedInput) -> UserError:
         if err.token.type == "$END":
             message = "unexpected end of file"
     elif isinstance(err, UnexpectedCharacters):
+        assert err.pos_in_stream is not None  # lark sets it for UnexpectedCharacters
         message = f"unexpected character '{text[err.pos_in_stream]}'"
     elif isinstance(err, UnexpectedEOF):
         message = "unexpected end of file"
@@ -143,25 +144,26 @@ def parse_policy(path: str | Path) -> Policy:
         tree = _parser().parse(text)
     except UnexpectedInput as err:
         raise _syntax_error(name, text, err) from None
-    header = tree.children[0]
-    policy = Policy(_string(header.children[0]), name)
-    for item in tree.children[1:]:
+    header = as_tree(tree.children[0])
+    policy = Policy(_string(as_token(header.children[0])), name)
+    for child in tree.children[1:]:
+        item = as_tree(child)
         if item.data == "assume":
-            ident, label, constraint = item.children
+            ident, label, constraint = map(as_token, item.children)
             policy.assumptions.append(Assume(str(ident), _string(label), _constraint(constraint),
                                              _constraint_where(name, constraint)))
         elif item.data == "role":
-            ident = item.children[0]
+            ident = as_token(item.children[0])
             if str(ident) in policy.roles:
                 raise UserError(f"role '{ident}' is defined twice", name, ident.line, ident.column)
             bindings: list[Binding] = []
             option = None
             rest = item.children[1:]
             if rest and getattr(rest[0], "data", None) == "role_option":
-                option = str(rest[0].children[0])
+                option = str(as_tree(rest[0]).children[0])
                 rest = rest[1:]
             for binding in rest:
-                family, *versions, pattern = binding.children
+                family, *versions, pattern = map(as_token, as_tree(binding).children)
                 try:
                     re.compile(_string(pattern))
                 except re.error as err:
@@ -175,7 +177,8 @@ def parse_policy(path: str | Path) -> Policy:
 
 
 def _rule(name: str, item: Tree) -> Rule:
-    ident, title, when, at, require, *rest = item.children
+    ident, title = map(as_token, item.children[:2])
+    when, at, require, *rest = item.children[2:]
     kind, source = str(when.children[0]), str(when.children[1])
     ecs: tuple[int, ...] | None = None
     negated = False
@@ -187,11 +190,11 @@ def _rule(name: str, item: Tree) -> Rule:
             ecs = tuple(int(str(n), 0) for n in spec)
     event = str(at.children[0])
     role = str(at.children[1]) if len(at.children) > 1 else None
-    constraint = require.children[0]
+    constraint = as_token(require.children[0])
     reading, default = None, False
     for extra in rest:
         if isinstance(extra, Tree) and extra.data == "reading":
-            reading = _string(extra.children[0])
+            reading = _string(as_token(extra.children[0]))
         elif isinstance(extra, Token) and extra.type == "DEFAULT":
             default = True
     return Rule(str(ident), _string(title), kind, source, ecs, negated, event, role, _constraint(constraint),

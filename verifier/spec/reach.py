@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import Self
 
 import z3
+from typing_extensions import override
 
 from verifier.engine.image import CodeRef
 from verifier.engine.observer import Observer, Path
@@ -65,13 +66,16 @@ class ReachObserver(Observer):
         self.reached = reached
         self.current = current
 
+    @override
     def copy(self) -> Self:
         return type(self)(self.reached, self.current)
 
+    @override
     def merge(self, guard: z3.BoolRef, state: State, other: Self, other_guard: z3.BoolRef,
               other_state: State) -> Self:
         return self  # both at one pc: one function
 
+    @override
     def on_step(self, path: Path, code: CodeRef) -> None:
         alt = getattr(path, "alt", None)  # an alternative's replacement counts as the site's function
         function = self.reached.name(alt.orig_start if alt is not None else code.address)

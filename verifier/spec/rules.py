@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Self
 
 import z3
+from typing_extensions import override
 
 from verifier.engine.image import CodeRef
 from verifier.engine.observer import Event, EventLog, Findings, Observer, Path, merge_condition
@@ -96,38 +97,30 @@ def _predicate(rule: Rule, context: Context, priority: PriorityMasking) -> Predi
     return predicate
 
 
-def compile_rules(policy: Policy, rules: list[Rule], roles: dict[str, re.Pattern[str]], slot_source: str,
-                  slot_kind: str, context: Context, priority: PriorityMasking | None = None) -> list[PolicyRule]:
-    """The rules that apply to one slot, over its initial values (`context`) and its view of priority
-    masking (what `irqs_on`, `pmr` and `prio_masking` mean there)."""
-    priority = priority or PriorityMasking.none()
-    out = []
-    for rule in rules:
-        if not policy.applies(rule, slot_source, slot_kind):
-            continue
-        out.append(PolicyRule(rule.id, rule.event, roles.get(rule.role) if rule.role else None,
-                              rule_scope(rule, context.values["esr"]), _predicate(rule, context, priority)))
-    return out
-
-
 class PolicyCheck(Observer):
     """The policy's rules on one path: where each fails, and which roles' functions were called."""
 
     def __init__(self, rules: tuple[PolicyRule, ...], roles: dict[str, re.Pattern[str]],
-                 functions: CodeFunctions | None = None, failures: dict[str, EventLog] | None = None,
-                 called: dict[str, z3.BoolRef] | None = None, inside: frozenset[str] = frozenset()) -> None:
+                 functions: CodeFunctions | None = None) -> None:
         self.rules = rules
         self.roles = roles
         self.functions = functions  # what `at enter` asks: the functions an instruction is in
         self.entering = tuple(rule for rule in rules if rule.event == "enter")
-        self.failures = failures if failures is not None else {}  # rule key -> where it fails
-        self.called = called if called is not None else {}  # role -> "a function of it was called"
-        self.inside = inside  # the `at enter` rules whose function the previous instruction was in
+        self.failures: dict[str, EventLog] = {}  # rule key -> where it fails
+        self.called: dict[str, z3.BoolRef] = {}  # role -> "a function of it was called"
+        self.inside: frozenset[str] = frozenset()  # the `at enter` rules whose function the previous instruction was in
 
+    def _with(self, failures: dict[str, EventLog], called: dict[str, z3.BoolRef], inside: frozenset[str]) -> Self:
+        """The same rules on a path with these findings (a copy's, a merge's)."""
+        other = type(self)(self.rules, self.roles, self.functions)
+        other.failures, other.called, other.inside = failures, called, inside
+        return other
+
+    @override
     def copy(self) -> Self:
-        return type(self)(self.rules, self.roles, self.functions,
-                          {k: log.copy() for k, log in self.failures.items()}, dict(self.called), self.inside)
+        return self._with({k: log.copy() for k, log in self.failures.items()}, dict(self.called), self.inside)
 
+    @override
     def merge(self, guard: z3.BoolRef, state: State, other: Self, other_guard: z3.BoolRef,
               other_state: State) -> Self:
         failures = {}
@@ -137,7 +130,7 @@ class PolicyCheck(Observer):
         called = {role: merge_condition(guard, self.called.get(role), other_guard, other.called.get(role))
                   for role in set(self.called) | set(other.called)}
         # inside only if both were: an entry from either side is still seen
-        return type(self)(self.rules, self.roles, self.functions, failures, called, self.inside & other.inside)
+        return self._with(failures, called, self.inside & other.inside)
 
     def _check(self, rule: PolicyRule, path: Path, what: str) -> None:
         """Record where the rule's requirement fails at this event."""
@@ -155,6 +148,7 @@ class PolicyCheck(Observer):
             where = f" at the call of {name}" if kind == "call" else f" at {kind}"
             self._check(rule, path, f"{rule.id} fails{where}")
 
+    @override
     def on_step(self, path: Path, code: CodeRef) -> None:
         if not self.entering or self.functions is None:
             return
@@ -169,12 +163,14 @@ class PolicyCheck(Observer):
                 self._check(rule, path, f"{rule.id} fails on entering {entered}")
         self.inside = frozenset(now)
 
+    @override
     def on_masking(self, path: Path, daif_changed: bool, mdscr_changed: bool) -> None:
         if daif_changed:
             self._event(path, "daif")
         if mdscr_changed:
             self._event(path, "mdscr")
 
+    @override
     def on_call(self, path: Path, name: str | None) -> None:
         self._event(path, "call", name)
         if name is None:
@@ -187,6 +183,7 @@ class PolicyCheck(Observer):
             if pattern.fullmatch(name):
                 self.called[role] = z3.simplify(z3.Or(self.called.get(role, z3.BoolVal(False)), path.guard))
 
+    @override
     def at_eret(self, path: Path) -> Findings:
         self._event(path, "eret")
         return Findings(violations={rule.key: self.failures[rule.key].condition() if rule.key in self.failures
@@ -211,8 +208,16 @@ class BoundPolicy:
 
     def slot_rules(self, source: str, kind: str, context: Context,
                    priority: PriorityMasking | None = None) -> tuple[PolicyRule, ...]:
-        """The rules that apply to one slot, compiled over its initial values."""
-        return tuple(compile_rules(self.policy, self.selected, self.roles, source, kind, context, priority))
+        """The rules that apply to one slot, compiled over its initial values (`context`) and its view of
+        priority masking (what `irqs_on`, `pmr` and `prio_masking` mean there)."""
+        priority = priority or PriorityMasking.none()
+        out = []
+        for rule in self.selected:
+            if not self.policy.applies(rule, source, kind):
+                continue
+            out.append(PolicyRule(rule.id, rule.event, self.roles.get(rule.role) if rule.role else None,
+                                  rule_scope(rule, context.values["esr"]), _predicate(rule, context, priority)))
+        return tuple(out)
 
     def scopes(self, source: str, kind: str) -> dict[str, tuple[tuple[int, ...], str]]:
         """Per rule that applies to the slot: its key -> (the exception classes it covers, its family)."""

@@ -12,7 +12,7 @@ import z3
 
 from verifier.engine.image import Image
 from verifier.ir import sysregs
-from verifier.ir.program import DataValue
+from verifier.ir.program import DataValue, SymRef
 from verifier.semantics import names
 from verifier.semantics.state import BV, ELR_EL1, ESR_EL1, ICC_PMR_EL1, MDSCR, SPSR_EL1, Memory, Region, State, bv
 from verifier.spec.constraints import ConstraintError, Context, compile_constraint
@@ -188,18 +188,20 @@ def build(slot: Slot, image: Image, contracts: Contracts, assumptions: list[Assu
         # this CPU's per-CPU offset: in TPIDR_EL1, or with VHE in TPIDR_EL2 (the kernel's alternatives
         # pick the register; whichever is read holds the offset)
         sysregs={SPSR_EL1: spsr, ELR_EL1: elr, ESR_EL1: esr, MDSCR: mdscr,
-                 sysregs.encode("tpidr_el1"): names.percpu_offset(),
-                 sysregs.encode("tpidr_el2"): names.percpu_offset()},
+                 sysregs.known("tpidr_el1"): names.percpu_offset(),
+                 sysregs.known("tpidr_el2"): names.percpu_offset()},
         memory=memory,
         fresh_sysreg=fresh_sysreg,
     )
     facts = architecture_facts(slot, spsr)
-    printed = []
+    printed: list[str] = []
     priority = masking_for(contracts.build.priority, initial.caps)
     pmr = priority.initial_pmr(names.entry_value("icc_pmr_el1.priority", PMR_BITS))
     if pmr is not None:
         state.sysregs[ICC_PMR_EL1] = pmr
-        printed.append(priority.assumption())
+        assumed = priority.assumption()
+        assert assumed is not None  # the initial PMR rests on it
+        printed.append(assumed)
     context = Context({"spsr": spsr, "mdscr": mdscr, "esr": esr, "elr": elr, "flags": flags}, contracts.tif,
                   z3.BoolVal(slot.from_el0), initial.caps)
     for assumption in assumptions:
@@ -219,15 +221,19 @@ def image_word(image: Image, address: int) -> z3.BitVecRef | None:
             return bv(value.value)
         if value.pcrel:
             return None
-        target = image.address(value.target, image.placed(address).program)  # type: ignore[union-attr]
+        placed = image.placed(address)
+        assert placed is not None  # data_value() found the word in it
+        target = image.address(value.target, placed.program)
         if target is None:
-            return z3.simplify(names.symbol_address(value.target.symbol) + value.target.addend)  # type: ignore[union-attr]
+            assert isinstance(value.target, SymRef)  # only a symbol can be undefined
+            return z3.simplify(names.symbol_address(value.target.symbol) + value.target.addend)
         return bv(target)
     raw = image.data_bytes(address, 8)
     if all(b is None for b in raw):
         return None
-    if all(b is not None for b in raw):
-        return bv(int.from_bytes(bytes(raw), "little"))  # type: ignore[arg-type]
+    known = [b for b in raw if b is not None]
+    if len(known) == len(raw):
+        return bv(int.from_bytes(bytes(known), "little"))
     # a word only partly inside lifted data (a table's last bytes): known bytes, the rest unknown
     unknown = names.memory_word(Region(()), address)
     parts = [bv(b, 8) if b is not None else z3.Extract(8 * i + 7, 8 * i, unknown) for i, b in enumerate(raw)]

@@ -3,13 +3,14 @@ counterexample that a concrete replay confirms), WAIVED or UNKNOWN (with why).""
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 import z3
 
-from verifier.engine.explore import ExploreRun
+from verifier.engine.explore import ExploreRun, Options
 from verifier.spec.hypotheses import Hypothesis
 from verifier.spec.obligations import OBLIGATIONS
 from verifier.spec.reach import ALL, Reached
@@ -45,12 +46,12 @@ class Result:
     # what of that is not checked (filled in once the contracts are checked): empty exactly when closed
     pending: list[Hypothesis] = field(default_factory=list)
 
-    @property
+    @builtins.property  # the field `property` hides the builtin in the class body
     def closed(self) -> bool:
         """A PROVED or WAIVED verdict that rests on nothing unchecked."""
         return self.verdict in ("PROVED", "WAIVED") and not self.pending
 
-    @property
+    @builtins.property
     def status(self) -> str:
         """The consolidated status: the verdict, `under hypotheses` where it rests on pending ones."""
         if self.pending and self.verdict in ("PROVED", "WAIVED", "VIOLATED"):
@@ -90,17 +91,30 @@ Resolve = Callable[[list[z3.BoolRef]], z3.ModelRef | None]
 Replayer = Callable[[z3.ModelRef, str, Resolve], dict[str, Any] | None]
 
 
+@dataclass(frozen=True)
+class Exploration:
+    """A slot's exploration, as the judge reads it: the slot, the run, the facts its start was explored under,
+    its initial values, and the exception classes it was restricted to (empty: all)."""
+
+    slot: Slot
+    run: ExploreRun
+    facts: list[z3.BoolRef]
+    initial: Initial
+    classes: tuple[int, ...] = ()
+
+
 class Judge:
-    def __init__(self, slot: Slot, run: ExploreRun, facts: list[z3.BoolRef], initial: Initial,
-                 waivers: list[Waiver], replay: Replayer, timeout_ms: int = 600_000, rlimit: int = 60_000_000,
-                 rules: dict[str, tuple[tuple[int, ...], str]] | None = None, classes: tuple[int, ...] = ()
-                 ) -> None:
-        self.slot, self.run, self.initial, self.waivers, self.replay = slot, run, initial, waivers, replay
-        self.facts, self.timeout_ms, self.rlimit = facts, timeout_ms, rlimit
-        self.ec = z3.Extract(31, 26, initial.esr)
+    def __init__(self, explored: Exploration, waivers: list[Waiver], replay: Replayer, options: Options | None = None,
+                 rules: dict[str, tuple[tuple[int, ...], str]] | None = None) -> None:
+        """`options`: each solver check's limits; `rules`: the policy rules to judge ("rule:ID" -> their scope)."""
+        options = options or Options()
+        self.slot, self.run, self.initial, self.facts = explored.slot, explored.run, explored.initial, explored.facts
+        self.waivers, self.replay = waivers, replay
+        self.timeout_ms, self.rlimit = options.solver_timeout_ms, options.solver_rlimit
+        self.ec = z3.Extract(31, 26, explored.initial.esr)
         # policy rules: internal property "rule:ID" -> (the exception classes it covers, its label)
         self.rules = rules or {}
-        self.classes = classes  # only these exception classes are judged (empty: all)
+        self.classes = explored.classes  # only these exception classes are judged (empty: all)
         self._reaching: dict[str, list[int] | str] | None = None
 
     def _check(self, *formulas: z3.BoolRef) -> tuple[z3.CheckSatResult, z3.ModelRef | None]:
@@ -207,7 +221,7 @@ class Judge:
             if model is None:
                 results.append(Result(prop, vector, [ec] if ec is not None else [], "UNKNOWN",
                                       "solver limit reached building a counterexample"))
-                left.discard(ec)  # type: ignore[arg-type]
+                left.discard(ec)
                 continue
             result = self._violated(prop, model, ec)
             group = {ec} if ec is not None else set()

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Self
 
 import z3
+from typing_extensions import override
 
 from verifier.engine.image import CodeRef
 from verifier.engine.observer import Findings, Observer, merge_condition
@@ -91,19 +92,23 @@ class WaiverWatch(Observer):
         self.watchlist = watchlist
         self.visited = visited if visited is not None else {}  # pattern -> "the path ran it"
 
+    @override
     def copy(self) -> Self:
         return type(self)(self.watchlist, dict(self.visited))
 
+    @override
     def merge(self, guard: z3.BoolRef, state: State, other: Self, other_guard: z3.BoolRef,
               other_state: State) -> Self:
         return type(self)(self.watchlist, {
             k: merge_condition(guard, self.visited.get(k), other_guard, other.visited.get(k))
             for k in set(self.visited) | set(other.visited)})
 
+    @override
     def on_step(self, path: ObservedPath, code: CodeRef) -> None:
         for pattern in self.watchlist.matching(path.pc, code):
             seen = self.visited.get(pattern, z3.BoolVal(False))
             self.visited[pattern] = z3.simplify(z3.Or(seen, path.guard))
 
+    @override
     def at_eret(self, path: ObservedPath) -> Findings:
         return Findings(conditions={ran(pattern): cond for pattern, cond in self.visited.items()})

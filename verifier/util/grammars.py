@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import sys
-from typing import Any
+from typing import Any, cast
 
 import lark
 
@@ -21,3 +21,16 @@ def lalr_parser(grammar: str, **options: Any) -> lark.Lark:
         store.mkdir(parents=True, exist_ok=True)
     kept = store / f"{grammar}.lark-{lark.__version__}.py{sys.version_info[0]}{sys.version_info[1]}.cache"
     return lark.Lark((GRAMMARS / grammar).read_text(), parser="lalr", cache=str(kept), **options)
+
+
+# Lark types every child of a parse tree as Token | Tree; the grammar says which one each child is.
+
+
+def as_token(branch: lark.Token | lark.Tree[Any]) -> lark.Token:
+    """A parse tree child the grammar makes a token (a terminal)."""
+    return cast(lark.Token, branch)
+
+
+def as_tree(branch: lark.Token | lark.Tree[Any]) -> lark.Tree[Any]:
+    """A parse tree child the grammar makes a subtree (a rule's match)."""
+    return cast("lark.Tree[Any]", branch)

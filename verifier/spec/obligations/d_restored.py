@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import z3
+from typing_extensions import override
 
 from verifier.engine.observer import Findings, Observer, Path
 from verifier.semantics.state import BV, SPSR_EL1
@@ -18,6 +19,7 @@ class DRestored(Observer):
     def __init__(self, interrupted_spsr: BV) -> None:
         self.interrupted_spsr = interrupted_spsr
 
+    @override
     def at_eret(self, path: Path) -> Findings:
         spsr = path.state.read_sysreg(SPSR_EL1)
         restored = z3.Extract(SPSR_D, SPSR_D, spsr) != z3.Extract(SPSR_D, SPSR_D, self.interrupted_spsr)

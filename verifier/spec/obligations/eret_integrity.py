@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Self
 
 import z3
+from typing_extensions import override
 
 from verifier.engine.calls import Summary
 from verifier.engine.observer import Event, EventLog, Findings, Observer, Path
@@ -29,9 +30,11 @@ class EretIntegrity(Observer):
         self.elr = elr or EventLog()  # exceptions possible since the last ELR_EL1 write
         self.spsr = spsr or EventLog()
 
+    @override
     def copy(self) -> Self:
         return type(self)(self.priority, self.elr.copy(), self.spsr.copy())
 
+    @override
     def merge(self, guard: z3.BoolRef, state: State, other: Self, other_guard: z3.BoolRef,
               other_state: State) -> Self:
         return type(self)(self.priority, self.elr.merge(guard, other.elr, other_guard),
@@ -46,15 +49,18 @@ class EretIntegrity(Observer):
         return [Event(path.pc, z3.And(path.guard, part), pnmi if pnmi_only else what)
                 for part, pnmi_only in self.priority.split(path.state, cond)]
 
+    @override
     def on_sysreg_write(self, path: Path, encoding: int) -> None:
         if encoding in (ELR_EL1, SPSR_EL1):
             window = self._unmasked(path, "exception unmasked after the write")
             (self.elr if encoding == ELR_EL1 else self.spsr).reset(window)
 
+    @override
     def on_masking(self, path: Path, daif_changed: bool, mdscr_changed: bool) -> None:
         for event in self._unmasked(path, "exception unmasked"):
             self._note(event)
 
+    @override
     def on_summary(self, path: Path, name: str, summary: Summary) -> None:
         if isinstance(summary, Contract) and summary.unmasks == "all":
             self._note(Event(path.pc, path.guard, f"{name} may unmask exceptions while it runs"))
@@ -63,6 +69,7 @@ class EretIntegrity(Observer):
         self.elr.note(event)
         self.spsr.note(event)
 
+    @override
     def at_eret(self, path: Path) -> Findings:
         return Findings(violations={ID: z3.Or(self.elr.condition(), self.spsr.condition())},
                         events={ID: self.elr.events + self.spsr.events})

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Self
 
 import z3
+from typing_extensions import override
 
 from verifier.engine.observer import Event, EventLog, Findings, Observer, Path, merge_value
 from verifier.semantics.state import BV, MDSCR, State, bv
@@ -23,9 +24,11 @@ class MdscrSync(Observer):
         self.log = log or EventLog()
         self.unsynchronised = unsynchronised  # MDSCR_EL1 before a write no synchronisation has followed
 
+    @override
     def copy(self) -> Self:
         return type(self)(self.log.copy(), self.unsynchronised)
 
+    @override
     def merge(self, guard: z3.BoolRef, state: State, other: Self, other_guard: z3.BoolRef,
               other_state: State) -> Self:
         log = self.log.merge(guard, other.log, other_guard)
@@ -35,13 +38,16 @@ class MdscrSync(Observer):
         theirs = other.unsynchronised if other.unsynchronised is not None else other_state.read_sysreg(MDSCR)
         return type(self)(log, merge_value(guard, mine, theirs))
 
+    @override
     def on_mdscr_write(self, path: Path, before: BV) -> None:
         if self.unsynchronised is None:
             self.unsynchronised = before
 
+    @override
     def on_synchronise(self, path: Path) -> None:
         self.unsynchronised = None
 
+    @override
     def on_masking(self, path: Path, daif_changed: bool, mdscr_changed: bool) -> None:
         if self.unsynchronised is None:
             return
@@ -53,6 +59,7 @@ class MdscrSync(Observer):
             self.log.note(Event(path.pc, z3.And(path.guard, cond),
                                 "D unmasked before the MDSCR_EL1 write is synchronised"))
 
+    @override
     def at_eret(self, path: Path) -> Findings:
         return Findings(violations={ID: self.log.condition()}, events={ID: self.log.events})
 
@@ -60,5 +67,5 @@ class MdscrSync(Observer):
 OBLIGATION = Obligation(
     ID,
     "D is not unmasked while an MDSCR_EL1 write that changes SS or KDE awaits a context synchronisation event",
-    lambda facts: MdscrSync(),
+    lambda _facts: MdscrSync(),
 )

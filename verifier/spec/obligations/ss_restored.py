@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Self
 
 import z3
+from typing_extensions import override
 
 from verifier.engine.observer import Findings, Observer, Path, merge_value
 from verifier.semantics.state import BV, MDSCR, SPSR_EL1, Region, State, bv, split_address
@@ -23,9 +24,11 @@ class SsRestored(Observer):
         self.facts = facts
         self.flags_read = flags_read  # the current task's thread flags as the code last read them
 
+    @override
     def copy(self) -> Self:
         return type(self)(self.facts, self.flags_read)
 
+    @override
     def merge(self, guard: z3.BoolRef, state: State, other: Self, other_guard: z3.BoolRef,
               other_state: State) -> Self:
         if self.flags_read is None and other.flags_read is None:
@@ -35,11 +38,13 @@ class SsRestored(Observer):
     def _flags(self) -> BV:
         return self.flags_read if self.flags_read is not None else self.facts.flags
 
+    @override
     def on_load(self, path: Path, region: Region, offset: int, size: int, value: BV) -> None:
         current = split_address(path.state.sp_el0 + self.facts.flags_offset)
         if current == (region, offset) and size in (4, 8):
             self.flags_read = z3.ZeroExt(64 - value.size(), value) if value.size() < 64 else value
 
+    @override
     def at_eret(self, path: Path) -> Findings:
         spsr = path.state.read_sysreg(SPSR_EL1)
         mdscr = path.state.read_sysreg(MDSCR)
