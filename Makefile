@@ -30,7 +30,7 @@ test: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports --no-cache
-	@rc=0; $(PY) -m pytest -q --durations=25 $(PYTEST_ARGS) || rc=$$?; \
+	@rc=0; PYTHONHASHSEED=0 $(PY) -m pytest -q --durations=25 $(PYTEST_ARGS) || rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests (exit 5); failing" >&2; fi; \
 	exit $$rc
 

@@ -30,14 +30,18 @@ VERSIONS = ("6.1", "6.12")
 
 
 def verdict_rows(report: dict[str, Any]) -> list[list[Any]]:
-    """A report's results as sorted rows that stay equal when only the solver's model differs."""
-    rows = []
+    """A report's results as sorted rows that stay equal when only the solver's model differs: one row per
+    property, rule, vector slot and verdict with its reason and failing place, listing its exception classes
+    (how the results group the classes, by the calls their paths rest on, is not recorded)."""
+    rows: dict[str, list[Any]] = {}
     for result in report["results"]:
         failing = (result.get("counterexample") or {}).get("failing") or {}
         where = [failing.get("function"), failing.get("what")] if result["verdict"] in ("VIOLATED", "WAIVED") else []
-        rows.append([result["property"], result.get("rule"), result["vector"], list(result["ec"]), result["verdict"],
-                     result["reason"], where])
-    return sorted(rows, key=json.dumps)
+        row = [result["property"], result.get("rule"), result["vector"], [], result["verdict"], result["reason"], where]
+        rows.setdefault(json.dumps(row), row)[3].extend(result["ec"])
+    for row in rows.values():
+        row[3] = sorted(row[3])
+    return sorted(rows.values(), key=json.dumps)
 
 
 def normalised_text(report: str) -> str:

@@ -42,6 +42,9 @@ class ProveConfig:
     callees: list[Path] = field(default_factory=list)
     callee_missing: dict[str, str] = field(default_factory=dict)
     contract_depth: int = 0
+    # lifted functions summarised by their contracts all the same: those of a callee file that joined `files`
+    # only so that another function of it is followed (its contract was found false)
+    summarised: tuple[str, ...] = ()
     # counterexamples confirmed on Unicorn from the assembler's objects (confirm), with the assembler command
     # per input (None: GNU as)
     assemblers: list[tuple[str, ...] | None] = field(default_factory=list)

@@ -144,12 +144,80 @@ def check_and_follow(config: ProveConfig, contracts: Contracts, outcomes: dict[s
         if checking.progress:
             checking.progress(f"{'; '.join(lines)}: proving {', '.join(s.name for s in slots)} again, "
                               "following its code")
-        outcomes.update(reprove(config, slots))
+        before = {slot.name: outcomes[slot.name] for slot in slots}
+        for name, outcome in reprove(config, slots).items():
+            outcomes[name] = kept_violations(before[name], outcome, _followed_names(lines))
         found_false = [check for check in checks if check.verdict == "VIOLATED"]
         checks = checked_contracts(config, contracts, list(outcomes.values()), checking)
         names = {check.function for check in checks}
         checks += [check for check in found_false if check.function not in names]
     return Checked(checks, followed)
+
+
+# Obligations that fail at the instruction where they are broken, whatever the path does after it (the others
+# fail at the eret, which the rest of the path must reach); a policy rule fails at its event likewise.
+FAILS_WHERE_BROKEN = frozenset({"daif-order", "mdscr-sync"})
+
+
+def _followed_names(lines: list[str]) -> set[str]:
+    return {line.split()[2] for line in lines}  # "followed: contract NAME ..."
+
+
+def kept_violations(old: SlotOutcome, new: SlotOutcome, followed: set[str]) -> SlotOutcome:
+    """The outcome of a slot proved again through the code of `followed`, keeping a violation found before for
+    the classes the new proof could not decide (UNKNOWN: a path through the code it could not follow), where
+    the violation is broken at an instruction its path reaches before calling any of `followed` (a policy
+    rule's event, an obligation of FAILS_WHERE_BROKEN): what the false summary said happens after it, so
+    nothing of it changes the violation. The kept result rests only on the calls before that instruction."""
+    results = list(new.results)
+    for result in old.results:
+        cex = result.get("counterexample")
+        if result["verdict"] not in ("VIOLATED", "WAIVED") or cex is None:
+            continue
+        if not (result.get("policy") or result["property"] in FAILS_WHERE_BROKEN):
+            continue
+        failing_at, calls = _failing_step(cex), _first_calls(cex)
+        if failing_at is None or any(calls.get(name, len(cex["trace"])) < failing_at for name in followed):
+            continue
+        wanted = set(result["ec"])
+        taken: set[int] = set()
+        remaining = []
+        for other in results:
+            same = (other["property"], other.get("rule")) == (result["property"], result.get("rule"))
+            if same and other["verdict"] == "UNKNOWN" and (wanted & set(other["ec"]) or not wanted):
+                common = wanted & set(other["ec"])
+                taken |= common
+                left = [ec for ec in other["ec"] if ec not in common]
+                if left:
+                    remaining.append({**other, "ec": left})
+                elif not wanted:
+                    taken.add(-1)  # an asynchronous slot: no classes
+            else:
+                remaining.append(other)
+        results = remaining
+        if taken:
+            rests_on = [name for name in result.get("rests_on", []) if calls.get(name, -1) < failing_at]
+            results.append({**result, "ec": sorted(ec for ec in taken if ec >= 0), "rests_on": rests_on})
+    return replace(new, results=results)
+
+
+def _failing_step(cex: dict[str, Any]) -> int | None:
+    failing = cex.get("failing", {})
+    for index, step in enumerate(cex.get("trace", [])):
+        if (step.get("file"), step.get("line"), step.get("insn")) == \
+                (failing.get("file"), failing.get("line"), failing.get("insn")):
+            return index
+    return None
+
+
+def _first_calls(cex: dict[str, Any]) -> dict[str, int]:
+    """Each function the path calls by name, at the index of its first call instruction."""
+    out: dict[str, int] = {}
+    for index, step in enumerate(cex.get("trace", [])):
+        insn = step.get("insn", "")
+        if insn.startswith(("bl ", "b ")) and insn.endswith(">") and "<" in insn:
+            out.setdefault(insn[insn.rindex("<") + 1:-1], index)
+    return out
 
 
 def _prove_slots(config: ProveConfig, slots: Iterable[Slot], jobs: int, progress: Progress | None
@@ -182,7 +250,8 @@ def _follow_violated(config: ProveConfig, results: list[Result], checks: list[Co
             for function in [name, *violated] if violated else []:
                 path = index.where.get(function)
                 contract = contracts.functions.get(function)
-                if path is not None and path not in config.files and (contract is None or contract.lift):
+                joined = path is not None and (path not in config.files or function in config.summarised)
+                if path is not None and joined and (contract is None or contract.lift):
                     files[function] = path
                     first = sorted(violated)[0]
                     why[function] = (f"is violated by its code ({violated[function].reason})" if function in violated
@@ -191,10 +260,13 @@ def _follow_violated(config: ProveConfig, results: list[Result], checks: list[Co
                   if any(set(r.rests_on) & set(files) for r in results if r.vector == slot.name))
     if not slots:
         return None
-    added = sorted(set(files.values()))
+    added = sorted(set(files.values()) - set(config.files))
     assembler = config.assemblers[0] if config.assemblers else None
+    # only the functions followed run as code: the rest of their files stay summarised by their contracts
+    others = {name for name, path in index.where.items() if path in added} | set(config.summarised)
     more = replace(config, files=[*config.files, *added],
-                   assemblers=[*config.assemblers, *([assembler] * len(added))] if config.assemblers else [])
+                   assemblers=[*config.assemblers, *([assembler] * len(added))] if config.assemblers else [],
+                   summarised=tuple(sorted(others - set(files))))
     lines = [f"followed: contract {name} {why[name]}: the slots that used it were proved through its code "
              f"({shown(str(files[name]))})" for name in sorted(files)]
     return more, slots, lines
@@ -311,7 +383,8 @@ def replay_counterexample(cex: dict[str, Any]) -> dict[str, Any] | None:
     """Re-execute a recorded counterexample concretely (no solver); the replayed counterexample, or None
     when the recorded path does not end in the recorded violation."""
     info = cex["replay"]
-    contracts = load_contracts(info["contracts"], BuildFacts.from_json(info.get("build")))
+    contracts = replace(load_contracts(info["contracts"], BuildFacts.from_json(info.get("build"))),
+                        summarised=frozenset(info.get("summarised", ())))
     assumptions = load_assumptions(info["assumptions"])
     programs = lift_all([Path(f) for f in info["files"]], info.get("root"))
     image, vectors = link(programs, contracts)

@@ -4,7 +4,7 @@ the verdicts, and replay each counterexample."""
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -101,7 +101,7 @@ def bind_policy(config: ProveConfig, contracts: Contracts, image: Image, assumpt
 
 def setup(config: ProveConfig) -> Setup:
     forget_sources()  # the sources may have changed since the last proof in this process
-    contracts = load_contracts(config.contracts, config.build)
+    contracts = replace(load_contracts(config.contracts, config.build), summarised=frozenset(config.summarised))
     assumptions = load_assumptions(config.assumptions)
     waivers: list[Waiver] = load_waivers(config.waivers) if config.waivers else []
     programs = lift_all(config.files, config.root)
@@ -231,7 +231,7 @@ def prove_slot(slot: Slot, prepared: Setup, config: ProveConfig) -> tuple[list[R
                              "assumptions": str(config.assumptions), "build": replay_build(config, prepared.policy),
                              "caps": {str(n): v for n, v in config.caps.items()}, "root": config.root,
                              "policy": str(config.policy) if config.policy else None,
-                             "readings": list(config.readings)}
+                             "readings": list(config.readings), "summarised": list(config.summarised)}
         return replayed, cex
 
     def replay_model(model: z3.ModelRef, prop: str, resolve: Resolve | None = None) -> dict[str, Any] | None:

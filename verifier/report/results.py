@@ -5,6 +5,7 @@ timings, no machine paths), so a test can check the committed tables are current
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any
 
 from verifier.spec.obligations import OBLIGATIONS
@@ -93,26 +94,28 @@ def _cell(results: list[dict[str, Any]]) -> str:
 
 
 def _counts(results: list[dict[str, Any]]) -> str:
-    """How many results are closed, under hypotheses, UNKNOWN and VIOLATED."""
-    closed = sum(1 for r in results if _closed(r))
-    under = sum(1 for r in results if r["verdict"] in ("PROVED", "WAIVED") and not _closed(r))
-    unknown = sum(1 for r in results if r["verdict"] == "UNKNOWN")
-    violated = sum(1 for r in results if r["verdict"] == "VIOLATED")
-    return (f"Results: {closed} closed, {under} PROVED or WAIVED under hypotheses, {unknown} UNKNOWN, "
-            f"{violated} VIOLATED.")
+    """How many verdicts (a property or rule on a vector slot for one exception class) are closed, under
+    hypotheses, UNKNOWN and VIOLATED."""
+    def cells(keep: Callable[[dict[str, Any]], bool]) -> int:
+        return sum(max(len(r["ec"]), 1) for r in results if keep(r))
+
+    closed = cells(_closed)
+    under = cells(lambda r: r["verdict"] in ("PROVED", "WAIVED") and not _closed(r))
+    unknown = cells(lambda r: r["verdict"] == "UNKNOWN")
+    violated = cells(lambda r: r["verdict"] == "VIOLATED")
+    return (f"Verdicts (property or rule x vector slot x exception class): {closed} closed, {under} PROVED or "
+            f"WAIVED under hypotheses, {unknown} UNKNOWN, {violated} VIOLATED.")
 
 
 def _pending(results: list[dict[str, Any]]) -> list[str]:
-    """The pending hypotheses, each with how many results it holds open, most first."""
+    """The pending hypotheses, each with how many verdicts it holds open, most first."""
     holding: dict[tuple[str, str, str], int] = {}
     for r in results:
         for h in r.get("pending", []):
-            key = (h["function"], h["clause"], h["why"])
-            holding[key] = holding.get(key, 0) + 1
-    lines = []
-    for (function, clause, why), n in sorted(holding.items(), key=lambda item: (-item[1], item[0])):
-        lines.append(f"- `{function}` {clause}: {_brief_why(why)} ({n} results)")
-    return lines
+            key = (h["function"], h["clause"], _brief_why(h["why"]))
+            holding[key] = holding.get(key, 0) + max(len(r["ec"]), 1)
+    return [f"- `{function}` {clause}: {why} ({n} verdicts)"
+            for (function, clause, why), n in sorted(holding.items(), key=lambda item: (-item[1], item[0]))]
 
 
 def _brief_why(why: str) -> str:

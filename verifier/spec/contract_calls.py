@@ -39,6 +39,8 @@ class ContractCalls:
         return self.contracts.indirect.get(origin, self.contracts.default)
 
     def instead_of_lifted(self, name: str) -> Contract | None:
+        if name in self.contracts.summarised:
+            return self.contracts.for_function(name)
         contract = self.contracts.functions.get(name)
         return contract if contract is not None and not contract.lift else None
 

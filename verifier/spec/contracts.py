@@ -145,6 +145,9 @@ class Contracts:
     percpu_current: str | None = None  # the per-CPU variable that holds the current task at EL0 entry
     applies: str = ""  # the versions of the family this file is for (">= 5.10"); "" for any
     build: BuildFacts = field(default_factory=BuildFacts)
+    # functions whose code is lifted but that are summarised by their contracts anyway: the others of a file
+    # that joined the inputs so that one function of it is followed (proof/run.py)
+    summarised: frozenset[str] = frozenset()
 
     def with_build(self, build: BuildFacts) -> Contracts:
         """These contracts with the build's facts in place of the file's, checked for what the proofs need."""
