@@ -20,6 +20,7 @@ from verifier.proof.contract_run import (
     ContractCheck,
     check_contracts,
     derive_contracts,
+    source_of,
     union_daif,
 )
 from verifier.proof.pool import run_slot_jobs
@@ -268,7 +269,7 @@ def _follow_violated(config: ProveConfig, results: list[Result], checks: list[Co
                    assemblers=[*config.assemblers, *([assembler] * len(added))] if config.assemblers else [],
                    summarised=tuple(sorted(others - set(files))))
     lines = [f"followed: contract {name} {why[name]}: the slots that used it were proved through its code "
-             f"({shown(str(files[name]))})" for name in sorted(files)]
+             f"({source_of(files[name], config.root)})" for name in sorted(files)]
     return more, slots, lines
 
 
