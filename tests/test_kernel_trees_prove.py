@@ -26,7 +26,12 @@ def unknowns(report: dict) -> list[str]:
 @pytest.mark.parametrize("version", ["5.10", "7.2", "7.3"])
 def test_every_slot_and_class_has_a_verdict(kernel_report: Callable[..., dict], version: str) -> None:
     report = kernel_report(version)
-    assert not unknowns(report), "\n".join(unknowns(report))
+    # 5.10's do_debug_exception (mm/fault.c) sets the saved D bit for the Cortex-A76 erratum, against its contract:
+    # the debug classes are proved through its code, and its call of the debug hook (`inf->fn`) is indirect
+    followed = [line for line in report["assumptions"] if line.startswith("followed: contract do_debug_exception")]
+    left = [line for line in unknowns(report) if not (followed and "arch/arm64/mm/fault.c" in line)]
+    assert not left, "\n".join(left)
+    assert bool(followed) == (version == "5.10"), followed
     covered = {(r["property"], r["vector"]) for r in report["results"]}
     for slot in ALL_SLOTS:
         for prop in OBLIGATIONS:

@@ -242,8 +242,14 @@ def test_shards_split_the_proofs_and_merge_gives_the_same_report(setting: dict[s
     merged_data, whole_data = json.loads(merged.read_text()), json.loads(whole.read_text())
     assert whole_data["summary"]["proofs"] == 0  # the shards' results are in the cache
     assert merged_data["transitions"] == whole_data["transitions"]
-    assert merged_data["base"]["verdicts"] == whole_data["base"]["verdicts"]
-    assert [c["verdicts"] for c in merged_data["commits"]] == [c["verdicts"] for c in whole_data["commits"]]
+
+    def verdicts(entry: dict[str, Any]) -> list[dict[str, Any]]:
+        # each shard checks the contracts of its own slots' calls (merge keeps the worst of each function's
+        # checks), the whole run those of all of them: what a check says of a pending contract may differ
+        return [{k: v for k, v in verdict.items() if k != "pending"} for verdict in entry["verdicts"]]
+
+    assert verdicts(merged_data["base"]) == verdicts(whole_data["base"])
+    assert [verdicts(c) for c in merged_data["commits"]] == [verdicts(c) for c in whole_data["commits"]]
 
 
 def _job_commands(path: Path) -> list[str]:

@@ -7,6 +7,7 @@ shards (one, without --shard) into per-commit reports. Comparing those is `verif
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import subprocess
@@ -269,6 +270,12 @@ def _checks(config_of: dict[str, ProveConfig], outcomes: dict[str, dict[str, Any
     followed: dict[str, list[str]] = {}
     for key, slots in outcomes.items():
         config = config_of[key]
+        # the checks of these very outcomes, kept from an earlier run (a warm re-run checks nothing)
+        kept_as = results.root / key / f"checks-{_digest([slots, config.contract_depth])}.json"
+        with contextlib.suppress(OSError, ValueError, KeyError):
+            kept = json.loads(kept_as.read_text())
+            checks[key], followed[key] = kept["checks"], kept["followed"]
+            continue
         contracts = load_contracts(config.contracts, config.build)
         index = CodeIndex(list(config.files) + list(config.callees), config.root)
         mine = {slot: SlotOutcome(**data) for slot, data in slots.items()}
@@ -293,7 +300,15 @@ def _checks(config_of: dict[str, ProveConfig], outcomes: dict[str, dict[str, Any
                       f"{count_verdicts(check.verdict for check in checked.checks) or 'no contracts'}")
         checks[key] = [check.json() for check in checked.checks]
         followed[key] = checked.followed
+        kept_as = results.root / key / f"checks-{_digest([slots, config.contract_depth])}.json"
+        with contextlib.suppress(OSError):
+            kept_as.parent.mkdir(parents=True, exist_ok=True)
+            kept_as.write_text(json.dumps({"checks": checks[key], "followed": followed[key]}))
     return checks, followed
+
+
+def _digest(data: object) -> str:
+    return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 # A contract checked by several shards (each under the DAIF its own slots' calls reach it with) stands as the
