@@ -113,7 +113,7 @@ def _pending(results: list[dict[str, Any]]) -> list[str]:
     holding: dict[tuple[str, str, str], int] = {}
     for r in results:
         for h in r.get("pending", []):
-            key = (h["function"], h["clause"], _brief_why(h["why"]))
+            key = (h["function"], h["clause"], " ".join(_brief_why(h["why"]).split()))  # one line each
             holding[key] = holding.get(key, 0) + max(len(r["ec"]), 1)
     return [f"- `{function}` {clause}: {why} ({n} verdicts)"
             for (function, clause, why), n in sorted(holding.items(), key=lambda item: (-item[1], item[0]))]
