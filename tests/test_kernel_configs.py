@@ -110,7 +110,7 @@ def test_results_tables_agree_with_the_slots_the_tests_prove(config_report: Call
     report = report_of(config_report, version, flavour)
     for (vector, prop) in {(r["vector"], r["property"]) for r in report["results"]}:
         verdicts = {r["verdict"] for r in report["results"] if (r["vector"], r["property"]) == (vector, prop)}
-        cell = cells[vector, prop]
+        cell = cells[vector, prop].replace("\\*", "")  # `*`: some PROVED classes under hypotheses
         assert cell != "-", (vector, prop)
         if cell == "ok":
             assert verdicts == {"PROVED"}, (vector, prop, verdicts)
