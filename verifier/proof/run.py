@@ -137,17 +137,17 @@ def check_and_follow(config: ProveConfig, contracts: Contracts, outcomes: dict[s
     followed: list[str] = []
     for _ in range(FOLLOW_ROUNDS):
         results = [Result.from_json(r) for outcome in outcomes.values() for r in outcome.results]
-        again = _follow_violated(config, results, checks, checking.index)
+        again = _follow_violated(config, contracts, results, checks, checking.index)
         if again is None:
             break
-        config, slots, lines = again
-        followed += lines
+        config, slots, lines = again  # lines: the followed functions, each with what the report says of it
+        followed += lines.values()
         if checking.progress:
-            checking.progress(f"{'; '.join(lines)}: proving {', '.join(s.name for s in slots)} again, "
+            checking.progress(f"{'; '.join(lines.values())}: proving {', '.join(s.name for s in slots)} again, "
                               "following its code")
         before = {slot.name: outcomes[slot.name] for slot in slots}
         for name, outcome in reprove(config, slots).items():
-            outcomes[name] = kept_violations(before[name], outcome, _followed_names(lines))
+            outcomes[name] = kept_violations(before[name], outcome, set(lines))
         found_false = [check for check in checks if check.verdict == "VIOLATED"]
         checks = checked_contracts(config, contracts, list(outcomes.values()), checking)
         names = {check.function for check in checks}
@@ -158,10 +158,6 @@ def check_and_follow(config: ProveConfig, contracts: Contracts, outcomes: dict[s
 # Obligations that fail at the instruction where they are broken, whatever the path does after it (the others
 # fail at the eret, which the rest of the path must reach); a policy rule fails at its event likewise.
 FAILS_WHERE_BROKEN = frozenset({"daif-order", "mdscr-sync"})
-
-
-def _followed_names(lines: list[str]) -> set[str]:
-    return {line.split()[2] for line in lines}  # "followed: contract NAME ..."
 
 
 def kept_violations(old: SlotOutcome, new: SlotOutcome, followed: set[str]) -> SlotOutcome:
@@ -235,14 +231,13 @@ def _prove_slots(config: ProveConfig, slots: Iterable[Slot], jobs: int, progress
     return outcomes
 
 
-def _follow_violated(config: ProveConfig, results: list[Result], checks: list[ContractCheck], index: CodeIndex
-                     ) -> tuple[ProveConfig, tuple[Slot, ...], list[str]] | None:
+def _follow_violated(config: ProveConfig, contracts: Contracts, results: list[Result], checks: list[ContractCheck],
+                     index: CodeIndex) -> tuple[ProveConfig, tuple[Slot, ...], dict[str, str]] | None:
     """Where a result rests on a contract that its function's code violates, or that rests (through its
     check's own callees) on one that is violated, the files of those functions join the inputs, so that the
     slots that used them are proved again through their code instead of a false summary (a contract used
     instead of the code, `lift = false`, stays: those results stay UNKNOWN). None: nothing to follow."""
     consolidation = Consolidation(checks)
-    contracts = load_contracts(config.contracts, config.build)
     files: dict[str, Path] = {}
     why: dict[str, str] = {}
     for result in results:
@@ -268,8 +263,8 @@ def _follow_violated(config: ProveConfig, results: list[Result], checks: list[Co
     more = replace(config, files=[*config.files, *added],
                    assemblers=[*config.assemblers, *([assembler] * len(added))] if config.assemblers else [],
                    summarised=tuple(sorted(others - set(files))))
-    lines = [f"followed: contract {name} {why[name]}: the slots that used it were proved through its code "
-             f"({source_of(files[name], config.root)})" for name in sorted(files)]
+    lines = {name: f"followed: contract {name} {why[name]}: the slots that used it were proved through its code "
+                   f"({source_of(files[name], config.root)})" for name in sorted(files)}
     return more, slots, lines
 
 
