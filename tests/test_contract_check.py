@@ -13,8 +13,9 @@ import pytest
 
 from verifier.cli.main import main
 from verifier.engine.explore import Options
+from verifier.proof.callback_derive import derive_callbacks
 from verifier.proof.config import BUNDLED_CONTRACTS, ProveConfig
-from verifier.proof.contract_run import CheckInputs, check_contracts
+from verifier.proof.contract_run import CheckInputs, CodeIndex, check_contracts
 from verifier.proof.run import Report, prove
 from verifier.spec.contract_derive import describe_relation
 from verifier.spec.contracts import BuildFacts, load_contracts
@@ -372,3 +373,132 @@ def test_a_loop_with_no_way_out_never_returns(tmp_path: Path) -> None:
         CheckInputs([callees], call_daif={"parks": [0], "parks_until": [0]}), load_contracts(path), Options())}
     assert found["parks"].verdict == "PROVED", found["parks"]
     assert found["parks_until"].verdict == "VIOLATED", found["parks_until"]
+
+
+def bug_site(flags: int) -> str:
+    """A BUG()/WARN() as arm64's asm-bug.h emits it: a __bug_table entry (brk, file, line, flags), then the brk."""
+    return (f"\t.pushsection __bug_table,\"aw\"; .align 2; 14470: .long 14471f - .; .long 0; .short 7; "
+            f".short {flags}; .align 2; .popsection; 14471: brk 0x800\n")
+
+
+@pytest.mark.parametrize(("flags", "verdict"), [(1 | (9 << 8), "VIOLATED"), (9 << 8, "PROVED")],
+                         ids=["warn", "bug"])
+def test_a_warn_goes_on_past_its_brk_and_a_bug_does_not(tmp_path: Path, flags: int, verdict: str) -> None:
+    # WARN_ON(x) then code that breaks the contract: the path after a WARN's brk runs (its handler returns past
+    # it), the path after a BUG's does not (the kernel dies there); the __bug_table's flags say which it is
+    callees = tmp_path / "callees.s"
+    callees.write_text("\t.text\n\t.globl\twarns\nwarns:\n\tcbz\tx0, 1f\n" + bug_site(flags)
+                       + "\tmsr\tdaifset, #2\n1:\tret\n")
+    found = {c.function: c for c in check_contracts(
+        CheckInputs([callees], call_daif={"warns": [0]}), load_contracts(BUNDLED_CONTRACTS), Options())}
+    assert found["warns"].verdict == verdict, found["warns"]
+
+
+DIES = """
+\t.text
+\t.globl\tdies
+dies:
+\tstp\tx29, x30, [sp, #-16]!
+\tbl\tprints
+\tldr\tx1, [x0]
+\tldr\tx2, [x1, x3]
+\tcbz\tx2, 1f
+\tbl\tpanic
+1:\tbl\tprints
+\tb\tpanic
+\t.globl\tdies_or_not
+dies_or_not:
+\tcbz\tx0, 1f
+\tbl\tpanic
+1:\tret
+"""
+
+
+def test_a_noreturn_contract_is_shown_by_the_codes_control_flow(tmp_path: Path) -> None:
+    # a load no engine can place does not matter to whether a function returns: its control flow has no
+    # return, so it does not, and that rests on panic's contract alone, not on the calls it came back from
+    callees = tmp_path / "callees.s"
+    callees.write_text(DIES)
+    path = tmp_path / "contracts.toml"
+    path.write_text(BUNDLED_CONTRACTS.read_text() + "\n[function.dies]\nreturns = false\n"
+                    "[function.dies_or_not]\nreturns = false\n[function.panic]\nreturns = false\n")
+    found = {c.function: c for c in check_contracts(
+        CheckInputs([callees], call_daif={"dies": [0], "dies_or_not": [0]}), load_contracts(path), Options())}
+    assert found["dies"].verdict == "PROVED", found["dies"]
+    assert found["dies"].callees == ["panic"]
+    assert found["dies_or_not"].verdict == "VIOLATED", found["dies_or_not"]
+
+
+PATCHED = """
+\t.macro alternative_cb cap, cb
+\t.pushsection .altinstructions, "a"
+\t.word 661f - .
+\t.word \\cb - .
+\t.hword (1 << 15) | \\cap
+\t.byte 662f-661f
+\t.byte 0
+\t.popsection
+661:
+\t.endm
+\t.macro alternative_cb_end
+662:
+\t.endm
+
+\t.text
+\t.globl\tuses_site
+uses_site:
+\talternative_cb 1, writes_mask
+\tnop
+\talternative_cb_end
+\tret
+
+\t.globl\twrites_mask
+writes_mask:
+\tstp\tx29, x30, [sp, #-32]!
+\tmov\tx29, sp
+\tstp\tx19, x20, [sp, #16]
+\tmov\tx19, x2
+\tmov\tw20, w3
+\tbl\tencode
+1:\tcbz\tw20, 2f
+\tstr\tw0, [x19], #4
+\tsub\tw20, w20, #1
+\tb\t1b
+2:\tldp\tx19, x20, [sp, #16]
+\tldp\tx29, x30, [sp], #32
+\tret
+encode:
+\tmov\tw0, #0x42df
+\tmovk\tw0, #0xd503, lsl #16
+\tret
+
+\t.globl\twrites_loaded
+writes_loaded:
+\tldr\tw4, [x0]
+\tstr\tw4, [x2]
+\tret
+"""
+
+
+def test_what_a_callback_writes_at_its_site_is_read_from_its_code(tmp_path: Path) -> None:
+    # the contracts file says the callback changes nothing there (`registers = []`); its code writes
+    # `msr daifset, #2` (through a helper it calls): run as its code says, the site masks I, and the function
+    # returns with DAIF other than it was called with
+    callees = tmp_path / "callees.s"
+    callees.write_text(PATCHED)
+    path = tmp_path / "contracts.toml"
+    path.write_text(BUNDLED_CONTRACTS.read_text() + "\n[callback.writes_mask]\npatches = \"registers\"\n"
+                    "registers = []\n")
+    written = load_contracts(path)
+    inputs = CheckInputs([callees], call_daif={"uses_site": [0]})
+    assert {c.function: c for c in check_contracts(inputs, written, Options())}["uses_site"].verdict == "PROVED"
+    derived = {d.callback: d for d in derive_callbacks(CodeIndex([callees], None), written, Options(),
+                                                       {"writes_mask": {1}, "writes_loaded": {1}})}
+    assert derived["writes_mask"].variants == {1: ((0xD50342DF,),)}, derived["writes_mask"].text
+    assert "msr" in derived["writes_mask"].text and derived["writes_mask"].check().verdict == "PROVED"
+    assert derived["writes_loaded"].variants is None and "not a constant" in derived["writes_loaded"].text
+    build = BuildFacts(derived_patches={"writes_mask": derived["writes_mask"].build_json()})
+    found = {c.function: c for c in check_contracts(inputs, load_contracts(path, build), Options())}
+    assert found["uses_site"].verdict == "VIOLATED", found["uses_site"]
+    assert found["uses_site"].counterexample is not None
+    assert any("msr" in step["insn"] for step in found["uses_site"].counterexample["trace"])

@@ -97,6 +97,9 @@ class Run:
         self.replacements = {repl: (site_address, site.repl_len, site.orig_len)
                              for site_address, sites in image.alternatives.items()
                              for site, _, repl in sites if repl is not None and site.repl_len}
+        # what a callback wrote at a site, placed apart as the prover placed it (image.patched_code)
+        for start, (site_address, words) in image.patched.items():
+            self.replacements[start] = (site_address, 4 * len(words), 4 * len(words))
         self.result: Confirmation | None = None
 
     # ------------------------------------------------------------------------------------ state
@@ -133,6 +136,11 @@ class Run:
             self.write(address, raw)
         for address in [*self.linked.stubs, *self.linked.far]:
             self.map(address, 4)
+        for start, (site, words) in self.image.patched.items():  # a kept word is the site's own
+            for index, word in enumerate(words):
+                self.map(site + 4 * index, 4)
+                data = bytes(self.uc.mem_read(site + 4 * index, 4)) if word < 0 else word.to_bytes(4, "little")
+                self.write(start + 4 * index, data)
         self.memory_words(epochs=None)
 
     def memory_words(self, epochs: dict[str, int] | None, classify: object = None) -> None:
@@ -194,6 +202,9 @@ class Run:
         self._streaming_rdvl(address)
         self._system_register(address)
         self._call_outside(address)
+        if self.image.unalias(address) in self.image.warnings:
+            # a WARN()'s brk: the kernel's handler reports and returns past it (Unicorn would raise instead)
+            self.uc.reg_write(uc_const.UC_ARM64_REG_PC, address + 4)
 
     def _system_register(self, address: int) -> None:
         """`mrs`/`msr` of a system register other than PSTATE's and the stack pointers': the run holds it (its
@@ -279,6 +290,9 @@ class Run:
         else a divergence."""
         if address in self.alt_exits:  # the end of a replacement: on after the site it replaced
             self.uc.reg_write(uc_const.UC_ARM64_REG_PC, self.alt_exits[address])
+            return
+        if self.image.patched.get(expected, (None,))[0] == address:  # the site as its callback wrote it
+            self.uc.reg_write(uc_const.UC_ARM64_REG_PC, expected)
             return
         for site, _, repl in self.image.alternatives.get(address, []):
             if site.callback:

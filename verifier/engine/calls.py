@@ -10,8 +10,10 @@ live; the explorer only knows that a summarised call may not return.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Protocol
 
+from verifier.ir.program import Insn
 from verifier.semantics.state import BV, State
 
 # A fresh symbolic value for what a summarised call leaves in some place: fresh(what, bits).
@@ -28,6 +30,19 @@ class Summary(Protocol):
     def returns(self) -> bool: ...
 
 
+@dataclass(frozen=True)
+class PatchedWord:
+    """An instruction word a callback writes at its site, and what it decodes to."""
+
+    word: int
+    insn: Insn
+
+
+# What a callback may leave at a site of n instructions: per instruction, the word it wrote (None: the
+# original instruction stays)
+Variant = tuple[PatchedWord | None, ...]
+
+
 class Patch(Protocol):
     """What an `alternative_cb` callback may put at its site."""
 
@@ -35,6 +50,11 @@ class Patch(Protocol):
     def fresh_registers(self) -> tuple[str, ...]: ...  # registers the patched code leaves unknown
 
     def describe(self) -> str: ...
+
+    def variants(self, length: int) -> tuple[Variant, ...] | None:
+        """Every instruction sequence the callback can leave at a site of `length` instructions, read from
+        its code; None: not known (the site is skipped, `fresh_registers` changed)."""
+        ...
 
 
 class CallModel(Protocol):

@@ -25,7 +25,7 @@ from typing import Protocol, cast
 
 import z3
 
-from verifier.engine.calls import CallModel, Summary
+from verifier.engine.calls import CallModel, Summary, Variant
 from verifier.engine.image import CodeRef, Image
 from verifier.engine.memory import MemoryAccess, Unresolved
 from verifier.engine.observer import Event, Findings
@@ -48,6 +48,8 @@ ENGINE_ASSUMPTIONS = (
     "alternative_cb callbacks patch as their contracts say",
     "TPIDR_EL1 and TPIDR_EL2 both hold this CPU's per-CPU offset at entry (the kernel reads the one "
     "its VHE alternative selects)",
+    "a brk, udf or hlt ends its path (BUG(): the kernel dies), except the brk of a WARN(), which the "
+    "kernel's __bug_table marks and whose handler returns past it with the state unchanged",
 )
 
 # What a loop that never ends may run: hints and barriers, nothing that branches, traps or touches memory.
@@ -362,6 +364,10 @@ class Explorer:
         if path.alt is None and path.skip_alt != path.pc and path.pc in self.image.alternatives:
             self._fork_alternatives(path)
             return
+        if path.alt is not None and path.pc == path.alt.end:  # back from a call that ended the replacement
+            path.pc, path.alt = path.alt.orig_end, None
+            self._push(path)
+            return
         # decided here, and about to leave the site: a path that ran the original instructions merges with one
         # that ran the replacement where they meet again (the mark kept them apart for good)
         path.skip_alt = None
@@ -427,10 +433,33 @@ class Explorer:
             return
         path.summaries.add(patch.describe())
         self._rests_on(path, CALLBACK + name)
+        site = path.pc
+        variants = patch.variants((orig_end - site) // 4)
+        if variants is not None:
+            self._patch_variants(path, name, variants, orig_end)
+            return
         for reg in patch.fresh_registers:
             path.state.write_reg(reg, self._fresh(path, f"{name}.{reg}"))
         path.pc = orig_end
         self._push(path)
+
+    def _patch_variants(self, path: Path, name: str, variants: tuple[Variant, ...], orig_end: int) -> None:
+        """One path per instruction sequence the callback can leave at the site (read from its code), each
+        run where it stands; which one is a free choice of the boot, named so that a model picks one."""
+        site = path.pc
+        choice = self._fresh(path, f"{name}.variant", 8) if len(variants) > 1 else None
+        for n, variant in enumerate(variants):
+            branch = path if n == len(variants) - 1 else path.copy()
+            if choice is not None:
+                branch.guard = z3.simplify(z3.And(path.guard, choice == n))
+                branch.witness = None
+            if all(word is None for word in variant):  # left as it was
+                branch.skip_alt = site
+            else:
+                start = self.image.patched_code(site, variant)
+                branch.alt = AltRun(start, start + 4 * len(variant), site, orig_end)
+                branch.pc = start
+            self._push(branch)
 
     # ------------------------------------------------------------------------------- execution
 
@@ -517,6 +546,10 @@ class Explorer:
             if effect.kind in ("hvc", "smc"):
                 firmware = self.calls.firmware()
                 self._summarised_call(path, firmware, firmware.name, next_pc)
+            elif self._warns_at(path.pc):  # WARN(): its handler reports, then the code goes on
+                path.pc = next_pc
+                self._leave_alt(path)
+                self._push(path)
             else:
                 self.fatal(path, f"{effect.kind} #{effect.imm:#x} (BUG()/trap)")
         else:
@@ -642,7 +675,10 @@ class Explorer:
     def _traps_at(self, address: int) -> bool:
         code = self.image.code(address)
         return (code is not None and code.item.insn is not None and code.item.insn.mnemonic in TRAPS
-                and address not in self.image.alternatives)
+                and address not in self.image.alternatives and not self._warns_at(address))
+
+    def _warns_at(self, address: int) -> bool:
+        return self.image.unalias(address) in self.image.warnings
 
     def _return(self, path: Path, target: BV) -> None:
         target = z3.simplify(target)

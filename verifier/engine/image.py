@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import bisect
 import hashlib
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field, replace
 
+from verifier.engine.calls import Variant
 from verifier.ir.program import (
     Addr,
     AlternativeSite,
@@ -31,6 +32,11 @@ from verifier.ir.program import (
 
 IMAGE_BASE = 0xFFFF_8000_1000_0000
 SECTION_STRIDE = 0x0100_0000  # 16 MiB apart: every lifted section fits
+
+# include/asm-generic/bug.h: BUG()/WARN() sites are recorded in __bug_table; BUGFLAG_WARNING (1 << 0, the same
+# since 2.6.19) marks a WARN, whose brk handler reports and returns to the next instruction.
+BUG_TABLE = "__bug_table"
+WARNING_FLAG = 1 << 0
 
 
 @dataclass(frozen=True)
@@ -68,6 +74,10 @@ class Image:
     names: dict[int, str] = field(default_factory=dict)  # address -> the symbol that names it (_name_rank)
     alternatives: dict[int, list[tuple[AlternativeSite, int, int | None]]] = field(default_factory=dict)
     aliases: list[tuple[int, int, int]] = field(default_factory=list)  # (alias base, real base, size)
+    warnings: frozenset[int] = frozenset()  # the brk of each WARN(): report_bug() returns past it
+    # code a boot-time callback writes at an alternative's site, placed apart: its start -> (the site, the
+    # words); made on demand by patched_code()
+    patched: dict[int, tuple[int, tuple[int, ...]]] = field(default_factory=dict)
 
     # ---------------------------------------------------------------------------------- building
 
@@ -102,7 +112,57 @@ class Image:
                 if site.repl is not None:
                     repl = image.section_base(index, site.repl.section) + site.repl.offset
                 image.alternatives.setdefault(orig, []).append((site, index, repl))
+        image.warnings = frozenset(image._bug_sites(WARNING_FLAG))
         return image
+
+    def _bug_sites(self, flag: int) -> Iterator[int]:
+        """The brk sites whose __bug_table entry (the kernel's own record of its BUG()s and WARN()s) has
+        `flag`. An entry starts with a PC-relative word naming its brk and ends with its 16-bit flags; what
+        lies between (file, line) varies with the configuration, so each entry runs to the next one."""
+        for placed in self.sections:
+            if placed.name != BUG_TABLE:
+                continue
+            entries: list[tuple[int, list[DataValue]]] = []
+            for offset in sorted(placed.items):
+                for value in placed.items[offset].data:
+                    site = self.address(value.target, placed.program) \
+                        if value.pcrel and value.size == 4 and value.target is not None else None
+                    if site is not None and self.code(site) is not None:
+                        entries.append((site, []))
+                    elif entries:
+                        entries[-1][1].append(value)
+            for site, fields in entries:
+                flags = [v.value for v in fields if v.size == 2 and v.target is None]
+                if flags and flags[-1] & flag:
+                    yield site
+
+    def patched_code(self, site: int, variant: Variant) -> int:
+        """Where the instructions a callback leaves at `site` (each written word, or the original) run: a
+        section of their own, made once per site and variant, each instruction located at its site's line."""
+        words = tuple(w.word if w is not None else -1 for w in variant)
+        for start, (at, known) in self.patched.items():
+            if at == site and known == words:
+                return start
+        base = self.sections[-1].base + SECTION_STRIDE
+        items: dict[int, Item] = {}
+        for index, written in enumerate(variant):
+            original = self.code(site + 4 * index)
+            src = original.item.src if original is not None else None
+            if written is None:
+                if original is None:
+                    raise ValueError(f"no instruction at {site + 4 * index:#x} to keep")
+                items[4 * index] = replace(original.item, offset=4 * index)
+            else:
+                items[4 * index] = Item(4 * index, 4, "insn", written.insn, raw=written.word.to_bytes(4, "little"),
+                                        src=src)
+        at_site = self.code(site)
+        program = at_site.program if at_site is not None else 0
+        self.sections.append(PlacedSection(program, f"patched@{site:#x}#{len(self.patched)}", base, 4 * len(variant),
+                                           items))
+        self.patched[base] = (site, words)
+        for cache in ("_bases", "_offsets", "_owners"):
+            self.__dict__.pop(cache, None)
+        return base
 
     def add_alias(self, section: str, alias_base: int) -> None:
         """Code of `section` is also reachable at `alias_base` (the KPTI trampoline's fixmap alias)."""
@@ -175,6 +235,9 @@ class Image:
         return known[address]
 
     def _function_at(self, address: int) -> str | None:
+        for start, (site, words) in self.patched.items():
+            if start <= address < start + 4 * len(words):
+                return self._function_at(site)
         if not hasattr(self, "_spans"):
             spans = []
             for index, program in enumerate(self.programs):

@@ -14,13 +14,20 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from verifier.kernel.companions import built_sources, built_subdirs, called_symbols, enabled_options
+from verifier.kernel.companions import (
+    built_sources,
+    built_subdirs,
+    callback_symbols,
+    called_symbols,
+    enabled_options,
+)
 
-# Where the arm64 entry code's callees live: the arch's exception handlers, the generic entry code and the
+# Where the arm64 entry code's callees live: the arch's exception handlers (and its instruction encoders, which
+# the alternative callbacks call), the generic entry code and the
 # core kernel files its hooks (context tracking, RCU, softirq, preemption, printk) are in; then the memory,
 # block and file-system cores the return-to-user work calls into (memcg throttling, blkcg, debugfs).
-SEARCHED_DIRS = ("arch/arm64/kernel", "arch/arm64/mm", "kernel/entry", "kernel", "kernel/irq", "kernel/rcu",
-                 "kernel/sched", "kernel/locking", "kernel/trace", "lib", "mm", "block", "fs")
+SEARCHED_DIRS = ("arch/arm64/kernel", "arch/arm64/mm", "arch/arm64/lib", "kernel/entry", "kernel", "kernel/irq",
+                 "kernel/rcu", "kernel/sched", "kernel/locking", "kernel/trace", "lib", "mm", "block", "fs")
 _LABEL = re.compile(r"^([A-Za-z_.$][\w.$]*):", re.MULTILINE)
 _DEFINITION = re.compile(r"^[A-Za-z_][^;{}()#]*?\b([A-Za-z_]\w*)\s*\([^;{}]*\)\s*(?:__\w+(?:\([^)]*\))?\s*)*\{",
                          re.MULTILINE)
@@ -52,9 +59,10 @@ def assembly_labels(assembly: list[Path]) -> set[str]:
     return {name for path in assembly if path.is_file() for name in _LABEL.findall(path.read_text(errors="replace"))}
 
 
-def callee_ring(tree: Path, build_dir: Path, assembly: list[Path]) -> CalleeRing:
-    """The callees of ASSEMBLY (direct calls and tail calls) it does not define, and their files."""
-    wanted = called_symbols(assembly) - assembly_labels(assembly)
+def callee_ring(tree: Path, build_dir: Path, assembly: list[Path], known: set[str] | None = None) -> CalleeRing:
+    """The callees of ASSEMBLY (direct calls and tail calls, and the alternative_cb callbacks it names) it
+    does not define, and their files; `known`: functions already placed (left out)."""
+    wanted = (called_symbols(assembly) | callback_symbols(assembly)) - assembly_labels(assembly) - (known or set())
     enabled = enabled_options(build_dir)
     ring = CalleeRing()
     built = {str(path.relative_to(build_dir).with_suffix(suffix)) for path in assembly

@@ -14,6 +14,10 @@ from pathlib import Path
 GENERIC_ENTRY_DIR = "kernel/entry"
 # `bl sym` / `b sym` and tail calls in the assembly: the callee names.
 _CALLS = re.compile(r"^\s+(?:bl|b)\s+([A-Za-z_][\w.]*)\s*(?://.*)?$", re.MULTILINE)
+# alternative_cb callbacks: `alternative_cb CAP, cb` (entry.S's macro) and the `.word cb - .` of the
+# ALTERNATIVE_CB() records compiled C emits; a local label (`661b - .`) starts with a digit or a dot.
+_CALLBACKS = re.compile(r"^\s*(?:alternative_cb\s+[^,\n]+,\s*([A-Za-z_]\w*)\s*$|\.word\s+([A-Za-z_]\w*)\s*-\s*\.\s*$)",
+                        re.MULTILINE)
 _OBJ = re.compile(r"^obj-(?:\$\((CONFIG_\w+)\)|y)\s*[:+]?=\s*(.*)$")
 
 
@@ -71,6 +75,13 @@ def built_subdirs(tree: Path, directory: str, enabled: set[str]) -> list[str]:
 def called_symbols(assembly: list[Path]) -> set[str]:
     # a file make did not produce is reported by the caller; it calls nothing here
     return {name for path in assembly if path.is_file() for name in _CALLS.findall(path.read_text(errors="replace"))}
+
+
+def callback_symbols(assembly: list[Path]) -> set[str]:
+    """The alternative_cb callbacks the assembly's alternatives name (boot-time code, read for what it
+    patches)."""
+    return {a or b for path in assembly if path.is_file()
+            for a, b in _CALLBACKS.findall(path.read_text(errors="replace"))}
 
 
 def defines(source: Path, names: set[str]) -> bool:

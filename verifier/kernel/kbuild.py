@@ -24,8 +24,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-from verifier.kernel.callees import callee_ring
-from verifier.kernel.companions import generic_entry_sources
+from verifier.kernel.callees import CalleeRing, assembly_labels, callee_ring
+from verifier.kernel.companions import callback_symbols, generic_entry_sources
 from verifier.util.errors import UserError
 from verifier.util.paths import cache_root
 
@@ -350,13 +350,29 @@ def build_callee_ring(job: KbuildJob, assembly: list[Path]) -> BuiltRing:
     """Build the .s of each file that defines a function ASSEMBLY calls (callees.py), for contract checking.
     A file Kbuild cannot compile alone leaves its functions' contracts trusted, with make's reason."""
     ring = callee_ring(job.tree, job.build_dir, assembly)
+    outputs, missing = _build_ring(job, ring, "the callee ring (contract checking)")
+    # the callbacks' own callees (aarch64_insn_gen_nop() and the like): what a callback writes is read from
+    # its code, and the code it calls
+    callbacks = callback_symbols(assembly) & set(ring.sources)
+    files = [job.build_dir / PurePosixPath(ring.sources[name]).with_suffix(".s") for name in sorted(callbacks)]
+    defined = assembly_labels([*assembly, *outputs])
+    more = callee_ring(job.tree, job.build_dir, [f for f in files if f.is_file()], defined)
+    more.sources = {name: source for name, source in more.sources.items() if source not in ring.files()}
+    if more.sources:
+        extra, extra_missing = _build_ring(job, more, "the callbacks' callees")
+        outputs += extra
+        missing.update(extra_missing)
+    return BuiltRing(outputs, missing)
+
+
+def _build_ring(job: KbuildJob, ring: CalleeRing, what: str) -> tuple[list[Path], dict[str, str]]:
     missing = dict(ring.missing)
     targets = [str(PurePosixPath(source).with_suffix(".s")) for source in ring.files()]
     outputs: list[Path] = []
     with _locked(job.build_dir):
-        progress("KBUILD", f"{len(targets)} files of the callee ring (contract checking)")
+        progress("KBUILD", f"{len(targets)} files of {what}")
         with contextlib.suppress(UserError):  # -k: build what builds; each missing output is said below
-            _run_make(job, ["-k", *targets], "the callee ring")
+            _run_make(job, ["-k", *targets], what)
         for source, target in zip(ring.files(), targets, strict=True):
             path = job.build_dir / target
             if path.is_file():
@@ -365,7 +381,7 @@ def build_callee_ring(job: KbuildJob, assembly: list[Path]) -> BuiltRing:
                 for name, defined_in in ring.sources.items():
                     if defined_in == source:
                         missing[name] = f"{source} did not build to assembly (see {job.build_dir / LOG_NAME})"
-    return BuiltRing(outputs, missing)
+    return outputs, missing
 
 
 def build_asm(job: KbuildJob) -> list[Path]:

@@ -6,7 +6,8 @@ was not checked becomes one of the result's pending hypotheses:
 - a contract whose check is TRUSTED or UNKNOWN: the whole contract (a check that ended UNKNOWN supports
   nothing);
 - a contract whose check is PROVED (every clause): its callees' hypotheses;
-- a callback: what it patches at its site, which the contracts file states;
+- a callback: what it writes at its sites, read from its code (proof/callback_derive.py), resting on the
+  contracts of the calls that derivation summarised; else what the contracts file states, pending;
 - a contract whose check is VIOLATED, anywhere in that closure: the result's PROVED or VIOLATED means
   nothing, so it becomes UNKNOWN with that reason; a result whose paths never used the contract keeps its
   verdict.
@@ -62,7 +63,10 @@ class Consolidation:
         """Add what `name` itself leaves pending or violated; the callees its PROVED check rests on."""
         check = self.checks.get(name)
         if name.startswith(CALLBACK):
-            into.pending.add(Hypothesis(name.removeprefix(CALLBACK), PATCH, CALLBACK_WHY))
+            if check is not None and check.verdict == "PROVED":  # read from its code: rests on its callees
+                return list(check.callees)
+            why = f"{CALLBACK_WHY} ({check.reason})" if check is not None else CALLBACK_WHY
+            into.pending.add(Hypothesis(name.removeprefix(CALLBACK), PATCH, why))
         elif check is None:
             into.pending.add(Hypothesis(name, WHOLE_CONTRACT, "not checked"))
         elif check.verdict == "VIOLATED":

@@ -19,6 +19,7 @@ import z3
 
 from verifier.engine.explore import Entry, Explorer, ExploreRun, Options, Steering, StepListener
 from verifier.engine.image import Image
+from verifier.engine.noreturn import never_returns
 from verifier.engine.paths import Path as ExecPath
 from verifier.engine.replay import model_number, replay
 from verifier.proof.check_store import CheckStore, Kept, check_key, contracts_digest
@@ -198,9 +199,9 @@ def derive_contracts(index: CodeIndex, contracts: Contracts, options: Options,
             continue
         image, address, path = located
         source = source_of(path, index.root)
-        bounded = _bounded(options)
+        limits = bounded(options)
         key = check_key(derive=name, source=source, contracts=where.contracts,
-                        options=asdict(bounded)) if where is not None else ""
+                        options=asdict(limits)) if where is not None else ""
         kept = where.store.get(key, image) if where is not None else None
         if kept is not None:
             table = kept.check["table"]
@@ -211,9 +212,9 @@ def derive_contracts(index: CodeIndex, contracts: Contracts, options: Options,
         ran: set[str] = set()
         derived = _Explored(image, contracts, replace(contracts.functions[name], daif="any"), start)
         noting = Steering(on_step=_noting(image, ran)) if where is not None else None
-        run = _explorer(derived, CallSites(), bounded, noting).explore()
-        why = _why_underived(run)
-        table = None if why else daif_relation(run.returns, start.daif, start.facts, bounded.solver_rlimit)
+        run = _explorer(derived, CallSites(), limits, noting).explore()
+        why = why_underived(run)
+        table = None if why else daif_relation(run.returns, start.daif, start.facts, limits.solver_rlimit)
         if why is None and table is None:
             why = "solver limit reached reading DAIF at a return"
         derivation = Derivation(name, table, why or describe_relation(table or {}), source)
@@ -235,7 +236,7 @@ def _noting(image: Image, ran: set[str]) -> StepListener:
     return note
 
 
-def _why_underived(run: ExploreRun) -> str | None:
+def why_underived(run: ExploreRun) -> str | None:
     if run.unknowns:
         more = f" (and {len(run.unknowns) - 1} more)" if len(run.unknowns) > 1 else ""
         return f"a path was not followed to its end: {run.unknowns[0].reason}{more}"
@@ -246,7 +247,7 @@ def _why_underived(run: ExploreRun) -> str | None:
     return None
 
 
-def _bounded(options: Options) -> Options:
+def bounded(options: Options) -> Options:
     return Options(**{**options.__dict__, "max_steps": min(options.max_steps, CHECK_STEPS),
                       "max_solver_calls": CHECK_SOLVER_CALLS})
 
@@ -273,10 +274,19 @@ def check_contracts(inputs: CheckInputs, contracts: Contracts, options: Options,
             for callee, args in sites.regs.items():
                 regs[callee] = sorted(set(regs.get(callee, [])) | set(args))
         level = {name: daif for name, daif in nested.items() if name not in checks}
-    for name in sorted(level):  # beyond the depth: listed as trusted
-        if name not in checks:
-            checks[name] = ContractCheck(name, "TRUSTED", f"beyond --contract-depth {inputs.depth}",
-                                         depth=inputs.depth + 1)
+    beyond = sorted(level)
+    while beyond:  # beyond the depth: trusted, unless the function's code shows it does not return
+        name = beyond.pop()
+        if name in checks:
+            continue
+        shown = _never_returns(name, inputs.depth + 1, checking, level.get(name), tuple(regs.get(name, ()))) \
+            if not _returns(name, contracts) else None
+        if shown is not None:
+            checks[name] = shown[0]
+            beyond.extend(shown[1].daif)
+            continue
+        checks[name] = ContractCheck(name, "TRUSTED", f"beyond --contract-depth {inputs.depth}",
+                                     depth=inputs.depth + 1)
     return sorted(checks.values(), key=lambda c: (c.depth, c.function))
 
 
@@ -316,10 +326,14 @@ def _check_one(name: str, daif: list[int] | None, depth: int, checking: _Checkin
     image, address, path = located
     contract = contracts.for_function(name)
     source = source_of(path, checking.inputs.root)
-    bounded = _bounded(checking.options)
+    if not contract.returns:
+        structural = _never_returns(name, depth, checking, daif, regs)
+        if structural is not None:
+            return structural
+    limits = bounded(checking.options)
     # by the source, not the .s path: a series' snapshots hold the same file in a directory of their own
     key = check_key(function=name, contract=text, daif=daif, regs=list(regs), depth=depth, source=source,
-                    contracts=where.contracts, options=asdict(bounded)) if where is not None else ""
+                    contracts=where.contracts, options=asdict(limits)) if where is not None else ""
     kept = where.store.get(key, image) if where is not None else None
     if kept is not None:
         return ContractCheck.from_json(kept.check), Nested(kept.nested, kept.nested_regs)
@@ -328,16 +342,40 @@ def _check_one(name: str, daif: list[int] | None, depth: int, checking: _Checkin
     sites = CallSites()
     ran: set[str] = set()  # the functions the check's paths ran
     noting = Steering(on_step=_noting(image, ran)) if where is not None else None
-    run = _explorer(checked, sites, bounded, noting).explore()
+    run = _explorer(checked, sites, limits, noting).explore()
     callees = sorted(run.applied_at)  # its summarised calls and the callbacks it patched
-    verdict, reason, cex = _judge(run, checked, bounded)
-    nested = Nested(sites.resolve(start.facts, bounded.solver_rlimit), sites.regs_of())
+    verdict, reason, cex = _judge(run, checked, limits)
+    nested = Nested(sites.resolve(start.facts, limits.solver_rlimit), sites.regs_of())
     for callee in run.summarised:  # a call that does not return rests on its contract too
         nested.daif.setdefault(callee, None)
     check = ContractCheck(name, verdict, reason, source, depth, callees, cex, text, daif, list(regs))
     if where is not None and "" not in ran:
         where.store.put(key, Kept(check.json(), nested.daif, nested.regs), image, ran)
     return check, nested
+
+
+def _returns(name: str, contracts: Contracts) -> bool:
+    contract = _contract_of(name, contracts)
+    return contract is None or contract.returns
+
+
+def _never_returns(name: str, depth: int, checking: _Checking, daif: list[int] | None, regs: tuple[int, ...]
+                   ) -> tuple[ContractCheck, Nested] | None:
+    """A `returns = false` contract shown by its code's control flow (engine/noreturn.py), which holds
+    whatever the data; it rests only on the contracts of the calls it does not go on after. None when the
+    code is not here or its shape does not show it."""
+    located = None if name.startswith("*") or name == FIRMWARE else checking.index.image_of(name)
+    if not isinstance(located, tuple):
+        return None
+    image, address, path = located
+    contracts = checking.contracts
+    shown = never_returns(image, address, lambda callee: not _returns(callee, contracts))
+    if not shown.proved:
+        return None
+    text = contracts.for_function(name).describe()
+    check = ContractCheck(name, "PROVED", shown.reason, source_of(path, checking.inputs.root), depth,
+                          sorted(shown.rests_on), None, text, daif, list(regs))
+    return check, Nested({callee: None for callee in shown.rests_on})
 
 
 def _contract_of(name: str, contracts: Contracts) -> Contract | None:

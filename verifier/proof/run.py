@@ -11,6 +11,7 @@ from typing import Any
 
 from verifier.engine.explore import ENGINE_ASSUMPTIONS, Options
 from verifier.engine.replay import DictModel, replay
+from verifier.proof.callback_derive import derive_callbacks
 from verifier.proof.check_store import CheckStore
 from verifier.proof.config import ProveConfig
 from verifier.proof.consolidate import Consolidation, consolidate
@@ -23,6 +24,7 @@ from verifier.proof.contract_run import (
     source_of,
     union_daif,
 )
+from verifier.proof.lift_cache import lifted
 from verifier.proof.pool import run_slot_jobs
 from verifier.proof.slot import SlotOutcome, bind_policy, explorers, lift_all, link, observers, slot_rules
 from verifier.semantics import names
@@ -34,6 +36,7 @@ from verifier.spec.counterexample import counterexample
 from verifier.spec.slots import Slot, build, load_assumptions, slot_by_name
 from verifier.spec.verdicts import Result
 from verifier.spec.waivers import Watchlist
+from verifier.util.errors import UserError
 from verifier.util.paths import shown
 
 
@@ -85,6 +88,7 @@ class Checking:
     index: CodeIndex
     store: CheckStore | None
     progress: Progress | None
+    derivations: tuple[ContractCheck, ...] = ()  # the callbacks read from their code, as checks
 
 
 def prove(config: ProveConfig, progress: Progress | None = None, jobs: int = 1) -> Report:
@@ -95,6 +99,10 @@ def prove(config: ProveConfig, progress: Progress | None = None, jobs: int = 1) 
     store = CheckStore() if config.keep_checks else None  # one per run: it prunes the kept checks once
     checking = Checking(index, store, progress) if index is not None else None  # None: --trust-contracts
     derived, build = _derived(config, contracts, checking)
+    patched, build, derivations = _derived_patches(config, contracts, checking, build)
+    derived += patched
+    if checking is not None:
+        checking = replace(checking, derivations=tuple(derivations))
     if build is not config.build:
         config = replace(config, build=build)
         contracts = load_contracts(config.contracts, config.build)
@@ -296,10 +304,41 @@ def _derived(config: ProveConfig, contracts: Contracts, checking: Checking | Non
     return [d.line(contracts) for d in derivations], build
 
 
+def _derived_patches(config: ProveConfig, contracts: Contracts, checking: Checking | None, build: BuildFacts
+                     ) -> tuple[list[str], BuildFacts, list[ContractCheck]]:
+    """The alternative_cb callbacks of the lifted code read from their code: the lines that say what each
+    writes at its sites (or why its written contract stands), the build facts that carry them to the slots'
+    workers, and each derivation as a check the consolidation looks up."""
+    if checking is None:
+        return [], build, []
+    sites: dict[str, set[int]] = {}
+    for path in [*config.files, *config.callees]:
+        try:
+            program = lifted(path, config.root)
+        except UserError:
+            continue  # a file that does not lift says so where it is proved or checked
+        for site in program.alternatives:
+            if site.callback:
+                sites.setdefault(site.callback, set()).add(site.orig_len // 4)
+    if not sites:
+        return [], build, []
+    if checking.progress:
+        checking.progress(f"reading what {', '.join(sorted(sites))} write at their sites from their code")
+    derivations = derive_callbacks(checking.index, contracts, config.options, sites)
+    found = {d.callback: d.build_json() for d in derivations if d.variants is not None}
+    if found:
+        build = replace(build, derived_patches=found)
+    return [d.line() for d in derivations], build, [d.check() for d in derivations]
+
+
 def checked_contracts(config: ProveConfig, contracts: Contracts, outcomes: list[SlotOutcome], checking: Checking
                       ) -> list[ContractCheck]:
-    """The contracts the slots' proofs used, each checked against its code (or trusted, with why)."""
+    """The contracts the slots' proofs used, each checked against its code (or trusted, with why); and the
+    callbacks' derivations with the contracts they rest on."""
     call_daif: dict[str, list[int] | None] = {}
+    for derivation in checking.derivations:
+        for name in derivation.callees:
+            call_daif.setdefault(name, None)
     call_regs: dict[str, list[int]] = {}
     for outcome in outcomes:
         for name, values in outcome.stats.get("call_daif", {}).items():
@@ -312,7 +351,8 @@ def checked_contracts(config: ProveConfig, contracts: Contracts, outcomes: list[
         checking.progress(f"checking {len(call_daif)} contracts against their code")
     inputs = CheckInputs(list(config.files) + list(config.callees), dict(config.callee_missing), call_daif,
                          config.root, config.contract_depth, call_regs)
-    return check_contracts(inputs, contracts, config.options, checking.index, checking.store)
+    checks = check_contracts(inputs, contracts, config.options, checking.index, checking.store)
+    return checks + list(checking.derivations)
 
 
 def contract_lines(checks: list[ContractCheck], depth: int) -> list[str]:

@@ -12,6 +12,9 @@ import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from verifier.engine.calls import PatchedWord, Variant
+from verifier.frontend.decode import decode_word
+from verifier.ir.program import Insn
 from verifier.spec.priority import PriorityFacts
 from verifier.spec.versions import version_in
 from verifier.util.errors import UserError
@@ -83,16 +86,53 @@ class Callback:
     """An `alternative_cb` callback: what the boot-time patching may put at the site."""
 
     name: str
-    patches: str  # "nops" | "registers"
+    patches: str  # "nops" | "registers" | "derived"
     registers: tuple[str, ...] = ()
     note: str = ""
+    # read from its code (proof/callback_derive.py): per site length, the words it can leave there (None:
+    # the original instruction stays)
+    derived: dict[int, tuple[tuple[int | None, ...], ...]] = field(default_factory=dict)
+    source: str = ""
 
     @property
     def fresh_registers(self) -> tuple[str, ...]:
         return self.registers if self.patches == "registers" else ()
 
     def describe(self) -> str:
+        if self.derived:
+            return f"callback {self.name}: {describe_variants(self.derived)} (read from its code in {self.source})"
         return f"callback {self.name}: patches {self.patches}"
+
+    def variants(self, length: int) -> tuple[Variant, ...] | None:
+        known = self.derived.get(length)
+        if known is None:
+            return None
+        return tuple(tuple(None if word is None else PatchedWord(word, _decoded(word)) for word in words)
+                     for words in known)
+
+    def with_derived(self, derived: dict[int, tuple[tuple[int | None, ...], ...]], source: str) -> Callback:
+        return replace(self, patches="derived", derived=derived, source=source)
+
+
+def _decoded(word: int) -> Insn:
+    insn = decode_word(word, ".text", 0)
+    if insn is None:  # the derivation keeps only words that decode
+        raise ValueError(f"{word:#010x} does not decode")
+    return insn
+
+
+def describe_variants(derived: dict[int, tuple[tuple[int | None, ...], ...]]) -> str:
+    """`leaves the site as it was, or writes nop` and the like, per site length."""
+    parts = []
+    for length, variants in sorted(derived.items()):
+        shown = []
+        for words in variants:
+            if all(word is None for word in words):
+                shown.append("leaves it as it was")
+            else:
+                shown.append("writes " + "; ".join("(kept)" if w is None else str(_decoded(w)) for w in words))
+        parts.append(f"at a site of {length} instruction(s): " + ", or ".join(shown))
+    return "; ".join(parts)
 
 
 LAYOUT_KEYS = ("TSK_TI_FLAGS", "S_PC", "S_PSTATE", "S_FRAME_SIZE")
@@ -113,11 +153,15 @@ class BuildFacts:
     # contracts whose DAIF on return was derived from the callee's code (`daif = "derived"`):
     # function -> {"table": [[DAIF at the call, [DAIF on return, ...]], ...], "text": ..., "source": ...}
     derived_daif: dict[str, dict] = field(default_factory=dict)
+    # alternative_cb callbacks whose effect was read from their code: callback -> {"variants": [[site length,
+    # [[word or None, ...], ...]], ...], "source": ...}
+    derived_patches: dict[str, dict] = field(default_factory=dict)
 
     def json(self) -> dict[str, object]:
         return {"version": self.version, "layout": self.layout, "tif": self.tif, "aliases": self.aliases,
                 "derived": list(self.derived), "options": None if self.options is None else sorted(self.options),
-                "priority": self.priority.json(), "derived_daif": self.derived_daif}
+                "priority": self.priority.json(), "derived_daif": self.derived_daif,
+                "derived_patches": self.derived_patches}
 
     @classmethod
     def from_json(cls, data: dict | None) -> BuildFacts:
@@ -126,7 +170,7 @@ class BuildFacts:
         return cls(str(data.get("version", "")), dict(data.get("layout", {})), dict(data.get("tif", {})),
                    dict(data.get("aliases", {})), tuple(data.get("derived", ())),
                    None if options is None else frozenset(options), PriorityFacts.from_json(data.get("priority")),
-                   dict(data.get("derived_daif", {})))
+                   dict(data.get("derived_daif", {})), dict(data.get("derived_patches", {})))
 
 
 @dataclass
@@ -161,6 +205,10 @@ class Contracts:
                             self.path)
         if "TIF_SINGLESTEP" not in self.tif:
             raise UserError("neither the build (thread_info.h) nor the contracts give TIF_SINGLESTEP", self.path)
+        for name, patched in build.derived_patches.items():
+            variants = {int(length): tuple(tuple(words) for words in known) for length, known in patched["variants"]}
+            base = self.callbacks.get(name) or Callback(name, "derived")
+            self.callbacks[name] = base.with_derived(variants, str(patched.get("source", "")))
         for name, derived in build.derived_daif.items():
             if name in self.functions:
                 table = {int(at_call): tuple(returns) for at_call, returns in derived["table"]}
