@@ -496,9 +496,41 @@ def test_what_a_callback_writes_at_its_site_is_read_from_its_code(tmp_path: Path
                                                        {"writes_mask": {1}, "writes_loaded": {1}})}
     assert derived["writes_mask"].variants == {1: ((0xD50342DF,),)}, derived["writes_mask"].text
     assert "msr" in derived["writes_mask"].text and derived["writes_mask"].check().verdict == "PROVED"
-    assert derived["writes_loaded"].variants is None and "not a constant" in derived["writes_loaded"].text
+    assert derived["writes_loaded"].variants is None and "not a constant" in derived["writes_loaded"].text, \
+        derived["writes_loaded"].text
     build = BuildFacts(derived_patches={"writes_mask": derived["writes_mask"].build_json()})
     found = {c.function: c for c in check_contracts(inputs, load_contracts(path, build), Options())}
     assert found["uses_site"].verdict == "VIOLATED", found["uses_site"]
     assert found["uses_site"].counterexample is not None
     assert any("msr" in step["insn"] for step in found["uses_site"].counterexample["trace"])
+
+
+WRITABLE = """
+\t.data
+\t.align\t3
+flag:
+\t.quad\t0
+\t.section\t.rodata
+\t.align\t3
+constant:
+\t.quad\t0
+\t.text
+\t.globl\treads_flag
+reads_flag:
+\tadrp\tx1, {symbol}
+\tldr\tx1, [x1, #:lo12:{symbol}]
+\tcbz\tx1, 1f
+\tmsr\tdaifset, #2
+1:\tret
+"""
+
+
+@pytest.mark.parametrize(("symbol", "verdict"), [("flag", "VIOLATED"), ("constant", "PROVED")])
+def test_writable_data_is_not_its_link_time_value(tmp_path: Path, symbol: str, verdict: str) -> None:
+    # `flag` is 0 in .data at link time, but anything at run time (a boot parameter, per-boot state): the path
+    # where it is set masks I and returns so; read-only data is what the object says
+    callees = tmp_path / "callees.s"
+    callees.write_text(WRITABLE.format(symbol=symbol))
+    found = {c.function: c for c in check_contracts(
+        CheckInputs([callees], call_daif={"reads_flag": [0]}), load_contracts(BUNDLED_CONTRACTS), Options())}
+    assert found["reads_flag"].verdict == verdict, found["reads_flag"]

@@ -202,6 +202,7 @@ class Run:
         self._streaming_rdvl(address)
         self._system_register(address)
         self._call_outside(address)
+        self._firmware_call(address)
         if self.image.unalias(address) in self.image.warnings:
             # a WARN()'s brk: the kernel's handler reports and returns past it (Unicorn would raise instead)
             self.uc.reg_write(uc_const.UC_ARM64_REG_PC, address + 4)
@@ -236,6 +237,14 @@ class Run:
                 value = self.sysregs[encoding]
                 self.uc.reg_write(X_IDS[index], value if name[0] == "x" else value & 0xFFFF_FFFF)
         self.uc.reg_write(uc_const.UC_ARM64_REG_PC, address + 4)
+
+    def _firmware_call(self, address: int) -> None:
+        """An `hvc`/`smc`: the prover summarised it by the firmware's contract; the state after it is the
+        model's (Unicorn has no firmware; it would raise)."""
+        code = self.image.code(address)
+        if code is None or code.item.insn is None or canonical(code.item.insn).mnemonic not in ("hvc", "smc"):
+            return
+        self._summarised(self.replayed.addresses[self.step])
 
     def _call_outside(self, address: int) -> None:
         """A call the prover summarised by its contract (it entered no frame): the run does too, at the call,

@@ -128,6 +128,7 @@ class Options:
     solver_rlimit: int = 60_000_000
     solver_timeout_ms: int = 600_000
     enumerate_limit: int = 64  # values tried for a symbolic indirect branch or table load
+    merge: bool = True  # paths that meet are merged (off: each path to its end alone, for small functions)
 
 
 @dataclass(frozen=True)
@@ -223,7 +224,7 @@ class Explorer:
 
     def _pop(self) -> Path:
         _, _, path = heapq.heappop(self.heap)
-        if self.guide is not None:
+        if self.guide is not None or not self.options.merge:
             return path
         key = self._merge_key(path)
         order = self._order(path)
@@ -448,6 +449,10 @@ class Explorer:
         run where it stands; which one is a free choice of the boot, named so that a model picks one."""
         site = path.pc
         choice = self._fresh(path, f"{name}.variant", 8) if len(variants) > 1 else None
+        if choice is not None and self.guide is not None:  # a replay: the variant its model chose
+            chosen = [n for n in range(len(variants)) if self._satisfy(choice == n)[0]]
+            variants = tuple(variants[n] for n in chosen)
+            choice = None
         for n, variant in enumerate(variants):
             branch = path if n == len(variants) - 1 else path.copy()
             if choice is not None:

@@ -359,6 +359,16 @@ class Image:
         return "".join(self._item_text(placed.items[o], placed.program, start, end, seen) for o in sorted(placed.items)
                        if address <= placed.base + o < stop)
 
+    def writable(self, address: int) -> bool:
+        """Whether the lifted data at `address` may have changed since link time: a section flagged
+        writable (`.data`, `.bss`, `.data..ro_after_init`, ...). Its link-time contents say nothing of what
+        it holds when the code runs (boot parameters, per-boot state, init code)."""
+        placed = self.placed(address)
+        if placed is None:
+            return False
+        section = self.programs[placed.program].sections.get(placed.name)
+        return section is None or "w" in section.flags
+
     def data_bytes(self, address: int, size: int) -> list[int | None]:
         """Constant contents of lifted data, byte by byte, across items; None for a byte that is
         relocated, or outside lifted data."""

@@ -16,6 +16,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from verifier.engine.calls import Variant
+from verifier.engine.explore import CALLBACK
 from verifier.engine.image import Image
 from verifier.ir.canon import canonical
 from verifier.ir.program import Addr, SymRef
@@ -37,10 +39,13 @@ class NoReturn:
     rests_on: set[str] = field(default_factory=set)
 
 
-def never_returns(image: Image, entry: int, does_not_return: Callable[[str], bool]) -> NoReturn:
+def never_returns(image: Image, entry: int, does_not_return: Callable[[str], bool],
+                  patches: Callable[[str, int], tuple[Variant, ...] | None] = lambda _name, _length: None
+                  ) -> NoReturn:
     """Whether the function at `entry` never returns to its caller, by its control flow alone.
     `does_not_return(name)`: the callee's contract says it does not return (the walk does not go on after
-    a call to it, and the answer rests on that contract)."""
+    a call to it, and the answer rests on that contract). `patches(callback, length)`: what an
+    alternative_cb callback can leave at a site (None: not known, and the walk gives up there)."""
     rests: set[str] = set()
     seen: set[int] = set()
     exits: dict[int, int] = {}  # the end of an alternative's replacement -> where it goes on (after its site)
@@ -58,9 +63,18 @@ def never_returns(image: Image, entry: int, does_not_return: Callable[[str], boo
             return NoReturn(False, f"more than {WALK_LIMIT} instructions reachable")
         sites = image.alternatives.get(image.unalias(address), [])
         for site, _program, repl in sites:
-            if site.callback:
-                return NoReturn(False, f"{_where(image, address)}: an alternative its callback patches at boot")
             orig_end = address + site.orig_len
+            if site.callback:
+                variants = patches(site.callback, site.orig_len // 4)
+                if variants is None:
+                    return NoReturn(False, f"{_where(image, address)}: an alternative its callback patches at boot")
+                written = [w.insn for variant in variants for w in variant if w is not None]
+                if any(canonical(insn).mnemonic in LEAVES | CALLS | TRAPS | CONDITIONAL
+                       or canonical(insn).mnemonic.startswith("b") for insn in written):
+                    return NoReturn(False, f"{_where(image, address)}: its callback can write a branch there")
+                rests.add(CALLBACK + site.callback)
+                todo.append(orig_end)  # what it writes runs on to the end of the site
+                continue
             if repl is None or site.repl_len == 0:
                 todo.append(orig_end)
             else:

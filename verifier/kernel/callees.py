@@ -25,9 +25,11 @@ from verifier.kernel.companions import (
 # Where the arm64 entry code's callees live: the arch's exception handlers (and its instruction encoders, which
 # the alternative callbacks call), the generic entry code and the
 # core kernel files its hooks (context tracking, RCU, softirq, preemption, printk) are in; then the memory,
-# block and file-system cores the return-to-user work calls into (memcg throttling, blkcg, debugfs).
+# block and file-system cores the return-to-user work calls into (memcg throttling, blkcg, debugfs); and the
+# SMCCC firmware interface the Spectre callbacks ask for its conduit.
 SEARCHED_DIRS = ("arch/arm64/kernel", "arch/arm64/mm", "arch/arm64/lib", "kernel/entry", "kernel", "kernel/irq",
-                 "kernel/rcu", "kernel/sched", "kernel/locking", "kernel/trace", "lib", "mm", "block", "fs")
+                 "kernel/rcu", "kernel/sched", "kernel/locking", "kernel/trace", "lib", "mm", "block", "fs",
+                 "drivers/firmware/smccc")
 _LABEL = re.compile(r"^([A-Za-z_.$][\w.$]*):", re.MULTILINE)
 _DEFINITION = re.compile(r"^[A-Za-z_][^;{}()#]*?\b([A-Za-z_]\w*)\s*\([^;{}]*\)\s*(?:__\w+(?:\([^)]*\))?\s*)*\{",
                          re.MULTILINE)

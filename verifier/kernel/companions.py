@@ -18,7 +18,7 @@ _CALLS = re.compile(r"^\s+(?:bl|b)\s+([A-Za-z_][\w.]*)\s*(?://.*)?$", re.MULTILI
 # ALTERNATIVE_CB() records compiled C emits; a local label (`661b - .`) starts with a digit or a dot.
 _CALLBACKS = re.compile(r"^\s*(?:alternative_cb\s+[^,\n]+,\s*([A-Za-z_]\w*)\s*$|\.word\s+([A-Za-z_]\w*)\s*-\s*\.\s*$)",
                         re.MULTILINE)
-_OBJ = re.compile(r"^obj-(?:\$\((CONFIG_\w+)\)|y)\s*[:+]?=\s*(.*)$")
+_OBJ = re.compile(r"^(?:obj|lib)-(?:\$\((CONFIG_\w+)\)|y)\s*[:+]?=\s*(.*)$")
 
 
 def enabled_options(build_dir: Path) -> set[str]:
@@ -32,7 +32,8 @@ def enabled_options(build_dir: Path) -> set[str]:
 
 def _built_objects(tree: Path, directory: str, enabled: set[str]) -> list[str]:
     """The entries of DIRECTORY's Makefile built into the kernel for this configuration: its `obj-y` and
-    `obj-$(CONFIG_...)` lines (continued with backslashes) whose option is set (`foo.o`, `printk/`)."""
+    `obj-$(CONFIG_...)` lines (continued with backslashes) whose option is set (`foo.o`, `printk/`), and
+    likewise `lib-` (linked from lib.a where called: arch/arm64/lib's instruction encoders)."""
     try:
         makefile = (tree / directory / "Makefile").read_text(errors="replace")
     except OSError:

@@ -5,8 +5,11 @@ callback stores through `updptr` replaces the site's instructions. Here the call
 entry, with its code and the code of the functions it calls (as far as the lifted files go), for each site
 length the lifted entry code has: `nr_inst` is that length, the three pointers are unknown, and each
 instruction of the site starts as a marker of "not written". At every return the words of the site are
-read back: each an instruction word the callback wrote (a constant: what it wrote cannot depend on run
-time) or the marker. Every combination the paths allow is one variant of the site; the engine runs each.
+read back (paths are not merged, so each path's words are its own): each the marker, or a word the
+callback wrote, whose values are enumerated (what it read, a conduit or a capability, chooses among a few;
+a value that depends on run time has too many). The site is kernel text: a call the callback summarises by
+its contract does not write it unless it is passed a pointer to it (then the callback is not derived).
+Every combination the paths allow is one variant of the site; the engine runs each.
 
 A callback is not derived (its written contract stands, a pending hypothesis of the results that pass
 through it) when a path does not return, when it writes a word that is not a constant or not an
@@ -16,7 +19,7 @@ part of it only. What a derivation rests on: the contracts of the calls it summa
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, cast
 
@@ -37,8 +40,9 @@ from verifier.spec.contract_check import AtCalls, function_start
 from verifier.spec.contracts import Contracts, describe_variants
 from verifier.util.errors import UserError
 
-LINKED_FILES = 8  # the callback's file and the files of the functions it calls, transitively, up to this many
+LINKED_FILES = 32  # the callback's file and the files of the functions it calls, transitively, up to this many
 VARIANTS = 16  # variants of one site: more means the callback is not derived
+HELPER_SIZE = 64  # instructions: a function the callback calls this big or smaller runs as code
 
 Words = tuple[int | None, ...]
 
@@ -79,6 +83,14 @@ class _SiteWords(Observer):
 
     def __init__(self, site: tuple[Region, int], origin: Region | None, length: int) -> None:
         self.site, self.origin, self.length = site, origin, length
+        self.escaped: list[str] = []  # summarised calls that were passed a pointer to the site
+
+    def on_summary(self, path: ObservedPath, name: str, summary: object) -> None:
+        del summary
+        bases = {str(base) for region in (self.site[0], self.origin) if region is not None for base in region.bases}
+        arguments = {str(t) for i in range(8) for t in _subterms(path.state.read_reg(f"x{i}"))}
+        if bases & arguments:
+            self.escaped.append(name)
 
     def copy(self) -> _SiteWords:
         return self
@@ -160,17 +172,31 @@ def _derive(image: Image, address: int, length: int, contracts: Contracts, optio
     site = split_address(state.x[2])  # updptr
     origin = split_address(state.x[1])  # origptr: the same instructions, through another mapping
     assert site is not None
+    # the site is kernel text: a summarised call does not write it (no contract's `writes` covers it), unless
+    # it is given a pointer to it, which makes the callback underived (below)
+    classify = state.memory.classify
+    sites = {site[0], origin[0] if origin else site[0]}
+    state.memory.classify = lambda region: "site" if region in sites else classify(region)
     markers = [z3.BitVec(f"site.word{i}", 32) for i in range(length)]
     for i, marker in enumerate(markers):
         state.memory.store(site[0], site[1] + 4 * i, marker, 4)
-    watching: list[Observer] = [_SiteWords(site, origin[0] if origin else None, length)]
+    site_words = _SiteWords(site, origin[0] if origin else None, length)
+    watching: list[Observer] = [site_words]
     first = ExecPath(state, z3.BoolVal(True), (), start.pc, watching)
-    calls = ContractCalls(contracts, start.priority, regs_frame=False)
-    limits = bounded(options)
+    # the callback's helpers run as code (an instruction encoder is a few instructions); a big callee (printk
+    # and its formatting) is summarised by its contract instead, as the budget would end in it
+    big = frozenset(name for name in image.globals if name != image.names.get(address)
+                    and _size(image, name) > HELPER_SIZE)
+    calls = ContractCalls(replace(contracts, summarised=contracts.summarised | big), start.priority,
+                          regs_frame=False)
+    limits = replace(bounded(options), merge=False)  # each path's words alone: the original, or what it wrote
     run = Explorer(image, calls, Entry(first, list(start.facts), start.caps, start.return_address), limits).explore()
     why = why_underived(run)
     if why is not None:
         raise NotDerived(why)
+    if site_words.escaped:
+        raise NotDerived(f"it passes a pointer to its site to {site_words.escaped[0]}, whose code is not read "
+                         "here (or leaves one in an argument register when it calls it)")
     found: set[Words] = set()
     for ret in run.returns:
         if not z3.is_false(z3.simplify(ret.conditions["stray"])):
@@ -186,6 +212,11 @@ def _derive(image: Image, address: int, length: int, contracts: Contracts, optio
     return tuple(sorted(found, key=lambda w: [-1 if x is None else x for x in w])), set(run.applied_at)
 
 
+def _size(image: Image, name: str) -> int:
+    span = image.function_span(name)
+    return (span[1] - span[0]) // 4 if span is not None else 0
+
+
 def cast_bv(term: z3.ExprRef) -> BV:
     assert isinstance(term, z3.BitVecRef)
     return term
@@ -195,16 +226,30 @@ NOT_WRITTEN = -1
 
 
 def _leaf_index(term: BV, marker: BV) -> z3.ArithRef:
-    """The word as an integer term: its constant, or NOT_WRITTEN for the marker, through the If()s that
-    merged paths put around them; anything else was computed at run time."""
+    """The word of one (unmerged) path as an integer term: NOT_WRITTEN for the marker; else the value it
+    wrote, which must not depend on the instruction it replaces."""
     term = z3.simplify(term)
-    if z3.is_app_of(term, z3.Z3_OP_ITE):
-        return z3.If(term.arg(0), _leaf_index(term.arg(1), marker), _leaf_index(term.arg(2), marker))
     if term.eq(marker):
         return z3.IntVal(NOT_WRITTEN)
     if isinstance(term, z3.BitVecNumRef):
         return z3.IntVal(term.as_long())
-    raise NotDerived(f"it writes a value that is not a constant ({str(term)[:80]})")
+    if marker.get_id() in {t.get_id() for t in _subterms(term)}:
+        raise NotDerived(f"it writes a value computed from the instruction it replaces ({str(term)[:80]})")
+    # computed from what it read (a conduit, a capability): the values it can take are enumerated below,
+    # and a value that depends on run time has too many of them
+    return z3.BV2Int(term)
+
+
+def _subterms(term: z3.ExprRef) -> list[z3.ExprRef]:
+    out, todo, seen = [], [term], set()
+    while todo:
+        current = todo.pop()
+        if current.get_id() in seen:
+            continue
+        seen.add(current.get_id())
+        out.append(current)
+        todo.extend(current.children())
+    return out
 
 
 def _combinations(terms: list[z3.ArithRef], guard: z3.BoolRef, options: Options) -> set[Words]:
@@ -223,7 +268,7 @@ def _combinations(terms: list[z3.ArithRef], guard: z3.BoolRef, options: Options)
         values = [cast(z3.IntNumRef, model.eval(t, model_completion=True)).as_long() for t in terms]
         out.add(tuple(None if v == NOT_WRITTEN else v for v in values))
         if len(out) > VARIANTS:
-            raise NotDerived(f"more than {VARIANTS} variants of one site")
+            raise NotDerived(f"more than {VARIANTS} variants of one site: what it writes is not a constant")
         solver.add(z3.Or([t != v for t, v in zip(terms, values, strict=True)]) if terms else z3.BoolVal(False))
 
 

@@ -17,7 +17,7 @@ from typing import Any
 
 import z3
 
-from verifier.engine.explore import Entry, Explorer, ExploreRun, Options, Steering, StepListener
+from verifier.engine.explore import CALLBACK, Entry, Explorer, ExploreRun, Options, Steering, StepListener
 from verifier.engine.image import Image
 from verifier.engine.noreturn import never_returns
 from verifier.engine.paths import Path as ExecPath
@@ -369,13 +369,15 @@ def _never_returns(name: str, depth: int, checking: _Checking, daif: list[int] |
         return None
     image, address, path = located
     contracts = checking.contracts
-    shown = never_returns(image, address, lambda callee: not _returns(callee, contracts))
+    shown = never_returns(image, address, lambda callee: not _returns(callee, contracts),
+                          lambda callback, length: contracts.callbacks[callback].variants(length)
+                          if callback in contracts.callbacks else None)
     if not shown.proved:
         return None
     text = contracts.for_function(name).describe()
     check = ContractCheck(name, "PROVED", shown.reason, source_of(path, checking.inputs.root), depth,
                           sorted(shown.rests_on), None, text, daif, list(regs))
-    return check, Nested({callee: None for callee in shown.rests_on})
+    return check, Nested({callee: None for callee in shown.rests_on if not callee.startswith(CALLBACK)})
 
 
 def _contract_of(name: str, contracts: Contracts) -> Contract | None:

@@ -214,7 +214,10 @@ def build(slot: Slot, image: Image, contracts: Contracts, assumptions: list[Assu
 
 
 def image_word(image: Image, address: int) -> z3.BitVecRef | None:
-    """The initial 64-bit word at a concrete address inside lifted data."""
+    """The 64-bit word at a concrete address inside lifted read-only data (None: unknown, which it is for
+    writable data: its link-time contents are not what it holds at run time)."""
+    if image.writable(address):
+        return None
     value = image.data_value(address, 8)
     if isinstance(value, DataValue):
         if value.target is None:
