@@ -109,7 +109,7 @@ def test_missing_tree(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Non
 @pytest.mark.parametrize("inside", [".", "build", "arch/arm64/out"])
 def test_build_dir_inside_tree(fake_tree: Path, inside: str, capsys: pytest.CaptureFixture[str]) -> None:
     build = fake_tree / inside
-    result = _run_cli(capsys, "--tree", str(fake_tree), "--build-dir", str(build))
+    result = _run_cli(capsys, "--tree", str(fake_tree), "--work-dir", str(build))
     _assert_usage_error(*result, "inside the kernel tree")
     assert not (fake_tree / "build").exists()
 
@@ -120,13 +120,13 @@ def test_unclean_tree(fake_tree: Path, leftover: str, capsys: pytest.CaptureFixt
         (fake_tree / leftover).write_text("CONFIG_X=y\n")
     else:
         (fake_tree / leftover).mkdir(parents=True)
-    result = _run_cli(capsys, "--tree", str(fake_tree), "--build-dir", str(fake_tree.parent / "b"))
+    result = _run_cli(capsys, "--tree", str(fake_tree), "--work-dir", str(fake_tree.parent / "b"))
     _assert_usage_error(*result, "not clean", leftover, "mrproper")
 
 
 def test_missing_cross_compiler(fake_tree: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     result = _run_cli(
-        capsys, "--tree", str(fake_tree), "--build-dir", str(tmp_path / "b"), "--cross", "bogus-prefix-"
+        capsys, "--tree", str(fake_tree), "--work-dir", str(tmp_path / "b"), "--cross", "bogus-prefix-"
     )
     _assert_usage_error(*result, "bogus-prefix-gcc not found")
 
@@ -137,7 +137,7 @@ def test_missing_default_cross_compiler_hints_package(
     monkeypatch.delenv("CROSS_COMPILE", raising=False)
     monkeypatch.delenv("LLVM", raising=False)
     monkeypatch.setattr(kbuild.shutil, "which", lambda name: None if name.endswith("gcc") else "/bin/x")
-    result = _run_cli(capsys, "--tree", str(fake_tree), "--build-dir", str(tmp_path / "b"))
+    result = _run_cli(capsys, "--tree", str(fake_tree), "--work-dir", str(tmp_path / "b"))
     _assert_usage_error(*result, "aarch64-linux-gnu-gcc not found", "gcc-aarch64-linux-gnu")
 
 
@@ -234,8 +234,9 @@ def _calls(build: Path) -> list[str]:
 def test_configures_once_then_reuses(
     fake_tree: Path, fake_tools: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    # Variables that would send an inner make elsewhere must not leak through.
-    monkeypatch.setenv("KBUILD_OUTPUT", str(fake_tree))
+    # Variables that would send an inner make elsewhere must not leak through ($KBUILD_OUTPUT names the
+    # configuration to read: test_a_configured_build_dir_is_only_read).
+    monkeypatch.delenv("KBUILD_OUTPUT", raising=False)
     monkeypatch.setenv("MAKEFLAGS", "-s O=/tmp")
     rc, out, err = _run_cli(capsys, "--tree", str(fake_tree))
     assert rc == 0, err
@@ -266,7 +267,7 @@ def test_config_file_and_its_changes(
     config = tmp_path / "my.config"
     config.write_text("CONFIG_MINE=y\n")
     build = tmp_path / "build"
-    args = ("--tree", str(fake_tree), "--build-dir", str(build), "--files", "entry.S")
+    args = ("--tree", str(fake_tree), "--work-dir", str(build), "--files", "entry.S")
     args += ("--config", str(config))
     rc, out, err = _run_cli(capsys, *args)
     assert rc == 0, err
@@ -296,7 +297,7 @@ def test_make_failure_shows_tail(
 ) -> None:
     monkeypatch.setenv("FAKE_MAKE_FAIL", "1")
     build = tmp_path / "build"
-    rc, out, err = _run_cli(capsys, "--tree", str(fake_tree), "--build-dir", str(build))
+    rc, out, err = _run_cli(capsys, "--tree", str(fake_tree), "--work-dir", str(build))
     _assert_usage_error(rc, out, err, "make defconfig failed (exit 2)", "unknown mnemonic", kbuild.LOG_NAME)
     assert "noise line 100" in err and "noise line 1\n" not in err  # only the tail
     assert not (build / kbuild.STAMP_NAME).exists()  # so the next run configures again
@@ -378,3 +379,56 @@ def test_each_configuration_builds_in_its_own_dir_and_xz_is_read(tmp_path: Path,
     broken.write_bytes(packed.read_bytes()[:20])
     with pytest.raises(UserError, match="not a readable xz file"):
         kbuild.config_text(broken)
+
+
+def _snapshot(directory: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(directory)): p.read_bytes() for p in sorted(directory.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.parametrize("how", ["--build-dir", "O=", "KBUILD_OUTPUT"])
+def test_a_configured_build_dir_is_only_read(fake_tree: Path, fake_tools: Path, tmp_path: Path, how: str,
+                                             monkeypatch: pytest.MonkeyPatch,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    # the user's own Kbuild output directory: its .config is the configuration, built in the tool's own
+    # directory; not a byte of it (or of the tree) changes
+    monkeypatch.setenv("ENTRY_VERIFY_CACHE", str(tmp_path / "cache"))
+    mine = tmp_path / "my-build"
+    mine.mkdir()
+    (mine / ".config").write_text("# my own line\nCONFIG_MINE=y\n# CONFIG_OFF is not set\n")
+    (mine / "vmlinux").write_bytes(b"\x7fELF...")
+    before, tree_before = _snapshot(mine), _snapshot(fake_tree)
+    args = ["--tree", str(fake_tree), "--files", "entry.S"]
+    if how == "--build-dir":
+        args += ["--build-dir", str(mine)]
+    elif how == "O=":
+        args += [f"O={mine}"]
+    else:
+        monkeypatch.setenv("KBUILD_OUTPUT", str(mine))
+    rc, out, err = _run_cli(capsys, *args)
+    assert rc == 0, err
+    assert f"olddefconfig ({mine.resolve() / '.config'})" in err
+    built = Path(out.splitlines()[0]).parents[3]
+    assert not built.is_relative_to(mine) and built.is_relative_to(tmp_path / "cache")
+    assert (built / ".config").read_text().startswith("# my own line\nCONFIG_MINE=y\n# CONFIG_OFF is not set\n")
+    assert _snapshot(mine) == before and _snapshot(fake_tree) == tree_before
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--build-dir", "{nothing}"], "does not exist"),
+    (["--build-dir", "{empty}"], "not a configured Kbuild output directory"),
+    (["O={empty}"], "not a configured Kbuild output directory"),
+    (["--build-dir", "{configured}", "--config", "defconfig"], "both name the configuration"),
+    (["O={configured}", "--build-dir", "{configured}"], "O= and --build-dir"),
+    (["ARCH=x86"], "arm64 only"),
+    (["V=1"], "not a Kbuild variable this tool takes"),
+    (["LLVM=clang"], "LLVM=clang"),
+])
+def test_kbuild_variables_and_build_dirs_that_cannot_be_used(fake_tree: Path, tmp_path: Path, args: list[str],
+                                                             message: str,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "configured").mkdir()
+    (tmp_path / "configured" / ".config").write_text("CONFIG_X=y\n")
+    paths = {name: str(tmp_path / name) for name in ("nothing", "empty", "configured")}
+    rc, out, err = _run_cli(capsys, "--tree", str(fake_tree), *(a.format(**paths) for a in args))
+    _assert_usage_error(rc, out, err, message)

@@ -53,7 +53,7 @@ def tree_copy(request: pytest.FixtureRequest, kernel_tree: Callable[[str], Path]
 
 def prove(tree: Path, build: Path, vector: str) -> dict:
     out = build.parent / f"report-{len(list(build.parent.glob('report-*.json')))}.json"
-    main(["kernel", "--tree", str(tree), "--build-dir", str(build), "--check-contracts", "--vector", vector,
+    main(["kernel", "--tree", str(tree), "--work-dir", str(build), "--check-contracts", "--vector", vector,
           f"--ec={PC_ALIGN:#x}", "--format", "json", "-o", str(out)])
     return json.loads(out.read_text())
 

@@ -30,7 +30,7 @@ def prove_kernel(tree: Path, tmp: Path, *extra: str, build_dir: Path | None = No
     # the seeded defects are in the entry code: the contracts are trusted (their checks have their own tests)
     args = ["kernel", "--tree", str(tree), "--trust-contracts", "--format", "json", "-o", str(out), *extra]
     if build_dir is not None:
-        args += ["--build-dir", str(build_dir)]
+        args += ["--work-dir", str(build_dir)]
     status = main(args)
     data = json.loads(out.read_text())
     data["status"] = status

@@ -57,7 +57,7 @@ def tree_copy(kernel_tree: Callable[[str], Path], tmp_path_factory: pytest.TempP
 def prove(tree: Path, build: Path, config: Path | None, vector: str, ecs: list[int]) -> dict:
     out = build.parent / f"{build.name}-{len(list(build.parent.glob(build.name + '-*.json')))}.json"
     # the edits are in the entry code: the contracts are trusted (their checks have their own tests)
-    args = ["kernel", "--tree", str(tree), "--trust-contracts", "--build-dir", str(build), "--policy", str(POLICY),
+    args = ["kernel", "--tree", str(tree), "--trust-contracts", "--work-dir", str(build), "--policy", str(POLICY),
             "--vector", vector,
             "--format", "json", "-o", str(out), *(f"--ec={ec}" for ec in ecs)]
     args += ["--config", str(config)] if config else []

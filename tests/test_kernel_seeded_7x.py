@@ -76,7 +76,7 @@ def tree_copy(kernel_tree: Callable[[str], Path], tmp_path_factory: pytest.TempP
 def prove(tree: Path, tmp: Path, vector: str, ecs: list[int]) -> dict[tuple[str, str], set[str]]:
     out = tmp / f"r{len(list(tmp.glob('r*.json')))}.json"
     # the seeded defects are in the entry code: the contracts are trusted (their checks have their own tests)
-    args = ["kernel", "--tree", str(tree), "--trust-contracts", "--build-dir", str(tmp / "build"),
+    args = ["kernel", "--tree", str(tree), "--trust-contracts", "--work-dir", str(tmp / "build"),
             "--policy", str(POLICY), "--vector", vector, "--format", "json", "-o", str(out),
             *(f"--ec={ec}" for ec in ecs)]
     main(args)

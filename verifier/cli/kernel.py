@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from verifier.cli.prove import EPILOG, TreeFacts, add_common, config_from, emit, progress
-from verifier.cli.toolchain import add_llvm_option
+from verifier.cli.toolchain import add_kbuild_options, add_kbuild_variables, apply_kbuild_variables
 from verifier.kernel import kbuild
 from verifier.kernel.cmdfile import assembler_for
 from verifier.kernel.info import kernel_info
@@ -18,22 +18,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.epilog = EPILOG.split("\nWith no FILE")[0]
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.add_argument("--tree", required=True, type=Path, help="kernel source tree (only read, never written)")
-    parser.add_argument("--build-dir", type=Path, help="Kbuild output dir (O=), reused across runs")
     add_kbuild_options(parser)
+    add_kbuild_variables(parser)
     add_common(parser)
 
 
-def add_kbuild_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", default="defconfig", help="`defconfig` (default) or a .config file")
-    parser.add_argument("--cross", help=f"CROSS_COMPILE prefix (default: $CROSS_COMPILE or {kbuild.DEFAULT_CROSS})")
-    add_llvm_option(parser)
-
-
 def run(args: argparse.Namespace) -> int:
+    apply_kbuild_variables(args)
     tree = kbuild.check_tree(args.tree)
     toolchain = kbuild.toolchain_from(args.cross, args.llvm)
-    build_dir = kbuild.check_build_dir(tree, args.build_dir or kbuild.default_build_dir(tree, toolchain, args.config))
-    job = kbuild.KbuildJob(tree=tree, build_dir=build_dir, config=args.config, toolchain=toolchain,
+    where = kbuild.where_to_build(tree, toolchain, args.config, kbuild.configured_dir(args.build_dir), args.work_dir)
+    build_dir = where.build_dir
+    job = kbuild.KbuildJob(tree=tree, build_dir=build_dir, config=where.config, toolchain=toolchain,
                            jobs=max(args.jobs, 1))
     files = kbuild.build_asm(job)
     info = kernel_info(tree, build_dir)

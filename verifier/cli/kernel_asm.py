@@ -6,7 +6,7 @@ import argparse
 import os
 from pathlib import Path
 
-from verifier.cli.toolchain import add_llvm_option
+from verifier.cli.toolchain import add_kbuild_options, add_kbuild_variables, apply_kbuild_variables
 from verifier.kernel import kbuild
 from verifier.util.errors import UserError
 
@@ -16,27 +16,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--tree", required=True, type=Path, help="kernel source tree (only read, never written)"
     )
     parser.add_argument(
-        "--config",
-        default="defconfig",
-        help="`defconfig` (default) or a .config file, which is copied in and run through olddefconfig",
-    )
-    parser.add_argument(
-        "--build-dir",
-        type=Path,
-        help="Kbuild output dir (O=), reused across runs; default: "
-        "$ENTRY_VERIFY_CACHE/kbuild/<tree>-<hash>, with -llvm-19 after it for LLVM=-19 "
-        "(cache defaults to ~/.cache/entry-verify)",
-    )
-    parser.add_argument(
-        "--cross",
-        help=f"CROSS_COMPILE prefix; default: $CROSS_COMPILE or {kbuild.DEFAULT_CROSS}",
-    )
-    parser.add_argument(
         "--files",
         help="comma-separated sources relative to the tree (a bare name means arch/arm64/kernel/NAME); "
         "default: " + ",".join(kbuild.DEFAULT_FILES),
     )
-    add_llvm_option(parser)
+    add_kbuild_options(parser)
+    add_kbuild_variables(parser)
     parser.add_argument(
         "-j", "--jobs", type=int, default=os.cpu_count() or 1, metavar="N", help="parallel make jobs"
     )
@@ -46,9 +31,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     if args.jobs < 1:
         raise UserError("-j must be at least 1")
+    apply_kbuild_variables(args)
     tree = kbuild.check_tree(args.tree)
     toolchain = kbuild.toolchain_from(args.cross, args.llvm)
-    build_dir = kbuild.check_build_dir(tree, args.build_dir or kbuild.default_build_dir(tree, toolchain, args.config))
+    where = kbuild.where_to_build(tree, toolchain, args.config, kbuild.configured_dir(args.build_dir), args.work_dir)
+    build_dir = where.build_dir
     files = kbuild.DEFAULT_FILES
     if args.files is not None:
         files = tuple(f for f in args.files.split(",") if f.strip())
@@ -57,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
     job = kbuild.KbuildJob(
         tree=tree,
         build_dir=build_dir,
-        config=args.config,
+        config=where.config,
         toolchain=toolchain,
         files=files,
         jobs=args.jobs,

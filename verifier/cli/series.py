@@ -8,8 +8,8 @@ import json
 import re
 from pathlib import Path
 
-from verifier.cli.kernel import add_kbuild_options
 from verifier.cli.prove import add_jobs, add_proof_options
+from verifier.cli.toolchain import add_kbuild_options
 from verifier.kernel import kbuild
 from verifier.report.progress import for_stream
 from verifier.series.junit import to_junit
@@ -64,7 +64,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "for `entry-verify merge` (a CI job matrix runs the N shards)")
     parser.add_argument("--cache-dir", type=Path, metavar="DIR",
                         help=f"scratch clone, build dir, snapshots and results (default {kbuild.cache_dir()})")
-    add_kbuild_options(parser)
+    add_kbuild_options(parser, work_dir=False)
     add_proof_options(parser)
     add_output_options(parser)
     add_jobs(parser)
@@ -108,7 +108,8 @@ def plan_from(args: argparse.Namespace) -> SeriesPlan:
         if value and not (option == "waivers" and value == "none") and not Path(value).is_file():
             raise UserError("no such file", value)
     return SeriesPlan(
-        repo=args.tree, base=base, tip=tip, patches=patches, same_as=args.same_as, kconfig=args.config,
+        repo=args.tree, base=base, tip=tip, patches=patches, same_as=args.same_as,
+        kconfig=kbuild.configuration(args.config, kbuild.configured_dir(args.build_dir)),
         toolchain=kbuild.toolchain_from(args.cross, args.llvm), make_jobs=max(args.jobs, 1),
         workers=max(args.jobs, 1), shard=_shard(args.shard), cache=args.cache_dir or kbuild.cache_dir(),
         contracts=Path(args.contracts) if args.contracts else None, assumptions=Path(args.assumptions),

@@ -214,6 +214,53 @@ def check_build_dir(tree: Path, build_dir: Path) -> Path:
     return build_dir
 
 
+@dataclass(frozen=True)
+class Where:
+    """Where a run builds, and the configuration it builds."""
+
+    build_dir: Path  # the tool's own Kbuild output directory (written)
+    config: str  # "defconfig" or a configuration file (only read)
+
+
+def where_to_build(tree: Path, toolchain: Toolchain, config: str | None, configured: Path | None,
+                   work_dir: Path | None) -> Where:
+    """The build directory and configuration of a run. `configured` (--build-dir, O=, $KBUILD_OUTPUT) is the
+    user's configured Kbuild output directory: its .config is the configuration, copied into the tool's own
+    build directory (keyed by its content); nothing in it is written. `work_dir` (--work-dir) replaces the
+    cache's build directory."""
+    config = configuration(config, configured)
+    build_dir = check_build_dir(tree, work_dir or default_build_dir(tree, toolchain, config))
+    if configured is not None and build_dir == configured.expanduser().resolve():
+        raise UserError(f"--work-dir {work_dir} is the build directory whose configuration is read; the tool "
+                        "never builds in it: choose another (or leave out --work-dir)")
+    return Where(build_dir, config)
+
+
+def configuration(config: str | None, configured: Path | None) -> str:
+    """--config, or the .config of the user's configured build directory (checked), else defconfig."""
+    if configured is not None:
+        configured = configured.expanduser()
+        if not configured.is_dir():
+            raise UserError(f"build directory {configured} does not exist (--build-dir, O= or $KBUILD_OUTPUT)")
+        if not (configured / ".config").is_file():
+            raise UserError(f"{configured}: not a configured Kbuild output directory (it has no .config); "
+                            f"configure it (make O={configured} ARCH=arm64 defconfig), or leave out "
+                            "--build-dir / O= / $KBUILD_OUTPUT for defconfig")
+        if config is not None:
+            raise UserError("--config and a build directory (--build-dir, O= or $KBUILD_OUTPUT) both name the "
+                            "configuration: give one")
+        return str((configured / ".config").resolve())
+    return config or "defconfig"
+
+
+def configured_dir(given: Path | None) -> Path | None:
+    """--build-dir or O=, else $KBUILD_OUTPUT as Kbuild reads it."""
+    if given is not None:
+        return given
+    env = os.environ.get("KBUILD_OUTPUT")
+    return Path(env) if env else None
+
+
 def config_text(path: Path) -> bytes:
     """A configuration file's text; Debian's linux-config packages ship them xz-compressed."""
     data = path.read_bytes()
