@@ -52,22 +52,24 @@ class KernelInfo:
 
 
 def contracts_for(version: str) -> Path:
-    """The contracts file of family `linux` whose `applies` range holds this version."""
-    candidates = []
+    """The contracts file of family `linux`: the one whose `applies` range holds this version, else the only
+    one there is. A contract says what a function is, not which versions have it, so a tree older (or newer)
+    than the range it was written against gets verdicts too (the report names the file and its range)."""
+    family, holding = [], []
     for path in sorted(CONTRACTS_DIR.glob("*.toml")):
         data, _ = read_toml(path, "contracts")
         if str(data.get("family", "")) != "linux":
             continue
-        applies = str(data.get("applies", ""))
+        family.append(path)
         try:
-            if version_in(version, applies):
-                candidates.append(path)
+            if version_in(version, str(data.get("applies", ""))):
+                holding.append(path)
         except ValueError as err:
             raise UserError(f"applies: {err}", str(path)) from None
+    candidates = holding or family
     if len(candidates) != 1:
         what = "no" if not candidates else "more than one (" + ", ".join(p.name for p in candidates) + ")"
-        raise UserError(f"{what} contracts file in {CONTRACTS_DIR} applies to Linux {version}; "
-                        "pass --contracts FILE")
+        raise UserError(f"{what} contracts file in {CONTRACTS_DIR} is for Linux {version}; pass --contracts FILE")
     return candidates[0]
 
 
