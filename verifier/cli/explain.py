@@ -41,6 +41,14 @@ def _pick(results: list[dict[str, Any]], args: argparse.Namespace) -> dict[str, 
 
 
 def run(args: argparse.Namespace) -> int:
+    try:
+        return _run(args)
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError) as err:  # a report edited by hand
+        raise UserError(f"malformed report ({err.__class__.__name__}: {err}): not as entry-verify wrote it",
+                        str(args.report)) from None
+
+
+def _run(args: argparse.Namespace) -> int:
     data = read_json(args.report)
     if args.contract is not None:
         return _contract(data, args)

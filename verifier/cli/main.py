@@ -8,13 +8,17 @@ import contextlib
 import gc
 import os
 import sys
+import traceback
 from collections.abc import Callable
+from pathlib import Path
 
 from verifier import __version__
 from verifier.cli import crosscheck, explain, kernel, kernel_asm, lift, prove, replay, series
+from verifier.cli.inputs import preflight
 from verifier.util.errors import UserError
 
 EXIT_USAGE = 2
+EXIT_INTERNAL = 70  # sysexits.h EX_SOFTWARE: a bug of the tool, never a verdict (1 VIOLATED, 3 UNKNOWN, 4 ...)
 GC_THRESHOLDS = (50_000, 20, 100)  # allocations between young collections, and so on (Python's: 700, 10, 10)
 
 # name -> (help, add_arguments, run); run returns the exit status
@@ -43,7 +47,8 @@ def build_parser() -> argparse.ArgumentParser:
             "debug-monitors.c) into one IR, and check it."
         ),
         epilog="Exit status: 0 success, 1 check failed (a violation, a crosscheck difference), 2 usage or input "
-        "error, 3 (prove, kernel, series) some verdict UNKNOWN and none VIOLATED.",
+        "error, 3 (prove, kernel, series) some verdict UNKNOWN and none VIOLATED, 4 all PROVED or WAIVED but some "
+        "under hypotheses, 70 an internal error (a bug of entry-verify: please report it).",
     )
     parser.add_argument("--version", action="version", version=f"entry-verify {__version__}")
     subs = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -61,6 +66,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help(sys.stderr)
         return EXIT_USAGE
     try:
+        preflight(args)
         return args.run(args)
     except UserError as err:
         print(f"{err}", file=sys.stderr)
@@ -71,6 +77,14 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # the reader went away (`| head`): not an error of ours
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    except Exception as err:  # noqa: BLE001 - a bug of ours: one line, and a status no verdict uses
+        where = traceback.extract_tb(err.__traceback__)[-1]
+        print(f"entry-verify: internal error: {err.__class__.__name__}: {err} (at {Path(where.filename).name}:"
+              f"{where.lineno}); this is a bug in entry-verify, not in your input or kernel: please report it "
+              f"with the command line (ENTRY_VERIFY_TRACEBACK=1 shows the traceback)", file=sys.stderr)
+        if os.environ.get("ENTRY_VERIFY_TRACEBACK"):
+            traceback.print_exc()
+        return EXIT_INTERNAL
 
 
 def entry() -> None:

@@ -29,6 +29,14 @@ def counterexamples(data: Any) -> list[dict[str, Any]]:
 
 
 def run(args: argparse.Namespace) -> int:
+    try:
+        return _run(args)
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError) as err:  # a report edited by hand
+        raise UserError(f"malformed report ({err.__class__.__name__}: {err}): not as entry-verify wrote it",
+                        str(args.file)) from None
+
+
+def _run(args: argparse.Namespace) -> int:
     data = read_json(args.file)
     cexes = counterexamples(data)
     failed = 0

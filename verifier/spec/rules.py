@@ -19,12 +19,12 @@ from typing_extensions import override
 from verifier.engine.image import CodeRef
 from verifier.engine.observer import Event, EventLog, Findings, Observer, Path, merge_condition
 from verifier.semantics import names
-from verifier.semantics.state import MDSCR, State
+from verifier.semantics.state import MDSCR, State, concrete_state
 from verifier.spec.code_functions import CodeFunctions
 from verifier.spec.constraints import ConstraintError, Context, Value, evaluate, parse_constraint
 from verifier.spec.masking import MDSCR_KDE, MDSCR_SS
 from verifier.spec.policy import Policy, Rule, family_of
-from verifier.spec.priority import PriorityMasking
+from verifier.spec.priority import PriorityFacts, PriorityMasking, masking_for
 from verifier.util.errors import UserError
 
 _DAIF_BITS = {"D": 3, "A": 2, "I": 1, "F": 0}
@@ -227,3 +227,25 @@ class BoundPolicy:
                 ecs = tuple(e for e in range(64) if rule.ecs is None or (e in rule.ecs) != rule.ec_negated)
                 out[f"rule:{rule.id}"] = (ecs, family_of(rule.id))
         return out
+
+
+class _AnyFlags(dict[str, int]):
+    """Thread-flag bits before the build says them: every TIF_ name is taken (the build checks them)."""
+
+    def __contains__(self, key: object) -> bool:
+        return isinstance(key, str)
+
+    def __missing__(self, key: str) -> int:
+        return 0
+
+
+def check_rule_names(policy: Policy) -> None:
+    """Every name each rule's `require` mentions exists (spsr.DD is an error here, before any proof; thread
+    flags are the build's, checked when it is known). UserError at the rule's line and column."""
+    bits = 64
+    values = {name: z3.BitVec(f"check.{name}", bits) for name in ("spsr", "mdscr", "esr", "elr", "flags")}
+    context = Context(values, _AnyFlags(), z3.Bool("check.from_el0"))
+    priority = masking_for(PriorityFacts(), {})
+    state = concrete_state()
+    for rule in policy.rules:
+        _predicate(rule, context, priority)(state, {})
