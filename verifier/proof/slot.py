@@ -96,7 +96,8 @@ def bind_policy(config: ProveConfig, contracts: Contracts, image: Image, assumpt
     for assume in policy.assumptions:
         assumptions.append(Assumption(assume.id, assume.text, assume.constraint,
                                       f"{shown(assume.where.file)}:{assume.where.line}"))
-    return BoundPolicy(policy, select_rules(policy, config.readings), roles.patterns, roles.vacuous)
+    return BoundPolicy(policy, select_rules(policy, config.readings), roles.patterns, roles.vacuous, roles.unbound,
+                       roles.left_out)
 
 
 def setup(config: ProveConfig) -> Setup:
@@ -249,14 +250,22 @@ def prove_slot(slot: Slot, prepared: Setup, config: ProveConfig) -> tuple[list[R
     results = judge.judge()
     policy_name = prepared.policy.policy.name if prepared.policy is not None else None
     vacuous = prepared.policy.vacuous_rules() if prepared.policy is not None else {}
+    unbound = prepared.policy.unbound_rules() if prepared.policy is not None else {}
     printed = list(start.printed)
     printed += [f"policy: rule {rule} holds vacuously: {why}" for rule, why in vacuous.items()
                 if f"rule:{rule}" in scopes]
+    printed += [f"policy: rule {rule} is not judged on this tree: {why}" for rule, why in unbound.items()
+                if f"rule:{rule}" in scopes]
+    if prepared.policy is not None:
+        printed += [f"policy: role {role}: {', '.join(names)} not in this tree (left out of the role)"
+                    for role, names in prepared.policy.left_out.items()]
     for result in results:
         if result.property.startswith("rule:"):
             result.rule = result.property.removeprefix("rule:")
             if result.rule in vacuous and result.verdict == "PROVED":
                 result.reason = "vacuous: " + vacuous[result.rule]
+            if result.rule in unbound:  # judged at no call of the role: nothing is known of this rule here
+                result.verdict, result.reason, result.counterexample = "UNKNOWN", unbound[result.rule], None
             result.property = family_of(result.rule)
             result.policy = policy_name
             if result.counterexample:

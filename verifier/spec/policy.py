@@ -17,7 +17,7 @@ from verifier.spec.constraints import ConstraintError, check_syntax
 from verifier.spec.versions import version_in
 from verifier.util.errors import UserError
 from verifier.util.grammars import as_token, as_tree, lalr_parser
-from verifier.util.paths import GRAMMARS
+from verifier.util.paths import GRAMMARS, shown
 
 GRAMMAR = GRAMMARS / "policy.lark"
 DEBUG_ECS = (0x30, 0x31, 0x32, 0x33, 0x34, 0x35, 0x38, 0x3A, 0x3C)
@@ -259,6 +259,10 @@ def _binding(file: str, family: Token, versions: str, pattern: Token) -> Binding
 class BoundRoles:
     patterns: dict[str, re.Pattern[str]]  # role -> its functions in the lifted code
     vacuous: dict[str, str]  # role -> why this build has none of its functions (its rules hold vacuously)
+    # role -> why it could not be bound to this tree (no binding for its version, or none of its names in
+    # the lifted code): its rules' results are UNKNOWN with the reason, every other rule is judged
+    unbound: dict[str, str] = field(default_factory=dict)
+    left_out: dict[str, list[str]] = field(default_factory=dict)  # role -> its names this tree does not have
 
 
 NOTHING = re.compile(r"(?!)")
@@ -266,41 +270,48 @@ NOTHING = re.compile(r"(?!)")
 
 def bind_roles(policy: Policy, family: str, version: str, functions: set[str],
                enabled: frozenset[str] | None = None) -> BoundRoles:
-    """Each role's pattern for this kernel family and version (exactly one binding must apply), checked to
-    match something in the lifted code or the contracts. A pattern that matches nothing is an error that
-    lists near names, unless the role is `if CONFIG_X` and the build's configuration (`enabled`: its
-    options set to y or m; None when there is no configuration to ask) lacks CONFIG_X."""
+    """Each role's pattern for this kernel family and version (at most one binding may apply), matched
+    against the lifted code or the contracts. A name of the pattern this tree does not have is left out
+    (said in `left_out`); a role none of whose names the tree has, or with no binding for its version, is
+    unbound (its rules' results are UNKNOWN, with why and near names), unless the role is `if CONFIG_X` and
+    the build's configuration (`enabled`: its options set to y or m; None when there is no configuration to
+    ask) lacks CONFIG_X: then it is vacuous."""
     patterns: dict[str, re.Pattern[str]] = {}
     vacuous: dict[str, str] = {}
+    unbound: dict[str, str] = {}
+    left_out: dict[str, list[str]] = {}
     kernel = f"{family} {version}".strip()
     for role in policy.roles.values():
         applying = [b for b in role.bindings if b.applies(family, version)]
         if not applying:
             known = "; ".join(b.describe() for b in role.bindings) or "none"
-            raise UserError(f"role '{role.name}' has no binding for {kernel} (has: {known})",
-                            policy.path, role.where.line, role.where.col)
+            unbound[role.name] = f"role '{role.name}' has no binding for {kernel} (has: {known})"
+            patterns[role.name] = NOTHING
+            continue
         if len(applying) > 1:
             both = " and ".join(f"'{b.describe()}' (line {b.where.line})" for b in applying)
             raise UserError(f"role '{role.name}': bindings {both} both apply to {kernel}",
                             policy.path, role.where.line, role.where.col)
         pattern = applying[0].pattern
         compiled_out = role.option is not None and enabled is not None and role.option not in enabled
-        found = []
+        found: list[str] = []
+        missing: list[str] = []
         for alternative in pattern.split("|"):
-            if any(re.fullmatch(alternative, f) for f in functions):
-                found.append(alternative)
-            elif not compiled_out:
-                near = difflib.get_close_matches(alternative, sorted(functions), n=4)
-                hint = f"; near names: {', '.join(near)}" if near else ""
-                if role.option is not None and enabled is not None:
-                    hint += f"; {role.option} is set in this build"
-                where = applying[0].where
-                raise UserError(f"role '{role.name}': '{alternative}' matches no function in the lifted code "
-                                f"({kernel}){hint}", policy.path, where.line, where.col)
-        if not found:
+            (found if any(re.fullmatch(alternative, f) for f in functions) else missing).append(alternative)
+        if missing and found:
+            left_out[role.name] = missing
+        if not found and compiled_out:
             vacuous[role.name] = f"{role.option} is not set"
+        elif not found:
+            near = sorted({n for name in missing for n in difflib.get_close_matches(name, sorted(functions), n=4)})
+            hint = f"; near names: {', '.join(near)}" if near else ""
+            if role.option is not None and enabled is not None:
+                hint += f"; {role.option} is set in this build"
+            where = applying[0].where
+            unbound[role.name] = (f"role '{role.name}' ({shown(policy.path)}:{where.line}): "
+                                  f"'{'|'.join(missing)}' matches no function in the lifted code ({kernel}){hint}")
         patterns[role.name] = re.compile("|".join(found)) if found else NOTHING
-    return BoundRoles(patterns, vacuous)
+    return BoundRoles(patterns, vacuous, unbound, left_out)
 
 
 # ------------------------------------------------------------------------------ the rules in force

@@ -200,6 +200,13 @@ class BoundPolicy:
     selected: list[Rule]
     roles: dict[str, re.Pattern[str]]
     vacuous: dict[str, str] = field(default_factory=dict)  # role -> why this build has none of its functions
+    unbound: dict[str, str] = field(default_factory=dict)  # role -> why it is not bound to this tree
+    left_out: dict[str, list[str]] = field(default_factory=dict)  # role -> its names this tree does not have
+
+    def unbound_rules(self) -> dict[str, str]:
+        """Rule id -> why it cannot be judged on this tree: a role it names is not bound here."""
+        return {rule.id: self.unbound[role] for rule in self.selected
+                for role in (rule.role, *_called_roles(rule)) if role in self.unbound}
 
     def vacuous_rules(self) -> dict[str, str]:
         """Rule id -> why it holds vacuously: it is judged at the calls of a role this build compiled out."""
@@ -249,3 +256,8 @@ def check_rule_names(policy: Policy) -> None:
     state = concrete_state()
     for rule in policy.rules:
         _predicate(rule, context, priority)(state, {})
+
+
+def _called_roles(rule: Rule) -> list[str]:
+    """The roles a rule's `require` mentions (`called.ROLE`)."""
+    return re.findall(r"\bcalled\.(\w+)", rule.require)
