@@ -534,3 +534,17 @@ def test_writable_data_is_not_its_link_time_value(tmp_path: Path, symbol: str, v
     found = {c.function: c for c in check_contracts(
         CheckInputs([callees], call_daif={"reads_flag": [0]}), load_contracts(BUNDLED_CONTRACTS), Options())}
     assert found["reads_flag"].verdict == verdict, found["reads_flag"]
+
+
+def test_a_callbacks_helper_in_a_file_that_does_not_lift_is_summarised(tmp_path: Path) -> None:
+    # 7.x's fpsimd.s has SME instructions the front end does not take: a callback that calls into it is
+    # still read (the helper summarised by its contract), and nothing stops the run
+    callees = tmp_path / "callees.s"
+    callees.write_text(PATCHED.replace("\tbl\tencode\n", "\tmov\tx1, xzr\n\tmov\tx2, xzr\n\tbl\tsme_helper\n"
+                                       "\tbl\tencode\n"))
+    other = tmp_path / "fpsimd.s"
+    other.write_text("\t.text\n\t.globl\tsme_helper\nsme_helper:\n\tstr\tza[w12, #0], [x1]\n\tret\n")
+    derived = derive_callbacks(CodeIndex([callees, other], None), load_contracts(BUNDLED_CONTRACTS), Options(),
+                               {"writes_mask": {1}})
+    assert derived[0].variants == {1: ((0xD50342DF,),)}, derived[0].text
+    assert derived[0].rests_on == ["sme_helper"]

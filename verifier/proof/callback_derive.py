@@ -142,10 +142,18 @@ def derive_callbacks(index: CodeIndex, contracts: Contracts, options: Options, s
 def _linked(index: CodeIndex, path: Path) -> Image:
     """The callback's file linked with the files that define what it calls (so a helper such as
     aarch64_insn_gen_nop() runs as code, not as an unknown value)."""
+    try:
+        lifted(path, index.root)
+    except UserError as err:
+        raise NotDerived(f"its file does not lift: {err}") from None
     files = [path]
     done = 0
     while done < len(files) and len(files) < LINKED_FILES:
-        program = lifted(files[done], index.root)
+        try:
+            program = lifted(files[done], index.root)
+        except UserError:  # a callee's file the front end cannot lift: its functions stay summarised
+            files.pop(done)
+            continue
         done += 1
         defined = {s.name for s in program.symbols.values() if s.loc is not None}
         for section in program.sections.values():
