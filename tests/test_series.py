@@ -328,3 +328,30 @@ def test_series_proof_config_keeps_no_waivers_and_the_defaults(tmp_path: Path) -
     assert prove_config(SeriesPlan(repo=tmp_path, base="HEAD"), snapshot).waivers == DEFAULT_WAIVERS
     assert prove_config(SeriesPlan(repo=tmp_path, base="HEAD", waivers=None), snapshot).waivers is None
     assert prove_config(SeriesPlan(repo=tmp_path, base="HEAD"), snapshot).sources == str(tmp_path / "src")
+
+
+def test_a_format_patch_directory_with_a_cover_letter(tmp_path: Path) -> None:
+    # `git format-patch --cover-letter`: the cover letter changes nothing and is left out; a patch git am
+    # cannot take says git's own reason
+    from verifier.cli.series import _cover_letter
+    from verifier.series.git import Scratch
+
+    repo = tmp_path / "repo"
+    env = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@e", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@e"}
+    run = lambda *args: subprocess.run(["git", *args], cwd=repo, check=True, capture_output=True,  # noqa: E731
+                                       env={**__import__("os").environ, **env})
+    repo.mkdir()
+    run("init", "-q", "-b", "main")
+    for n in range(3):
+        (repo / "f").write_text(f"{n}\n")
+        run("add", "f")
+        run("commit", "-q", "-m", f"change {n}")
+    out = tmp_path / "out"
+    run("format-patch", "-q", "--cover-letter", "-2", "-o", str(out))
+    files = sorted(out.glob("*.patch"))
+    assert [_cover_letter(p) for p in files] == [True, False, False]
+    base = run("rev-parse", "HEAD~2").stdout.decode().strip()
+    with Scratch(tmp_path / "cache", repo).locked() as scratch:
+        with pytest.raises(UserError, match="Patch is empty"):
+            scratch.apply(base, files)
+        assert len(scratch.apply(base, files[1:])) == 2

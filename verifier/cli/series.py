@@ -94,9 +94,12 @@ def plan_from(args: argparse.Namespace) -> SeriesPlan:
     else:
         if not args.patches.is_dir():
             raise UserError("no such directory", str(args.patches))
-        patches = sorted(args.patches.glob("*.patch"))
+        found = sorted(args.patches.glob("*.patch"))
+        # `git format-patch --cover-letter`'s 0000-cover-letter.patch changes nothing: git am stops at it
+        patches = [path for path in found if not _cover_letter(path)]
         if not patches:
-            raise UserError("no *.patch files", str(args.patches))
+            raise UserError("no *.patch files with a change in them" if found else "no *.patch files",
+                            str(args.patches))
     if args.loop_bound < 1:
         raise UserError("--loop-bound must be at least 1")
     if args.contract_depth < 1:
@@ -118,6 +121,12 @@ def plan_from(args: argparse.Namespace) -> SeriesPlan:
         slots=tuple(slot_by_name(v) for v in args.vector) if args.vector else ALL_SLOTS,
         loop_bound=args.loop_bound, classes=tuple(sorted(set(args.ec))), confirm=args.unicorn,
         contract_depth=0 if args.trust_contracts else args.contract_depth)
+
+
+def _cover_letter(path: Path) -> bool:
+    """A patch file with no diff in it: a series' cover letter."""
+    text = path.read_text(errors="replace")
+    return "\ndiff --git " not in text and "\n--- " not in text
 
 
 def emit(series: SeriesResult, args: argparse.Namespace, tree: Path) -> int:

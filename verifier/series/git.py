@@ -44,8 +44,9 @@ def git(args: Sequence[str], cwd: Path, what: str | None = None, env: dict[str, 
     result = subprocess.run([*_GIT, *args], cwd=cwd, capture_output=True, text=True, stdin=subprocess.DEVNULL,
                             env={**os.environ, "LC_ALL": "C", **(env or {})})
     if result.returncode != 0:
-        lines = result.stderr.strip().splitlines()
-        errors = [line for line in lines if line.startswith(("error:", "fatal:", "Patch failed"))]
+        lines = result.stderr.strip().splitlines() + result.stdout.strip().splitlines()  # git am says why on stdout
+        errors = [line for line in lines if line.startswith(("error:", "fatal:", "Patch failed", "Patch is empty",
+                                                             "Applying:"))]
         detail = "; ".join(errors) if errors else (lines[-1] if lines else f"exit {result.returncode}")
         raise UserError(f"{what or 'git ' + ' '.join(args)}: {detail}", str(cwd))
     return result.stdout
