@@ -59,7 +59,8 @@ def kernel_args(tree: Path, policy: bool) -> list[str]:
 
 
 def bundled_args(policy: bool) -> list[str]:
-    return ["prove", *(["--policy", str(POLICY)] if policy else [])]
+    # --verbose: every step of each path and every assumption is recorded, not only what the default shows
+    return ["prove", "--verbose", *(["--policy", str(POLICY)] if policy else [])]
 
 
 def record() -> None:

@@ -20,7 +20,7 @@ from verifier.proof.config import (
     parse_caps,
 )
 from verifier.proof.run import Report, exit_status, prove
-from verifier.report.text import render_text
+from verifier.report.text import render_text, summary
 from verifier.spec.contracts import BuildFacts
 from verifier.spec.obligations import OBLIGATIONS
 from verifier.spec.slots import ALL_SLOTS, slot_by_name
@@ -37,6 +37,9 @@ With no FILE, the bundled subjects in asm/ are proved."""
 def add_common(parser: argparse.ArgumentParser) -> None:
     add_proof_options(parser)
     parser.add_argument("--format", choices=("text", "json"), default="text")
+    parser.add_argument("--verbose", "-v", action="store_true",
+                        help="text: every step of each counterexample's path, every assumption and contract check "
+                             "(default: the path's events, the standing assumptions counted)")
     parser.add_argument("--output", "-o", metavar="F", help="write the report to F (default: stdout)")
     parser.add_argument("--accept-hypotheses", action="store_true",
                         help="exit 0, not 4, when every result is PROVED or WAIVED but some rest on pending "
@@ -139,7 +142,7 @@ def config_from(args: argparse.Namespace, files: list[Path], contracts: Path, tr
 
 
 def emit(report: Report, args: argparse.Namespace) -> int:
-    text = json.dumps(report.json(), indent=1) + "\n" if args.format == "json" else render_text(report)
+    text = json.dumps(report.json(), indent=1) + "\n" if args.format == "json" else render_text(report, args.verbose)
     write_output(text, args.output)
     return report.exit_status(args.accept_hypotheses)
 
@@ -167,7 +170,8 @@ def run(args: argparse.Namespace) -> int:
                         [i for rep in reports for i in rep.inputs],
                         {"files": {str(p): rep.stats for p, rep in zip(files, reports, strict=True)}})
         if args.format == "text":
-            text = "".join(f"== {p}\n" + render_text(rep) for p, rep in zip(files, reports, strict=True))
+            text = "".join(f"== {p}\n" + render_text(rep, args.verbose) for p, rep in zip(files, reports, strict=True))
+            text += f"== all {len(files)} files\nsummary: {summary(merged.results)}\n"
             write_output(text, args.output)
             return exit_status([r for rep in reports for r in rep.results], args.accept_hypotheses)
         return emit(merged, args)

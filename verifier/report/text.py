@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -34,23 +35,47 @@ def source_steps(trace: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
         last = key
 
 
-def compress_trace(trace: list[dict[str, Any]], limit: int = 60) -> list[str]:
-    """One line per source line run (not per instruction), DAIF/MDSCR_EL1 shown where they change."""
+LEGEND = ("legend: DAIF letters upper case = masked, lower case = unmasked (DAIF: all four masked, daif: none); "
+          "* = DAIF or MDSCR_EL1 changed there; `...` = steps that change neither, call nothing and write no "
+          "exception register (--verbose: every step)")
+# instructions a reviewer of the entry code wants on the path whatever else they do: calls, the exception
+# registers the eret reads, masking, the eret
+_EVENTFUL = ("bl ", "blr ", "eret", "msr elr_el1", "msr spsr_el1", "msr daif", "msr mdscr_el1", "msr icc_pmr_el1")
+
+
+def compress_trace(trace: list[dict[str, Any]], limit: int = 60, compact: bool = False,
+                   failing: dict[str, Any] | None = None) -> list[str]:
+    """One line per source line run (not per instruction), DAIF/MDSCR_EL1 shown where they change. `compact`:
+    only the steps where DAIF or MDSCR_EL1 change, calls, the writes of the exception registers and masking,
+    the eret and the failing step, each uneventful stretch as one `...` line."""
     lines: list[str] = []
     last_state: tuple | None = None
-    for step in source_steps(trace):
+    skipped = 0
+    steps = list(source_steps(trace))
+    for index, step in enumerate(steps):
         state = (step["daif"], step["mdscr"])
-        marker = "  " if state == last_state else "* "
-        lines.append(f"    {marker}{step['file']}:{step['line']:<5} {step['function']:<36} "
-                     f"DAIF={step['daif']} MDSCR_EL1={step['mdscr']}  {step['insn']}")
+        changed = state != last_state
         last_state = state
+        is_failing = failing is not None and (step.get("file"), step.get("line"), step.get("insn")) == \
+            (failing.get("file"), failing.get("line"), failing.get("insn"))
+        if compact and not (changed or is_failing or index == len(steps) - 1
+                            or str(step["insn"]).startswith(_EVENTFUL)):
+            skipped += 1
+            continue
+        if skipped:
+            lines.append(f"      ... {skipped} source line(s)")
+            skipped = 0
+        marker = "* " if changed else "  "
+        mark = "   <- fails here" if is_failing else ""
+        lines.append(f"    {marker}{step['file']}:{step['line']:<5} {step['function']:<28} "
+                     f"DAIF={step['daif']} MDSCR_EL1={step['mdscr']}  {step['insn']}{mark}")
     if len(lines) > limit:
         head, tail = lines[: limit // 3], lines[-(2 * limit) // 3 :]
         lines = head + [f"    ... {len(lines) - len(head) - len(tail)} more source lines ..."] + tail
     return lines
 
 
-def diagnostic(result: Result) -> list[str]:
+def diagnostic(result: Result, verbose: bool = True) -> list[str]:
     cex = result.counterexample or {}
     failing = cex.get("failing", {})
     where = f"{failing.get('file', '?')}:{failing.get('line', '?')}"
@@ -63,8 +88,8 @@ def diagnostic(result: Result) -> list[str]:
         init = cex.get("initial", {})
         caps = ", ".join(f"{k}={'on' if v else 'off'}" for k, v in init.get("capabilities", {}).items()) or "none"
         lines.append(f"  counterexample: SPSR_EL1={init.get('SPSR_EL1')} MDSCR_EL1={init.get('MDSCR_EL1')} "
-                     f"ESR_EL1={init.get('ESR_EL1')} (EC {init.get('EC')}) thread_flags={init.get('thread_flags')}")
-        lines.append(f"  capabilities: {caps}")
+                     f"ESR_EL1={init.get('ESR_EL1')} (EC {init.get('EC')}) thread_flags={init.get('thread_flags')}; "
+                     f"capabilities: {caps}")
         lines.append(f"  fails at {where} in {failing.get('function', '?')}: `{failing.get('insn', '')}`: "
                      f"{failing.get('what', '')}")
         values = failing.get("values", {})
@@ -75,7 +100,7 @@ def diagnostic(result: Result) -> list[str]:
             lines.append(f"  Unicorn: {'reproduced' if unicorn['reproduced'] else 'NOT reproduced'}: "
                          f"{unicorn['why']}")
         lines.append("  path (* = DAIF or MDSCR_EL1 changed):")
-        lines.extend(compress_trace(cex.get("trace", [])))
+        lines.extend(compress_trace(cex.get("trace", []), compact=not verbose, failing=failing))
     return lines
 
 
@@ -149,25 +174,49 @@ def summary(results: list[Result]) -> str:
     return ", ".join(parts)
 
 
-def render_text(report: Report) -> str:
+# assumption lines every run has (the engine's, the instruction semantics'), and each contract check: listed
+# with --verbose, counted otherwise
+_STANDING = ("engine: ", "semantics: ", "contract check: ")
+
+
+def render_text(report: Report, verbose: bool = True) -> str:
+    """The report as text: the findings first (errors, then notes, then what is unknown, each with its
+    file:line), the verdict table, what the verdicts rest on, a summary. Not `verbose`: paths compacted to
+    their events, the standing assumptions and each contract check counted instead of listed."""
     lines: list[str] = []
-    for result in report.results:
-        if result.verdict in ("VIOLATED", "WAIVED"):
-            lines.extend(diagnostic(result))
+    order = {"VIOLATED": 0, "WAIVED": 1}
+    findings = sorted((r for r in report.results if r.verdict in order), key=lambda r: order[r.verdict])
+    for result in findings:
+        lines.extend(diagnostic(result, verbose))
     for result in report.results:
         if result.verdict == "UNKNOWN":
-            lines.append(f"unknown: {result.property}: {result.vector}{_ecs(result)}: {result.reason}")
+            lines.append(f"{_where_unknown(result)}: unknown: {result.property}: {result.vector}{_ecs(result)}: "
+                         f"{result.reason}")
+    if findings:
+        lines.append(LEGEND)
     lines.append("")
     lines.extend(table(report.results))
     lines.append("")
     lines.append("assumptions:")
-    lines.extend(f"  - {a}" for a in report.assumptions)
+    standing = [a for a in report.assumptions if a.startswith(_STANDING)]
+    lines.extend(f"  - {a}" for a in report.assumptions if verbose or a not in standing)
+    if standing and not verbose:
+        engine = sum(a.startswith(("engine: ", "semantics: ")) for a in standing)
+        checks = len(standing) - engine
+        lines.append(f"  - and {engine} standing assumptions of the engine and the instruction semantics"
+                     + (f", and {checks} contract checks" if checks else "") + " (--verbose lists them)")
     contracts = sorted({c for r in report.results for c in r.contracts})
     if contracts:
         lines.append("contracts used on the paths:")
         lines.extend(f"  - {c}" for c in contracts)
     if any(r.pending for r in report.results):
         lines.append("pending hypotheses (what results under hypotheses rest on, unchecked):")
-        lines.extend(pending_lines(report.results, most=10))
+        lines.extend(pending_lines(report.results, most=None if verbose else 5))
     lines.append(f"summary: {summary(report.results)} in {report.stats.get('seconds', 0)}s")
     return "\n".join(lines) + "\n"
+
+
+def _where_unknown(result: Result) -> str:
+    """`file:line` of an UNKNOWN result: where its reason says the path stopped, else its vector slot."""
+    found = re.search(r" at (\S+:\d+) ", result.reason + " ")
+    return found.group(1) if found else result.vector
