@@ -4,7 +4,8 @@
 #                           the bundled subjects' objects)
 #   scripts/setup.sh test   (the default) what `make test` needs besides: the arm64 cross compiler and what
 #                           Kbuild needs, LLVM 19 (clang builds of the kernel with LLVM=-19, crosschecked
-#                           with LLVM's assembler), dpkg-dev and xz (Debian's kernel packages), the test tools
+#                           with LLVM's assembler), dpkg-dev and xz (Debian's kernel packages), headless
+#                           Chromium (the HTML report's rendering test), the test tools
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -22,6 +23,7 @@ case "$PROFILE" in
             make flex bison bc libssl-dev libelf-dev
             dpkg-dev xz-utils
             python3 python3-venv
+            chromium
         )
         EXTRAS="[test]"
         ;;

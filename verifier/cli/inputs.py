@@ -150,6 +150,8 @@ def preflight(args: argparse.Namespace) -> None:
         for item in value if isinstance(value, list) else [value]:
             check(Path(item))
     output(getattr(args, "output", None))
+    if getattr(args, "format", None) == "html" and getattr(args, "output", None) in (None, "-"):
+        raise UserError("--format html writes a page: give -o FILE.html")
     for dest, option in (("jobs", "-j"), ("loop_bound", "--loop-bound"), ("contract_depth", "--contract-depth")):
         value = getattr(args, dest, None)
         if isinstance(value, int):

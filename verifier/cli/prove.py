@@ -20,6 +20,7 @@ from verifier.proof.config import (
     parse_caps,
 )
 from verifier.proof.run import Report, exit_status, prove
+from verifier.report.html import render_html
 from verifier.report.text import render_text, summary
 from verifier.spec.contracts import BuildFacts
 from verifier.spec.obligations import OBLIGATIONS
@@ -36,7 +37,9 @@ With no FILE, the bundled subjects in asm/ are proved."""
 
 def add_common(parser: argparse.ArgumentParser) -> None:
     add_proof_options(parser)
-    parser.add_argument("--format", choices=("text", "json"), default="text")
+    parser.add_argument("--format", choices=("text", "json", "html"), default="text",
+                        help="text (default), json, or html: one self-contained page (the verdict matrix, each "
+                             "counterexample as a timeline picture); html needs -o FILE")
     parser.add_argument("--verbose", "-v", action="store_true",
                         help="text: every step of each counterexample's path, every assumption and contract check "
                              "(default: the path's events, the standing assumptions counted)")
@@ -142,9 +145,17 @@ def config_from(args: argparse.Namespace, files: list[Path], contracts: Path, tr
 
 
 def emit(report: Report, args: argparse.Namespace) -> int:
+    if args.format == "html":
+        write_output(render_html(report, _title(args)), args.output)
+        return report.exit_status(args.accept_hypotheses)
     text = json.dumps(report.json(), indent=1) + "\n" if args.format == "json" else render_text(report, args.verbose)
     write_output(text, args.output)
     return report.exit_status(args.accept_hypotheses)
+
+
+def _title(args: argparse.Namespace) -> str:
+    tree = getattr(args, "tree", None)
+    return f"kernel {tree}" if tree else "prove " + " ".join(getattr(args, "files", []) or ["(bundled subjects)"])
 
 
 def progress(message: str) -> None:

@@ -43,12 +43,12 @@ LEGEND = ("legend: DAIF letters upper case = masked, lower case = unmasked (DAIF
 _EVENTFUL = ("bl ", "blr ", "eret", "msr elr_el1", "msr spsr_el1", "msr daif", "msr mdscr_el1", "msr icc_pmr_el1")
 
 
-def compress_trace(trace: list[dict[str, Any]], limit: int = 60, compact: bool = False,
-                   failing: dict[str, Any] | None = None) -> list[str]:
-    """One line per source line run (not per instruction), DAIF/MDSCR_EL1 shown where they change. `compact`:
-    only the steps where DAIF or MDSCR_EL1 change, calls, the writes of the exception registers and masking,
-    the eret and the failing step, each uneventful stretch as one `...` line."""
-    lines: list[str] = []
+def compress_steps(trace: list[dict[str, Any]], failing: dict[str, Any] | None = None
+                   ) -> list[tuple[dict[str, Any], bool, int]]:
+    """The path's eventful steps (one per source line run): where DAIF or MDSCR_EL1 change, calls, the
+    writes of the exception registers and masking, the eret, the failing step, the last one; each with
+    whether it is the failing step and how many source lines were left out before it."""
+    out: list[tuple[dict[str, Any], bool, int]] = []
     last_state: tuple | None = None
     skipped = 0
     steps = list(source_steps(trace))
@@ -58,14 +58,32 @@ def compress_trace(trace: list[dict[str, Any]], limit: int = 60, compact: bool =
         last_state = state
         is_failing = failing is not None and (step.get("file"), step.get("line"), step.get("insn")) == \
             (failing.get("file"), failing.get("line"), failing.get("insn"))
-        if compact and not (changed or is_failing or index == len(steps) - 1
-                            or str(step["insn"]).startswith(_EVENTFUL)):
+        if not (changed or is_failing or index == len(steps) - 1 or str(step["insn"]).startswith(_EVENTFUL)):
             skipped += 1
             continue
+        out.append((step, is_failing, skipped))
+        skipped = 0
+    return out
+
+
+def compress_trace(trace: list[dict[str, Any]], limit: int = 60, compact: bool = False,
+                   failing: dict[str, Any] | None = None) -> list[str]:
+    """One line per source line run (not per instruction), DAIF/MDSCR_EL1 shown where they change. `compact`:
+    only the eventful steps (compress_steps), each uneventful stretch as one `...` line."""
+    lines: list[str] = []
+    last_state: tuple | None = None
+    if compact:
+        chosen = compress_steps(trace, failing)
+    else:
+        chosen = [(step, failing is not None and (step.get("file"), step.get("line"), step.get("insn")) ==
+                   (failing.get("file"), failing.get("line"), failing.get("insn")), 0)
+                  for step in source_steps(trace)]
+    for step, is_failing, skipped in chosen:
         if skipped:
             lines.append(f"      ... {skipped} source line(s)")
-            skipped = 0
-        marker = "* " if changed else "  "
+        state = (step["daif"], step["mdscr"])
+        marker = "* " if state != last_state else "  "
+        last_state = state
         mark = "   <- fails here" if is_failing else ""
         lines.append(f"    {marker}{step['file']}:{step['line']:<5} {step['function']:<28} "
                      f"DAIF={step['daif']} MDSCR_EL1={step['mdscr']}  {step['insn']}{mark}")

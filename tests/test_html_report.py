@@ -1,0 +1,120 @@
+"""The HTML report: one self-contained page (no network reference), the matrix of 16 vector slots coloured by
+status, a violated cell leading to its counterexample's timeline whose lanes show the unmask at the failing
+line; rendered in headless Chromium (Debian's package, which scripts/setup.sh installs for the tests), whose
+screenshot is kept in docs/."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+
+from verifier.cli.main import main
+
+ROOT = Path(__file__).resolve().parents[1]
+DOCS = ROOT / "docs"
+
+
+class Page(HTMLParser):
+    """The elements the checks need: slot rows, cells with their links, sections, timeline lanes."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.slots: list[str] = []
+        self.cells: list[dict[str, str]] = []  # status, href
+        self.sections: set[str] = set()
+        self.rects: list[dict[str, str]] = []
+        self.failing: list[str] = []
+        self._cell: dict[str, str] | None = None
+        self._section = ""
+        self.references: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        a = {k: v or "" for k, v in attrs}
+        for key in ("src", "href"):
+            if key in a and not a[key].startswith("#"):
+                self.references.append(a[key])
+        if tag == "tr" and "data-slot" in a:
+            self.slots.append(a["data-slot"])
+        elif tag == "td" and "data-status" in a:
+            self._cell = {"status": a["data-status"]}
+            self.cells.append(self._cell)
+        elif tag == "a" and self._cell is not None:
+            self._cell["href"] = a.get("href", "")
+        elif tag == "section" and "id" in a:
+            self._section = a["id"]
+            self.sections.add(a["id"])
+        elif tag == "rect" and "data-lane" in a:
+            self.rects.append({**a, "section": self._section})
+        elif tag == "rect" and "data-failing" in a:
+            self.failing.append(f"{self._section} {a['data-failing']} {a['data-step']}")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "td":
+            self._cell = None
+
+
+def page_of(path: Path) -> Page:
+    page = Page()
+    page.feed(path.read_text())
+    return page
+
+
+def test_the_bundled_subjects_report_as_a_page(tmp_path: Path) -> None:
+    out = tmp_path / "report.html"
+    assert main(["prove", str(ROOT / "asm" / "entry-bad.s"), "--format", "html", "-o", str(out)]) == 1
+    text = out.read_text()
+    assert not re.search(r"https?://|<link|<script src|@import", text), "a network reference"
+    page = page_of(out)
+    assert len(page.slots) == 16 and len(set(page.slots)) == 16
+    violated = [c for c in page.cells if c["status"] == "VIOLATED"]
+    assert violated and all(c["href"].lstrip("#") in page.sections for c in violated)
+    # the violated cell's timeline: the D lane (among D, A, I, F) is unmasked at the failing step (el0_64_irq's
+    # seeded mistake: ELR_EL1 written while a debug exception could still overwrite it)
+    target = next(c["href"].lstrip("#") for c in violated if "el0_64_irq" in c["href"])
+    failing = [f for f in page.failing if f.startswith(target)]
+    assert failing and "entry-bad.s:10" in failing[0]
+    lanes = {r["data-lane"] for r in page.rects if r["section"] == target}
+    assert {"D", "A", "I", "F", "MDSCR.SS", "MDSCR.KDE"} <= lanes
+    steps = sorted({int(r["data-step"]) for r in page.rects if r["section"] == target})
+    at = failing[0].split()[-1]
+    state = {r["data-lane"]: r["data-state"] for r in page.rects if r["section"] == target and r["data-step"] == at}
+    assert state["D"] == "off" and state["I"] == "on", state  # D unmasked where ELR_EL1 is written
+    assert len(steps) < 40, "the timeline shows the path's events, not every instruction"
+
+
+def chromium() -> str | None:
+    return shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.mark.skipif(chromium() is None, reason="chromium not installed (scripts/setup.sh test installs it)")
+def test_the_page_renders_in_headless_chromium(tmp_path: Path) -> None:
+    out = tmp_path / "report.html"
+    main(["prove", str(ROOT / "asm" / "entry-bad.s"), "--format", "html", "-o", str(out)])
+    shot = tmp_path / "report.png"
+    browser = chromium()
+    assert browser is not None
+    result = subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
+                             f"--screenshot={shot}", "--window-size=1400,1100", out.as_uri()],
+                            capture_output=True, text=True, timeout=120)
+    assert shot.is_file() and shot.stat().st_size > 10_000, result.stderr[-500:]
+    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # the DOM after Chromium's own parse: the 16 slot rows are there
+    dom = subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--dump-dom", out.as_uri()],
+                         capture_output=True, text=True, timeout=120).stdout
+    assert dom.count("data-slot=") == 16 and "data-failing=" in dom
+    # the violated cells come first after the matrix: a taller window shows their timelines
+    timeline = tmp_path / "timeline.png"
+    subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
+                    f"--screenshot={timeline}", "--window-size=1400,2000", out.as_uri()],
+                   capture_output=True, timeout=120)
+    assert timeline.is_file() and timeline.stat().st_size > 10_000
+    if os.environ.get("ENTRY_VERIFY_SCREENSHOTS"):  # the README shows the screenshots this test takes
+        DOCS.mkdir(exist_ok=True)
+        shutil.copy(shot, DOCS / "report-bundled.png")
+        shutil.copy(timeline, DOCS / "timeline-bundled.png")

@@ -1,0 +1,164 @@
+"""One self-contained HTML page for a run: the verdict matrix coloured by consolidated status, each cell's
+details (its results, what they rest on), and each counterexample as a timeline picture (inline SVG: lanes
+for D, A, I, F, MDSCR_EL1.SS and .KDE along the path's eventful steps, the failing step marked). No network
+reference: the styles and pictures are in the page. Rendered with Jinja2."""
+
+from __future__ import annotations
+
+import html
+from dataclasses import dataclass, field
+from typing import Any
+
+from jinja2 import Environment
+
+from verifier.proof.run import Report
+from verifier.report.text import SHORT, compress_steps, summary
+from verifier.spec.obligations import OBLIGATIONS
+from verifier.spec.slots import ALL_SLOTS
+from verifier.spec.verdicts import Result, ec_label
+
+STATUS_CLASS = {"closed": "closed", "under": "under", "WAIVED": "waived", "UNKNOWN": "unknown", "VIOLATED": "violated"}
+LANES = (("D", "D", 3), ("A", "A", 2), ("I", "I", 1), ("F", "F", 0))  # lane name, DAIF letter, bit
+MDSCR_LANES = (("SS", 0), ("KDE", 13))
+STEP_WIDTH, LANE_HEIGHT, LEFT, TOP = 34, 22, 60, 20
+
+
+@dataclass
+class Cell:
+    vector: str
+    prop: str
+    results: list[Result] = field(default_factory=list)
+
+    @property
+    def anchor(self) -> str:
+        return f"cell-{self.vector}-{self.prop}".replace(":", "-")
+
+    @property
+    def status(self) -> str:
+        verdicts = {r.verdict for r in self.results}
+        for worst in ("VIOLATED", "UNKNOWN", "WAIVED"):
+            if worst in verdicts:
+                return worst
+        return "closed" if all(r.closed for r in self.results) else "under"
+
+    @property
+    def text(self) -> str:
+        counts: dict[str, int] = {}
+        for r in self.results:
+            counts[r.verdict] = counts.get(r.verdict, 0) + max(len(r.ec), 1)
+        if set(counts) == {"PROVED"}:
+            return "ok" if self.status == "closed" else "ok*"
+        return " ".join(f"{SHORT[v]} {n}" for v, n in sorted(counts.items()) if v != "PROVED")
+
+
+@dataclass
+class Row:
+    slot: str
+    cells: list[Cell | None]
+
+
+def timeline(cex: dict[str, Any]) -> str:
+    """The counterexample's path as an SVG: a column per eventful step, a lane per mask bit (filled: masked /
+    set), the failing step outlined in red, each column labelled by its source line and function."""
+    failing = cex.get("failing", {})
+    steps = compress_steps(cex.get("trace", []), failing)
+    width = LEFT + STEP_WIDTH * max(len(steps), 1) + 20
+    lanes = len(LANES) + len(MDSCR_LANES)
+    height = TOP + LANE_HEIGHT * lanes + 190
+    out = [f'<svg class="timeline" width="{width}" height="{height}" '
+           f'role="img" aria-label="masking along the path">']
+    names = [name for name, _, _ in LANES] + [f"MDSCR.{name}" for name, _ in MDSCR_LANES]
+    for row, name in enumerate(names):
+        y = TOP + row * LANE_HEIGHT
+        out.append(f'<text x="4" y="{y + 15}" class="lane" data-lane="{name}">{name}</text>')
+    for column, (step, is_failing, skipped) in enumerate(steps):
+        x = LEFT + column * STEP_WIDTH
+        daif = str(step.get("daif", ""))
+        mdscr = int(str(step.get("mdscr", "0")), 16) if str(step.get("mdscr", "")).startswith("0x") else 0
+        bits = [letter in daif for _, letter, _ in LANES] + [bool(mdscr >> bit & 1) for _, bit in MDSCR_LANES]
+        for row, (name, on) in enumerate(zip(names, bits, strict=True)):
+            y = TOP + row * LANE_HEIGHT
+            state = "on" if on else "off"
+            out.append(f'<rect x="{x}" y="{y + 3}" width="{STEP_WIDTH - 2}" height="{LANE_HEIGHT - 6}" '
+                       f'class="{state}" data-lane="{name}" data-step="{column}" data-state="{state}"/>')
+        where = f"{str(step.get('file', '?')).rsplit('/', 1)[-1]}:{step.get('line', '?')}"
+        label = html.escape(f"{where} {step.get('source_function') or step.get('function', '')}")
+        insn = html.escape(str(step.get("insn", "")))
+        y0 = TOP + lanes * LANE_HEIGHT
+        if is_failing:
+            out.append(f'<rect x="{x - 1}" y="{TOP}" width="{STEP_WIDTH}" height="{lanes * LANE_HEIGHT}" '
+                       f'class="failing" data-failing="{html.escape(where)}" data-step="{column}"/>')
+        gap = f" (+{skipped} lines)" if skipped else ""
+        out.append(f'<text transform="translate({x + 12},{y0 + 6}) rotate(60)" class="step">'
+                   f'<title>{label}: {insn}{gap}</title>{html.escape(where)}{gap}</text>')
+    out.append("</svg>")
+    return "\n".join(out)
+
+
+TEMPLATE = """<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>entry-verify: {{ title }}</title>
+<style>
+body { font: 14px/1.4 system-ui, sans-serif; margin: 1.5em; color: #222; }
+table.matrix { border-collapse: collapse; }
+table.matrix th, table.matrix td { border: 1px solid #bbb; padding: 3px 8px; text-align: center; }
+table.matrix th.slot { text-align: left; font-family: monospace; }
+td.closed { background: #2e9d4a; color: #fff; } td.under { background: #b6e2b0; }
+td.waived { background: #8fb6e6; } td.unknown { background: #c9c9c9; } td.violated { background: #d9363e; color: #fff; }
+td.none { background: #fff; color: #999; }
+td a { color: inherit; text-decoration: none; display: block; }
+.legend span { display: inline-block; padding: 2px 8px; margin-right: 6px; }
+section.cell { border-top: 1px solid #ddd; margin-top: 1em; padding-top: .5em; }
+svg.timeline rect.on { fill: #d9363e; } svg.timeline rect.off { fill: #e6f2e6; }
+svg.timeline rect.failing { fill: none; stroke: #000; stroke-width: 3; stroke-dasharray: 4 2; }
+svg.timeline text { font: 11px monospace; } pre { background: #f6f6f6; padding: .5em; overflow-x: auto; }
+.pending { color: #8a5a00; }
+</style></head><body>
+<h1>entry-verify: {{ title }}</h1>
+<p class="summary">{{ summary }}</p>
+<p class="legend"><span class="closed" style="background:#2e9d4a;color:#fff">ok: PROVED, closed</span>
+<span style="background:#b6e2b0">ok*: PROVED under hypotheses</span><span style="background:#8fb6e6">WAIVED</span>
+<span style="background:#c9c9c9">UNKNOWN</span><span style="background:#d9363e;color:#fff">VIOLATED</span>
+(counts are exception classes)</p>
+<table class="matrix"><thead><tr><th>vector slot</th>{% for p in props %}<th>{{ p }}</th>{% endfor %}</tr></thead>
+<tbody>{% for row in rows %}<tr data-slot="{{ row.slot }}"><th class="slot">{{ row.slot }}</th>
+{% for cell in row.cells %}{% if cell %}<td class="{{ classes[cell.status] }}" data-status="{{ cell.status }}">
+<a href="#{{ cell.anchor }}">{{ cell.text }}</a></td>{% else %}<td class="none">-</td>{% endif %}{% endfor %}
+</tr>{% endfor %}</tbody></table>
+{% for cell in details %}<section class="cell" id="{{ cell.anchor }}"><h2>{{ cell.vector }}: {{ cell.prop }}</h2>
+{% for r in cell.results %}<div class="result"><p><b>{{ r.verdict }}</b>{{ ecs(r) }}: {{ r.reason }}</p>
+{% if r.pending %}<ul class="pending">{% for h in r.pending %}<li>rests on {{ h.line() }}</li>{% endfor %}</ul>
+{% endif %}
+{% if r.counterexample %}{% set cex = r.counterexample %}
+<p>fails at {{ cex.failing.file }}:{{ cex.failing.line }} in {{ cex.failing.function }}:
+<code>{{ cex.failing.insn }}</code>: {{ cex.failing.what }}</p>
+{% if cex.unicorn %}<p class="unicorn">Unicorn: {{ 'reproduced' if cex.unicorn.reproduced else 'NOT reproduced' }}:
+{{ cex.unicorn.why }}</p>{% endif %}
+{{ timeline(cex) | safe }}{% endif %}</div>{% endfor %}</section>{% endfor %}
+<h2>Assumptions</h2><ul>{% for a in assumptions %}<li>{{ a }}</li>{% endfor %}</ul>
+</body></html>
+"""
+
+
+def _ecs(result: Result) -> str:
+    if not result.ec:
+        return ""
+    if len(result.ec) <= 4:
+        return " (EC " + ", ".join(ec_label(ec) for ec in result.ec) + ")"
+    return f" ({len(result.ec)} exception classes)"
+
+
+def render_html(report: Report, title: str = "report") -> str:
+    props = sorted({r.property for r in report.results},
+                   key=lambda p: (OBLIGATIONS.index(p), "") if p in OBLIGATIONS else (len(OBLIGATIONS), p))
+    cells: dict[tuple[str, str], Cell] = {}
+    for result in report.results:
+        cells.setdefault((result.vector, result.property), Cell(result.vector, result.property)).results.append(result)
+    rows = [Row(slot.name, [cells.get((slot.name, p)) for p in props])
+            for slot in ALL_SLOTS if any(v == slot.name for v, _ in cells)]
+    severity = {"VIOLATED": 0, "UNKNOWN": 1, "WAIVED": 2, "under": 3, "closed": 4}
+    details = sorted((cell for row in rows for cell in row.cells if cell is not None),
+                     key=lambda cell: severity[cell.status])  # what failed first
+    environment = Environment(autoescape=True)
+    return environment.from_string(TEMPLATE).render(
+        title=title, summary=summary(report.results), props=props, rows=rows, details=details,
+        classes=STATUS_CLASS, assumptions=report.assumptions, ecs=_ecs, timeline=timeline)
