@@ -84,6 +84,7 @@ def run(where: Where, jobs: int, slots: list[str], span: str = "base..series", *
     if root is not None:
         env["ENTRY_VERIFY_CACHE"] = str(root)
     env["PYTHONPYCACHEPREFIX"] = str(repo.parent / "pycache")
+    cache.mkdir(parents=True, exist_ok=True)  # -o is checked before any work: its directory must be there
     start = time.perf_counter()
     result = subprocess.run([sys.executable, "-m", "verifier.cli.main", "series", "--tree", str(repo), "--range",
                              span, "--cache-dir", str(cache), "-j", str(jobs), "--format", "json",
