@@ -15,7 +15,7 @@ from verifier.cli.main import main
 from verifier.engine.explore import Options
 from verifier.proof.callback_derive import derive_callbacks
 from verifier.proof.config import BUNDLED_CONTRACTS, ProveConfig
-from verifier.proof.contract_run import CheckInputs, CodeIndex, check_contracts
+from verifier.proof.contract_run import CheckInputs, CodeIndex, ContractCheck, check_contracts
 from verifier.proof.run import Report, prove
 from verifier.spec.contract_derive import describe_relation
 from verifier.spec.contracts import BuildFacts, load_contracts
@@ -344,6 +344,18 @@ def test_pmr_on_return_is_checked_where_the_kernel_masks_with_it(tmp_path: Path,
         assert found.counterexample is not None and found.counterexample["part"] == "contract:pmr"
 
 
+def checks_of(tmp_path: Path, source: str, calls: dict[str, list[int]],
+              contracts: str = "") -> dict[str, ContractCheck]:
+    """The checks of `calls` (function -> the DAIF values it is called with) in an assembly file of `source`,
+    under the bundled contracts and `contracts` added to them."""
+    callees = tmp_path / "callees.s"
+    callees.write_text(source)
+    path = tmp_path / "contracts.toml"
+    path.write_text(BUNDLED_CONTRACTS.read_text() + contracts)
+    return {c.function: c for c in check_contracts(CheckInputs([callees], call_daif=dict(calls)),
+                                                  load_contracts(path), Options())}
+
+
 SPINS = """
 \t.text
 \t.globl\tparks
@@ -364,13 +376,8 @@ parks_until:
 def test_a_loop_with_no_way_out_never_returns(tmp_path: Path) -> None:
     # cpu_park_loop(): a noreturn function's last loop ends no path UNKNOWN at the loop bound; one that can
     # leave its loop is judged as any other code (here: it returns, against its contract)
-    callees = tmp_path / "callees.s"
-    callees.write_text(SPINS)
-    path = tmp_path / "contracts.toml"
-    path.write_text(BUNDLED_CONTRACTS.read_text() + "\n[function.parks]\nreturns = false\n"
-                    "[function.parks_until]\nreturns = false\n")
-    found = {c.function: c for c in check_contracts(
-        CheckInputs([callees], call_daif={"parks": [0], "parks_until": [0]}), load_contracts(path), Options())}
+    found = checks_of(tmp_path, SPINS, {"parks": [0], "parks_until": [0]},
+                      "\n[function.parks]\nreturns = false\n[function.parks_until]\nreturns = false\n")
     assert found["parks"].verdict == "PROVED", found["parks"]
     assert found["parks_until"].verdict == "VIOLATED", found["parks_until"]
 
@@ -386,11 +393,8 @@ def bug_site(flags: int) -> str:
 def test_a_warn_goes_on_past_its_brk_and_a_bug_does_not(tmp_path: Path, flags: int, verdict: str) -> None:
     # WARN_ON(x) then code that breaks the contract: the path after a WARN's brk runs (its handler returns past
     # it), the path after a BUG's does not (the kernel dies there); the __bug_table's flags say which it is
-    callees = tmp_path / "callees.s"
-    callees.write_text("\t.text\n\t.globl\twarns\nwarns:\n\tcbz\tx0, 1f\n" + bug_site(flags)
-                       + "\tmsr\tdaifset, #2\n1:\tret\n")
-    found = {c.function: c for c in check_contracts(
-        CheckInputs([callees], call_daif={"warns": [0]}), load_contracts(BUNDLED_CONTRACTS), Options())}
+    found = checks_of(tmp_path, "\t.text\n\t.globl\twarns\nwarns:\n\tcbz\tx0, 1f\n" + bug_site(flags)
+                      + "\tmsr\tdaifset, #2\n1:\tret\n", {"warns": [0]})
     assert found["warns"].verdict == verdict, found["warns"]
 
 
@@ -417,13 +421,9 @@ dies_or_not:
 def test_a_noreturn_contract_is_shown_by_the_codes_control_flow(tmp_path: Path) -> None:
     # a load no engine can place does not matter to whether a function returns: its control flow has no
     # return, so it does not, and that rests on panic's contract alone, not on the calls it came back from
-    callees = tmp_path / "callees.s"
-    callees.write_text(DIES)
-    path = tmp_path / "contracts.toml"
-    path.write_text(BUNDLED_CONTRACTS.read_text() + "\n[function.dies]\nreturns = false\n"
-                    "[function.dies_or_not]\nreturns = false\n[function.panic]\nreturns = false\n")
-    found = {c.function: c for c in check_contracts(
-        CheckInputs([callees], call_daif={"dies": [0], "dies_or_not": [0]}), load_contracts(path), Options())}
+    found = checks_of(tmp_path, DIES, {"dies": [0], "dies_or_not": [0]},
+                      "\n[function.dies]\nreturns = false\n[function.dies_or_not]\nreturns = false\n"
+                      "[function.panic]\nreturns = false\n")
     assert found["dies"].verdict == "PROVED", found["dies"]
     assert found["dies"].callees == ["panic"]
     assert found["dies_or_not"].verdict == "VIOLATED", found["dies_or_not"]
@@ -529,10 +529,7 @@ reads_flag:
 def test_writable_data_is_not_its_link_time_value(tmp_path: Path, symbol: str, verdict: str) -> None:
     # `flag` is 0 in .data at link time, but anything at run time (a boot parameter, per-boot state): the path
     # where it is set masks I and returns so; read-only data is what the object says
-    callees = tmp_path / "callees.s"
-    callees.write_text(WRITABLE.format(symbol=symbol))
-    found = {c.function: c for c in check_contracts(
-        CheckInputs([callees], call_daif={"reads_flag": [0]}), load_contracts(BUNDLED_CONTRACTS), Options())}
+    found = checks_of(tmp_path, WRITABLE.format(symbol=symbol), {"reads_flag": [0]})
     assert found["reads_flag"].verdict == verdict, found["reads_flag"]
 
 

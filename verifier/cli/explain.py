@@ -10,6 +10,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from verifier.cli.inputs import report_errors
 from verifier.report.text import pending_ranking, summary
 from verifier.spec.obligations import OBLIGATION_TEXT
 from verifier.spec.verdicts import Result
@@ -38,14 +39,6 @@ def _pick(results: list[dict[str, Any]], args: argparse.Namespace) -> dict[str, 
         raise UserError("no result matches --property/--vector/--ec", str(args.report))
     chosen.sort(key=lambda r: ["VIOLATED", "UNKNOWN", "WAIVED", "PROVED"].index(r["verdict"]))
     return chosen[0]
-
-
-def run(args: argparse.Namespace) -> int:
-    try:
-        return _run(args)
-    except (KeyError, TypeError, ValueError, AttributeError, IndexError) as err:  # a report edited by hand
-        raise UserError(f"malformed report ({err.__class__.__name__}: {err}): not as entry-verify wrote it",
-                        str(args.report)) from None
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -148,6 +141,8 @@ def _contract(data: dict[str, Any], args: argparse.Namespace) -> int:
         _path(cex["trace"])
     return 0
 
+
+run = report_errors(_run, "report")  # a report edited by hand: a usage error
 
 SUBCOMMAND = ("print one result in full: the rule, assumptions, path with source lines, DAIF/MDSCR_EL1",
               add_arguments, run)

@@ -156,3 +156,17 @@ def preflight(args: argparse.Namespace) -> None:
         value = getattr(args, dest, None)
         if isinstance(value, int):
             _positive(value, option)
+
+
+def report_errors(run: Callable[[argparse.Namespace], int], dest: str) -> Callable[[argparse.Namespace], int]:
+    """`run` reading the JSON report `args.<dest>`, with a report edited by hand (a field missing or of
+    another type) a usage error instead of a traceback."""
+
+    def guarded(args: argparse.Namespace) -> int:
+        try:
+            return run(args)
+        except (KeyError, TypeError, ValueError, AttributeError, IndexError) as err:
+            raise UserError(f"malformed report ({err.__class__.__name__}: {err}): not as entry-verify wrote it",
+                            str(getattr(args, dest))) from None
+
+    return guarded

@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from verifier.cli.inputs import report_errors
 from verifier.proof.run import replay_counterexample
 from verifier.report.text import compress_trace
 from verifier.util.errors import UserError
@@ -26,14 +27,6 @@ def counterexamples(data: Any) -> list[dict[str, Any]]:
     if isinstance(data, dict) and "replay" in data:
         return [data]
     raise UserError("no counterexample in this file (expected a prove --format json report)")
-
-
-def run(args: argparse.Namespace) -> int:
-    try:
-        return _run(args)
-    except (KeyError, TypeError, ValueError, AttributeError, IndexError) as err:  # a report edited by hand
-        raise UserError(f"malformed report ({err.__class__.__name__}: {err}): not as entry-verify wrote it",
-                        str(args.file)) from None
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -64,5 +57,7 @@ def _run(args: argparse.Namespace) -> int:
     print(f"replayed {len(cexes)} counterexample(s), {len(cexes) - failed} reproduced")
     return 1 if failed else 0
 
+
+run = report_errors(_run, "file")  # a report edited by hand: a usage error
 
 SUBCOMMAND = ("replay counterexamples concretely (no solver) and show the same failure", add_arguments, run)
