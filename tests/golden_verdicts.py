@@ -11,10 +11,11 @@ Which model the solver picks may differ between runs; what is recorded does not 
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
+import os
 import re
+import subprocess
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -73,11 +74,10 @@ def record() -> None:
                 rows = verdict_rows(json.loads(out.read_text()))
                 (GOLDEN / golden_name(version, policy)).write_text(
                     "[\n" + ",\n".join(json.dumps(row) for row in rows) + "\n]\n")
-    for policy in (False, True):
-        buffer = io.StringIO()
-        with contextlib.redirect_stdout(buffer):
-            main(bundled_args(policy))
-        (GOLDEN / f"bundled{'-policy' if policy else ''}.txt").write_text(normalised_text(buffer.getvalue()))
+    for policy in (False, True):  # each in a process of its own, as the test runs it
+        run = subprocess.run([sys.executable, "-m", "verifier.cli.main", *bundled_args(policy)], capture_output=True,
+                             text=True, env={**os.environ, "PYTHONHASHSEED": "0"}, cwd=GOLDEN.parents[1])
+        (GOLDEN / f"bundled{'-policy' if policy else ''}.txt").write_text(normalised_text(run.stdout))
 
 
 if __name__ == "__main__":
