@@ -51,19 +51,38 @@ def compress_steps(trace: list[dict[str, Any]], failing: dict[str, Any] | None =
     out: list[tuple[dict[str, Any], bool, int]] = []
     last_state: tuple | None = None
     skipped = 0
-    steps = list(source_steps(trace))
+    steps, fails = _line_runs(trace, failing)
     for index, step in enumerate(steps):
         state = (step["daif"], step["mdscr"])
         changed = state != last_state
         last_state = state
-        is_failing = failing is not None and (step.get("file"), step.get("line"), step.get("insn")) == \
-            (failing.get("file"), failing.get("line"), failing.get("insn"))
+        is_failing = fails[index]
         if not (changed or is_failing or index == len(steps) - 1 or str(step["insn"]).startswith(_EVENTFUL)):
             skipped += 1
             continue
         out.append((step, is_failing, skipped))
         skipped = 0
     return out
+
+
+def _line_runs(trace: list[dict[str, Any]], failing: dict[str, Any] | None
+               ) -> tuple[list[dict[str, Any]], list[bool]]:
+    """source_steps(), and for each whether the failing instruction is among the steps it stands for (the
+    last such run: the failure is where the path ends)."""
+    steps: list[dict[str, Any]] = []
+    fails: list[bool] = []
+    last: tuple | None = None
+    want = (failing.get("file"), failing.get("line"), failing.get("insn")) if failing else None
+    for step in trace:
+        key = (step["file"], step["line"], step["function"], step["daif"], step["mdscr"])
+        if key != last:
+            steps.append(step)
+            fails.append(False)
+        last = key
+        if want is not None and (step.get("file"), step.get("line"), step.get("insn")) == want:
+            fails = [False] * len(fails)
+            fails[-1] = True
+    return steps, fails
 
 
 def compress_trace(trace: list[dict[str, Any]], limit: int = 60, compact: bool = False,
@@ -75,9 +94,8 @@ def compress_trace(trace: list[dict[str, Any]], limit: int = 60, compact: bool =
     if compact:
         chosen = compress_steps(trace, failing)
     else:
-        chosen = [(step, failing is not None and (step.get("file"), step.get("line"), step.get("insn")) ==
-                   (failing.get("file"), failing.get("line"), failing.get("insn")), 0)
-                  for step in source_steps(trace)]
+        steps, fails = _line_runs(trace, failing)
+        chosen = [(step, fail, 0) for step, fail in zip(steps, fails, strict=True)]
     for step, is_failing, skipped in chosen:
         if skipped:
             lines.append(f"      ... {skipped} source line(s)")
