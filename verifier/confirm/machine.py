@@ -203,7 +203,7 @@ class Run:
         self._system_register(address)
         self._call_outside(address)
         self._firmware_call(address)
-        if self.image.unalias(address) in self.image.warnings:
+        if self.image.warns_at(address):
             # a WARN()'s brk: the kernel's handler reports and returns past it (Unicorn would raise instead)
             self.uc.reg_write(uc_const.UC_ARM64_REG_PC, address + 4)
 

@@ -551,7 +551,7 @@ class Explorer:
             if effect.kind in ("hvc", "smc"):
                 firmware = self.calls.firmware()
                 self._summarised_call(path, firmware, firmware.name, next_pc)
-            elif self._warns_at(path.pc):  # WARN(): its handler reports, then the code goes on
+            elif self.image.warns_at(path.pc):  # WARN(): its handler reports, then the code goes on
                 path.pc = next_pc
                 self._leave_alt(path)
                 self._push(path)
@@ -680,10 +680,7 @@ class Explorer:
     def _traps_at(self, address: int) -> bool:
         code = self.image.code(address)
         return (code is not None and code.item.insn is not None and code.item.insn.mnemonic in TRAPS
-                and address not in self.image.alternatives and not self._warns_at(address))
-
-    def _warns_at(self, address: int) -> bool:
-        return self.image.unalias(address) in self.image.warnings
+                and address not in self.image.alternatives and not self.image.warns_at(address))
 
     def _return(self, path: Path, target: BV) -> None:
         target = z3.simplify(target)

@@ -359,6 +359,10 @@ class Image:
         return "".join(self._item_text(placed.items[o], placed.program, start, end, seen) for o in sorted(placed.items)
                        if address <= placed.base + o < stop)
 
+    def warns_at(self, address: int) -> bool:
+        """The brk at `address` is a WARN()'s: the kernel's handler returns past it."""
+        return self.unalias(address) in self.warnings
+
     def writable(self, address: int) -> bool:
         """Whether the lifted data at `address` may have changed since link time: a section flagged
         writable (`.data`, `.bss`, `.data..ro_after_init`, ...). Its link-time contents say nothing of what

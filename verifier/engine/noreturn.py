@@ -89,7 +89,7 @@ def never_returns(image: Image, entry: int, does_not_return: Callable[[str], boo
         if mnemonic in LEAVES:
             return NoReturn(False, f"`{mnemonic}` at {_where(image, address)} is reachable")
         if mnemonic in TRAPS:
-            if image.unalias(address) in image.warnings:
+            if image.warns_at(address):
                 todo.append(fall(address))
             continue
         if mnemonic in CALLS:
