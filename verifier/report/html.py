@@ -12,13 +12,13 @@ from typing import Any
 from jinja2 import Environment
 
 from verifier.proof.run import Report
-from verifier.report.text import SHORT, compress_steps, summary
+from verifier.report.text import cell_text, classes_text, compress_steps, summary
 from verifier.spec.obligations import OBLIGATIONS
 from verifier.spec.slots import ALL_SLOTS
-from verifier.spec.verdicts import Result, ec_label
+from verifier.spec.verdicts import Result
 
 STATUS_CLASS = {"closed": "closed", "under": "under", "WAIVED": "waived", "UNKNOWN": "unknown", "VIOLATED": "violated"}
-LANES = (("D", "D", 3), ("A", "A", 2), ("I", "I", 1), ("F", "F", 0))  # lane name, DAIF letter, bit
+DAIF_LANES = "DAIF"  # a lane per mask, named by the letter the trace's DAIF text has upper case when masked
 MDSCR_LANES = (("SS", 0), ("KDE", 13))
 STEP_WIDTH, LANE_HEIGHT, LEFT, TOP = 34, 22, 60, 20
 
@@ -43,12 +43,7 @@ class Cell:
 
     @property
     def text(self) -> str:
-        counts: dict[str, int] = {}
-        for r in self.results:
-            counts[r.verdict] = counts.get(r.verdict, 0) + max(len(r.ec), 1)
-        if set(counts) == {"PROVED"}:
-            return "ok" if self.status == "closed" else "ok*"
-        return " ".join(f"{SHORT[v]} {n}" for v, n in sorted(counts.items()) if v != "PROVED")
+        return cell_text(self.results)
 
 
 @dataclass
@@ -63,11 +58,11 @@ def timeline(cex: dict[str, Any]) -> str:
     failing = cex.get("failing", {})
     steps = compress_steps(cex.get("trace", []), failing)
     width = LEFT + STEP_WIDTH * max(len(steps), 1) + 20
-    lanes = len(LANES) + len(MDSCR_LANES)
+    lanes = len(DAIF_LANES) + len(MDSCR_LANES)
     height = TOP + LANE_HEIGHT * lanes + 190
     out = [f'<svg class="timeline" width="{width}" height="{height}" '
            f'role="img" aria-label="masking along the path">']
-    names = [name for name, _, _ in LANES] + [f"MDSCR.{name}" for name, _ in MDSCR_LANES]
+    names = [*DAIF_LANES] + [f"MDSCR.{name}" for name, _ in MDSCR_LANES]
     for row, name in enumerate(names):
         y = TOP + row * LANE_HEIGHT
         out.append(f'<text x="4" y="{y + 15}" class="lane" data-lane="{name}">{name}</text>')
@@ -75,7 +70,7 @@ def timeline(cex: dict[str, Any]) -> str:
         x = LEFT + column * STEP_WIDTH
         daif = str(step.get("daif", ""))
         mdscr = int(str(step.get("mdscr", "0")), 16) if str(step.get("mdscr", "")).startswith("0x") else 0
-        bits = [letter in daif for _, letter, _ in LANES] + [bool(mdscr >> bit & 1) for _, bit in MDSCR_LANES]
+        bits = [letter in daif for letter in DAIF_LANES] + [bool(mdscr >> bit & 1) for _, bit in MDSCR_LANES]
         for row, (name, on) in enumerate(zip(names, bits, strict=True)):
             y = TOP + row * LANE_HEIGHT
             state = "on" if on else "off"
@@ -139,14 +134,6 @@ svg.timeline text { font: 11px monospace; } pre { background: #f6f6f6; padding: 
 """
 
 
-def _ecs(result: Result) -> str:
-    if not result.ec:
-        return ""
-    if len(result.ec) <= 4:
-        return " (EC " + ", ".join(ec_label(ec) for ec in result.ec) + ")"
-    return f" ({len(result.ec)} exception classes)"
-
-
 def render_html(report: Report, title: str = "report") -> str:
     props = sorted({r.property for r in report.results},
                    key=lambda p: (OBLIGATIONS.index(p), "") if p in OBLIGATIONS else (len(OBLIGATIONS), p))
@@ -161,4 +148,4 @@ def render_html(report: Report, title: str = "report") -> str:
     environment = Environment(autoescape=True)
     return environment.from_string(TEMPLATE).render(
         title=title, summary=summary(report.results), props=props, rows=rows, details=details,
-        classes=STATUS_CLASS, assumptions=report.assumptions, ecs=_ecs, timeline=timeline)
+        classes=STATUS_CLASS, assumptions=report.assumptions, ecs=classes_text, timeline=timeline)

@@ -16,7 +16,7 @@ from verifier.spec.verdicts import Result, ec_label
 SHORT = {"PROVED": "ok", "VIOLATED": "VIOL", "WAIVED": "waiv", "UNKNOWN": "unkn"}
 
 
-def _ecs(result: Result) -> str:
+def classes_text(result: Result) -> str:
     if not result.ec:
         return ""
     if len(result.ec) == 1:
@@ -116,9 +116,9 @@ def diagnostic(result: Result, verbose: bool = True) -> list[str]:
     failing = cex.get("failing", {})
     where = f"{failing.get('file', '?')}:{failing.get('line', '?')}"
     severity = "error" if result.verdict == "VIOLATED" else "note"
-    head = f"{where}: {severity}: {result.property}: {result.vector}{_ecs(result)}: {result.reason}"
+    head = f"{where}: {severity}: {result.property}: {result.vector}{classes_text(result)}: {result.reason}"
     if result.verdict == "WAIVED":
-        head = f"{where}: note: {result.property}: {result.vector}{_ecs(result)}: WAIVED: {result.reason}"
+        head = f"{where}: note: {result.property}: {result.vector}{classes_text(result)}: WAIVED: {result.reason}"
     lines = [head]
     if cex:
         init = cex.get("initial", {})
@@ -145,7 +145,7 @@ def _column(prop: str) -> tuple[int, str]:
     return (OBLIGATIONS.index(prop), "") if prop in OBLIGATIONS else (len(OBLIGATIONS), prop)
 
 
-def _cell(results: list[Result]) -> str:
+def cell_text(results: list[Result]) -> str:
     """`ok` = PROVED and closed for every class; `ok*` = PROVED, some under hypotheses; otherwise the
     counts of classes per other verdict (VIOL, waiv, unkn), `*` where some PROVED class is under hypotheses."""
     counts: dict[str, int] = {}
@@ -168,7 +168,7 @@ def table(results: list[Result]) -> list[str]:
              "otherwise exception classes per verdict):",
              f"{'vector':<14} " + " ".join(f"{p:>{width}}" for p in props)]
     for vector in vectors:
-        cells = [f"{_cell([r for r in results if r.property == prop and r.vector == vector]):>{width}}"
+        cells = [f"{cell_text([r for r in results if r.property == prop and r.vector == vector]):>{width}}"
                  for prop in props]
         lines.append(f"{vector:<14} " + " ".join(cells))
     return lines
@@ -226,8 +226,8 @@ def render_text(report: Report, verbose: bool = True) -> str:
         lines.extend(diagnostic(result, verbose))
     for result in report.results:
         if result.verdict == "UNKNOWN":
-            lines.append(f"{_where_unknown(result)}: unknown: {result.property}: {result.vector}{_ecs(result)}: "
-                         f"{result.reason}")
+            lines.append(f"{_where_unknown(result)}: unknown: {result.property}: {result.vector}"
+                         f"{classes_text(result)}: {result.reason}")
     if findings:
         lines.append(LEGEND)
     lines.append("")
