@@ -127,10 +127,14 @@ def derive_callbacks(index: CodeIndex, contracts: Contracts, options: Options, s
             image = _linked(index, path)
             address = image.globals.get(name, image.locals[0].get(name))
             assert address is not None
+            # the callback's helpers run as code (an instruction encoder is a few instructions); a big callee
+            # (printk and its formatting) is summarised by its contract instead, as the budget would end in it
+            big = frozenset(other for other in image.globals if other != name and _size(image, other) > HELPER_SIZE)
+            helpers_only = replace(contracts, summarised=contracts.summarised | big)
             variants: dict[int, tuple[Words, ...]] = {}
             rests: set[str] = set()
             for length in sorted(sites[name]):
-                variants[length], used = _derive(image, address, length, contracts, options)
+                variants[length], used = _derive(image, address, length, helpers_only, options)
                 rests |= used
         except NotDerived as why:
             out.append(PatchDerivation(name, None, str(why), source))
@@ -191,12 +195,7 @@ def _derive(image: Image, address: int, length: int, contracts: Contracts, optio
     site_words = _SiteWords(site, origin[0] if origin else None, length)
     watching: list[Observer] = [site_words]
     first = ExecPath(state, z3.BoolVal(True), (), start.pc, watching)
-    # the callback's helpers run as code (an instruction encoder is a few instructions); a big callee (printk
-    # and its formatting) is summarised by its contract instead, as the budget would end in it
-    big = frozenset(name for name in image.globals if name != image.names.get(address)
-                    and _size(image, name) > HELPER_SIZE)
-    calls = ContractCalls(replace(contracts, summarised=contracts.summarised | big), start.priority,
-                          regs_frame=False)
+    calls = ContractCalls(contracts, start.priority, regs_frame=False)
     limits = replace(bounded(options), merge=False)  # each path's words alone: the original, or what it wrote
     run = Explorer(image, calls, Entry(first, list(start.facts), start.caps, start.return_address), limits).explore()
     why = why_underived(run)
