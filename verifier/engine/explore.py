@@ -45,11 +45,14 @@ ENGINE_ASSUMPTIONS = (
     "no synchronous exception (a fault) is taken by the entry code's own instructions",
     "a call into code that is not lifted behaves as its contract says",
     "each alternative's capability is a free boolean, the same at every site (unless pinned); "
-    "alternative_cb callbacks patch as their contracts say",
+    "an alternative_cb callback writes at its site what its code was read to write (the site is written only "
+    "through the pointers the callback is given), or, where it was not read, what its contract says",
     "TPIDR_EL1 and TPIDR_EL2 both hold this CPU's per-CPU offset at entry (the kernel reads the one "
     "its VHE alternative selects)",
     "a brk, udf or hlt ends its path (BUG(): the kernel dies), except the brk of a WARN(), which the "
     "kernel's __bug_table marks and whose handler returns past it with the state unchanged",
+    "a call comes back, if at all, to the instruction after it (what shows a `returns = false` contract from "
+    "the function's control flow)",
 )
 
 # What a loop that never ends may run: hints and barriers, nothing that branches, traps or touches memory.
