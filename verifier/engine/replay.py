@@ -19,7 +19,7 @@ from verifier.engine.image import CodeRef, Image
 from verifier.engine.paths import Path
 from verifier.frontend.srcfunc import function_at
 from verifier.ir.program import Insn
-from verifier.semantics.state import BV, MDSCR, Region
+from verifier.semantics.state import BV, ICC_PMR_EL1, MDSCR, Region
 
 
 class DictModel(ModelLike):
@@ -157,6 +157,8 @@ def replay(image: Image, make_explorer: MakeExplorer, model: ModelLike, to_retur
             "mdscr": f"{model_number(model, path.state.read_sysreg(MDSCR)):#x}",
             "insn": str(insn),
         }
+        if ICC_PMR_EL1 in path.state.sysregs:  # the path has read or written the GIC priority mask
+            step["pmr"] = f"{model_number(model, path.state.sysregs[ICC_PMR_EL1]):#x}"
         if src is not None:
             step["asm"] = f"{src.asm_file}:{src.asm_line}"
             inlined = function_at(image.programs[code.program].source_root, src.file, src.line)

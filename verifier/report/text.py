@@ -24,19 +24,24 @@ def classes_text(result: Result) -> str:
     return f" ({len(result.ec)} exception classes)"
 
 
+def masks(step: dict[str, Any]) -> tuple[str, str, str | None]:
+    """What a step's masking is: DAIF, MDSCR_EL1 and, where the path has touched it, the GIC's PMR."""
+    return step["daif"], step["mdscr"], step.get("pmr")
+
+
 def source_steps(trace: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
     """A path one source line run at a time: consecutive steps on one line of one function, with the same
     DAIF and MDSCR_EL1, are one."""
     last: tuple | None = None
     for step in trace:
-        key = (step["file"], step["line"], step["function"], step["daif"], step["mdscr"])
+        key = (step["file"], step["line"], step["function"], *masks(step))
         if key != last:
             yield step
         last = key
 
 
 LEGEND = ("legend: DAIF letters upper case = masked, lower case = unmasked (DAIF: all four masked, daif: none); "
-          "* = DAIF or MDSCR_EL1 changed there; `...` = steps that change neither, call nothing and write no "
+          "* = DAIF, MDSCR_EL1 or PMR changed there; `...` = steps that change none of them, call nothing and write no "
           "exception register (--verbose: every step)")
 # instructions a reviewer of the entry code wants on the path whatever else they do: calls, the exception
 # registers the eret reads, masking, the eret
@@ -53,7 +58,7 @@ def compress_steps(trace: list[dict[str, Any]], failing: dict[str, Any] | None =
     skipped = 0
     steps, fails = _line_runs(trace, failing)
     for index, step in enumerate(steps):
-        state = (step["daif"], step["mdscr"])
+        state = masks(step)
         changed = state != last_state
         last_state = state
         is_failing = fails[index]
@@ -74,7 +79,7 @@ def _line_runs(trace: list[dict[str, Any]], failing: dict[str, Any] | None
     last: tuple | None = None
     want = (failing.get("file"), failing.get("line"), failing.get("insn")) if failing else None
     for step in trace:
-        key = (step["file"], step["line"], step["function"], step["daif"], step["mdscr"])
+        key = (step["file"], step["line"], step["function"], *masks(step))
         if key != last:
             steps.append(step)
             fails.append(False)
@@ -99,12 +104,13 @@ def compress_trace(trace: list[dict[str, Any]], limit: int = 60, compact: bool =
     for step, is_failing, skipped in chosen:
         if skipped:
             lines.append(f"      ... {skipped} source line(s)")
-        state = (step["daif"], step["mdscr"])
+        state = masks(step)
         marker = "* " if state != last_state else "  "
         last_state = state
         mark = "   <- fails here" if is_failing else ""
+        pmr = f" PMR={step['pmr']}" if "pmr" in step else ""
         lines.append(f"    {marker}{step['file']}:{step['line']:<5} {step['function']:<28} "
-                     f"DAIF={step['daif']} MDSCR_EL1={step['mdscr']}  {step['insn']}{mark}")
+                     f"DAIF={step['daif']} MDSCR_EL1={step['mdscr']}{pmr}  {step['insn']}{mark}")
     if len(lines) > limit:
         head, tail = lines[: limit // 3], lines[-(2 * limit) // 3 :]
         lines = head + [f"    ... {len(lines) - len(head) - len(tail)} more source lines ..."] + tail
