@@ -6,8 +6,10 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import re
 import subprocess
 import xml.etree.ElementTree as ET
+from html.parser import HTMLParser
 from importlib import resources
 from pathlib import Path
 
@@ -19,9 +21,10 @@ from verifier.kernel.snapshot import Snapshot, take
 from verifier.proof.cache import proof_key
 from verifier.proof.config import DEFAULT_WAIVERS, ProveConfig
 from verifier.proof.run import Report
-from verifier.report.progress import BarProgress, LineProgress, for_stream
+from verifier.report.progress import BarProgress, LineProgress, for_stream, time_left
 from verifier.series.diff import differences, regressions, transitions
 from verifier.series.git import Commit
+from verifier.series.html import render_series_html
 from verifier.series.junit import to_junit
 from verifier.series.report import exit_status, render_markdown, render_text, to_json
 from verifier.series.run import FORMAT, CommitReport, SeriesPlan, SeriesResult, finish, prove_config
@@ -127,6 +130,66 @@ def test_text_and_markdown_reports() -> None:
 
 
 # ---------------------------------------------------------------------------------------- formats
+
+
+def test_html_page_of_a_series_leads_from_the_transition_to_the_timeline() -> None:
+    run = series(commit(0, [proved()]), commit(1, [proved()], key="key0"), commit(2, [violated()]),
+                 commit(3, [proved()]))
+    text = render_series_html(run, "any")
+    assert not re.search(r"https?://|<link|<script src|@import", text), "a network reference"
+    page = SeriesPage()
+    page.feed(text)
+    assert page.commits == ["0" * 40] + [f"{n:040x}" for n in (1, 2, 3)]
+    marks = {(c["commit"], c.get("transition")) for c in page.cells if c.get("transition")}
+    assert marks == {(f"{2:040x}", "breaks"), (f"{3:040x}", "fixes")}, marks
+    broken = next(c for c in page.cells if c.get("transition") == "breaks")
+    assert broken["status"] == "VIOLATED" and broken["href"].lstrip("#") in page.sections
+    # the breaking commit's section holds the counterexample's timeline, the failing step at entry.S:451
+    section = broken["href"].lstrip("#")
+    assert page.failing and page.failing[0].startswith(f"{section} entry.S:451")
+    assert {"D", "A", "I", "F", "MDSCR.SS", "ISB"} <= page.lanes[section]
+    fixed = next(c for c in page.cells if c.get("transition") == "fixes")
+    assert fixed["status"] == "closed"
+    assert "breaks d-restored on el1h_irq: PROVED -&gt; VIOLATED" in text
+
+
+class SeriesPage(HTMLParser):
+    """A series page's rows (commits), its cells with their transition marks and links, sections, lanes."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.commits: list[str] = []
+        self.cells: list[dict[str, str]] = []
+        self.sections: set[str] = set()
+        self.lanes: dict[str, set[str]] = {}
+        self.states: dict[tuple[str, str, str], str] = {}  # (section, lane, step) -> on / off
+        self.failing: list[str] = []
+        self._cell: dict[str, str] | None = None
+        self._section = ""
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        a = {k: v or "" for k, v in attrs}
+        if tag == "tr" and "data-commit" in a:
+            self.commits.append(a["data-commit"])
+        elif tag == "td" and "data-status" in a:
+            self._cell = {"status": a["data-status"], "commit": self.commits[-1]}
+            if "data-transition" in a:
+                self._cell["transition"] = a["data-transition"]
+            self.cells.append(self._cell)
+        elif tag == "a" and self._cell is not None:
+            self._cell["href"] = a.get("href", "")
+        elif tag == "section" and "id" in a:
+            self._section = a["id"]
+            self.sections.add(a["id"])
+        elif tag == "rect" and "data-lane" in a:
+            self.lanes.setdefault(self._section, set()).add(a["data-lane"])
+            self.states[(self._section, a["data-lane"], a["data-step"])] = a["data-state"]
+        elif tag == "rect" and "data-failing" in a:
+            self.failing.append(f"{self._section} {a['data-failing']} {a['data-step']}")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "td":
+            self._cell = None
 
 
 def test_sarif_validates_against_the_official_schema_with_code_flows(tmp_path: Path) -> None:
@@ -253,7 +316,15 @@ def test_line_progress_when_not_a_terminal() -> None:
     progress = LineProgress(stream)
     progress.start("prove", 2)
     progress.advance("abc el0_64_sync: 7 PROVED (1.0s)")
-    assert stream.getvalue() == "  PROVE   [1/2] abc el0_64_sync: 7 PROVED (1.0s)\n"
+    assert re.fullmatch(r"  PROVE   \[1/2, ~\d+s left\] abc el0_64_sync: 7 PROVED \(1.0s\)\n", stream.getvalue())
+    progress.advance("abc el0_64_irq: 5 PROVED (0.1s)")
+    assert stream.getvalue().endswith("  PROVE   [2/2] abc el0_64_irq: 5 PROVED (0.1s)\n")  # nothing left
+
+
+def test_time_left_is_the_mean_step_times_the_steps_to_go() -> None:
+    assert time_left(10.0, 1, 3) == ", ~20s left"
+    assert time_left(60.0, 2, 5) == ", ~1m30s left"
+    assert time_left(5.0, 0, 3) == "" and time_left(5.0, 3, 3) == ""
 
 
 # ------------------------------------------------------------------------------------ input errors

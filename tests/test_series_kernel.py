@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import shutil
 import subprocess
 import sys
 import time
@@ -18,7 +20,8 @@ from typing import Any
 import pytest
 import yaml
 from kernel_repos import commit_edits, git, user_repo
-from test_series import sarif_validator
+from test_html_report import chromium
+from test_series import SeriesPage, sarif_validator
 
 from verifier.cli.main import main
 
@@ -134,6 +137,42 @@ def test_second_run_is_all_cached_and_ten_times_faster(setting: dict[str, Any], 
     assert all(c["cached"] for c in data["commits"]) and data["summary"]["proofs"] == 0
     assert data["transitions"] == first_run["data"]["transitions"]
     assert seconds * 10 <= first_run["seconds"], (seconds, first_run["seconds"])
+
+
+def test_html_page_of_the_series_leads_to_the_counterexample(setting: dict[str, Any], first_run: dict[str, Any]
+                                                             ) -> None:
+    # the same series again (served from the cache) as one page: the breaking commit's ss-restored cell is
+    # marked and leads to the counterexample's timeline, whose MDSCR_EL1.SS lane stays clear at the eret
+    out = setting["tmp"] / "series.html"
+    status, _ = series(setting["cache"], out, "--tree", str(setting["repo"]), "--range", "base..series",
+                       "--format", "html")
+    assert status == first_run["status"]
+    text = out.read_text()
+    assert not re.search(r"https?://|<link|<script src|@import", text), "a network reference"
+    page = SeriesPage()
+    page.feed(text)
+    shas = setting["shas"]
+    assert page.commits[1:] == [shas[k] for k in ("untouched", "break", "harmless", "fix")]
+    marked = {(c["commit"], c["transition"]) for c in page.cells if "transition" in c}
+    assert (shas["break"], "breaks") in marked and (shas["fix"], "fixes") in marked
+    assert {commit for commit, _ in marked} == {shas["break"], shas["fix"]}
+    broken = next(c for c in page.cells if c.get("transition") == "breaks" and "ss-restored" in c["href"])
+    section = broken["href"].lstrip("#")
+    assert section in page.sections
+    failing = [f for f in page.failing if f.startswith(section + " ")]
+    assert failing and "entry.S:" in failing[0]
+    assert {"D", "I", "MDSCR.SS", "ISB"} <= page.lanes[section]
+    step = failing[0].split()[-1]
+    assert page.states[(section, "MDSCR.SS", step)] == "off"  # returning to the task without its step re-armed
+    browser = chromium()
+    if browser is not None:
+        shot = setting["tmp"] / "series.png"
+        subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
+                        f"--screenshot={shot}", "--window-size=1400,900", out.as_uri()],
+                       capture_output=True, timeout=120)
+        assert shot.is_file() and shot.stat().st_size > 10_000
+        if os.environ.get("ENTRY_VERIFY_SCREENSHOTS"):
+            shutil.copy(shot, ROOT / "docs" / "series-6.1.png")
 
 
 def test_sarif_and_junit_of_the_series(setting: dict[str, Any], first_run: dict[str, Any]) -> None:

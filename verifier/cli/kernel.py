@@ -5,12 +5,11 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from verifier.cli.prove import EPILOG, TreeFacts, add_common, config_from, emit, progress
+from verifier.cli.prove import EPILOG, TreeFacts, add_common, config_from, emit, proved
 from verifier.cli.toolchain import add_kbuild_options, add_kbuild_variables, apply_kbuild_variables
 from verifier.kernel import kbuild
 from verifier.kernel.cmdfile import assembler_for
 from verifier.kernel.info import kernel_info
-from verifier.proof.run import prove
 from verifier.util.errors import UserError
 
 
@@ -42,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
     if config.contract_depth:
         ring = kbuild.build_callee_ring(job, files)
         config.callees, config.callee_missing = ring.outputs, ring.missing
-    return emit(prove(config, progress, max(args.jobs, 1)), args)
+    return emit(proved(config, args.jobs), args)
 
 
 SUBCOMMAND = ("build a kernel tree's entry assembly with Kbuild and prove it", add_arguments, run)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -21,6 +20,7 @@ from verifier.proof.config import (
 )
 from verifier.proof.run import Report, exit_status, prove
 from verifier.report.html import render_html
+from verifier.report.progress import for_stream
 from verifier.report.text import render_text, summary
 from verifier.spec.contracts import BuildFacts
 from verifier.spec.obligations import OBLIGATIONS
@@ -158,8 +158,15 @@ def _title(args: argparse.Namespace) -> str:
     return f"kernel {tree}" if tree else "prove " + " ".join(getattr(args, "files", []) or ["(bundled subjects)"])
 
 
-def progress(message: str) -> None:
-    print(f"  PROVE   {message}", file=sys.stderr, flush=True)
+def proved(config: ProveConfig, jobs: int, heading: str | None = None) -> Report:
+    """`prove(config)` with the run's progress on stderr (a bar on a terminal, a line per slot otherwise)."""
+    progress = for_stream()
+    try:
+        if heading:
+            progress.note(heading)
+        return prove(config, progress, max(jobs, 1))
+    finally:
+        progress.close()
 
 
 def run(args: argparse.Namespace) -> int:
@@ -173,9 +180,7 @@ def run(args: argparse.Namespace) -> int:
         # the bundled subjects are separate kernels: prove each on its own
         reports = []
         for path in files:
-            print(f"== {path}", file=sys.stderr)
-            report = prove(replace(config_from(args, [path], contracts), callees=callees), progress,
-                           max(args.jobs, 1))
+            report = proved(replace(config_from(args, [path], contracts), callees=callees), args.jobs, f"== {path}")
             reports.append(report)
         merged = Report([r for rep in reports for r in rep.results], reports[0].assumptions,
                         [i for rep in reports for i in rep.inputs],
@@ -186,8 +191,7 @@ def run(args: argparse.Namespace) -> int:
             write_output(text, args.output)
             return exit_status([r for rep in reports for r in rep.results], args.accept_hypotheses)
         return emit(merged, args)
-    return emit(prove(replace(config_from(args, files, contracts), callees=callees), progress, max(args.jobs, 1)),
-                args)
+    return emit(proved(replace(config_from(args, files, contracts), callees=callees), args.jobs), args)
 
 
 SUBCOMMAND = ("prove the return obligations on every vector slot (default: the bundled subjects)", add_arguments, run)

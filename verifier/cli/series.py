@@ -12,6 +12,7 @@ from verifier.cli.prove import add_jobs, add_proof_options
 from verifier.cli.toolchain import add_kbuild_options
 from verifier.kernel import kbuild
 from verifier.report.progress import for_stream
+from verifier.series.html import render_series_html
 from verifier.series.junit import to_junit
 from verifier.series.report import EXIT_STATUS_HELP, exit_status, render_markdown, render_text, to_json
 from verifier.series.run import FORMAT, SeriesPlan, SeriesResult, collect, finish, run
@@ -21,7 +22,7 @@ from verifier.util.errors import UserError
 from verifier.util.files import read_json
 from verifier.util.outputs import write_output
 
-FORMATS = ("text", "markdown", "json", "sarif", "junit")
+FORMATS = ("text", "markdown", "json", "sarif", "junit", "html")
 
 EPILOG = f"""Each commit is built with Kbuild (O=, out of tree) in a scratch clone under the cache; the repository
 given with --tree is only read. A commit whose lifted assembly is unchanged costs no proof, and results are
@@ -38,7 +39,9 @@ examples:
 
 def add_output_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--format", choices=FORMATS, default=None,
-                        help="text (default), markdown (for a review reply), json, sarif (2.1.0), junit")
+                        help="text (default), markdown (for a review reply), json, sarif (2.1.0), junit, or html: "
+                        "one self-contained page (commits x properties, each transition leading to its "
+                        "counterexample's timeline); html needs -o FILE")
     parser.add_argument("--output", "-o", metavar="F", help="write the report to F (default: stdout)")
     parser.add_argument("--fail-on", choices=("any", "new", "none"), default=None,
                         help="exit 1 on any VIOLATED verdict in the series (the default), only on one the base "
@@ -142,6 +145,8 @@ def emit(series: SeriesResult, args: argparse.Namespace, tree: Path) -> int:
         text = json.dumps(to_sarif(series, tree), indent=1) + "\n"
     elif fmt == "junit":
         text = to_junit(series)
+    elif fmt == "html":
+        text = render_series_html(series, args.fail_on)
     else:
         text = render_text(series, args.fail_on)
     write_output(text, args.output)

@@ -38,6 +38,7 @@ from verifier.spec.verdicts import Result
 from verifier.spec.waivers import Watchlist
 from verifier.util.errors import UserError
 from verifier.util.paths import shown
+from verifier.util.progress import Progress
 
 
 @dataclass
@@ -56,7 +57,6 @@ class Report:
                 "inputs": self.inputs, "stats": self.stats, "contracts": [c.json() for c in self.contracts]}
 
 
-Progress = Callable[[str], None]
 
 # Exit statuses beyond 0 (every result closed PROVED or WAIVED) and 2 (usage or input error).
 VIOLATED_STATUS, UNKNOWN_STATUS, UNDER_HYPOTHESES_STATUS = 1, 3, 4
@@ -151,8 +151,9 @@ def check_and_follow(config: ProveConfig, contracts: Contracts, outcomes: dict[s
         config, slots, lines = again  # lines: the followed functions, each with what the report says of it
         followed += lines.values()
         if checking.progress:
-            checking.progress(f"{'; '.join(lines.values())}: proving {', '.join(s.name for s in slots)} again, "
-                              "following its code")
+            again_slots = ", ".join(s.name for s in slots)
+            checking.progress.note(f"FOLLOW  {'; '.join(lines.values())}: proving {again_slots} again, "
+                                   "following its code")
         before = {slot.name: outcomes[slot.name] for slot in slots}
         for name, outcome in reprove(config, slots).items():
             outcomes[name] = kept_violations(before[name], outcome, set(lines))
@@ -228,12 +229,15 @@ def _first_calls(cex: dict[str, Any]) -> dict[str, int]:
 def _prove_slots(config: ProveConfig, slots: Iterable[Slot], jobs: int, progress: Progress | None
                  ) -> dict[str, SlotOutcome]:
     outcomes: dict[str, SlotOutcome] = {}
+    slots = tuple(slots)
+    if progress:
+        progress.start("prove", len(slots))
 
     def done(_: int, outcome: SlotOutcome) -> None:
         outcomes[outcome.slot] = outcome
         if progress:
-            progress(f"{outcome.slot}: {count_verdicts(r['verdict'] for r in outcome.results)} "
-                     f"({outcome.stats['seconds']}s)")
+            progress.advance(f"{outcome.slot}: {count_verdicts(r['verdict'] for r in outcome.results)} "
+                             f"({outcome.stats['seconds']}s)")
 
     run_slot_jobs([(config, slot.name) for slot in slots], jobs, done)
     return outcomes
@@ -297,7 +301,7 @@ def _derived(config: ProveConfig, contracts: Contracts, checking: Checking | Non
         return [f"derived: contract {name}: not derived (--trust-contracts); its written fallback "
                 f"`daif = {contracts.functions[name].daif}` is trusted" for name in wanted], config.build
     if checking.progress:
-        checking.progress(f"deriving DAIF on return of {', '.join(wanted)} from their code")
+        checking.progress.note(f"DERIVE  DAIF on return of {', '.join(wanted)} from their code")
     derivations = derive_contracts(checking.index, contracts, config.options, config.callee_missing, checking.store)
     found = {d.function: d.build_json() for d in derivations if d.table is not None}
     build = replace(config.build, derived_daif=found) if found else config.build
@@ -323,7 +327,7 @@ def _derived_patches(config: ProveConfig, contracts: Contracts, checking: Checki
     if not sites:
         return [], build, []
     if checking.progress:
-        checking.progress(f"reading what {', '.join(sorted(sites))} write at their sites from their code")
+        checking.progress.note(f"DERIVE  what {', '.join(sorted(sites))} write at their sites from their code")
     derivations = derive_callbacks(checking.index, contracts, config.options, sites)
     found = {d.callback: d.build_json() for d in derivations if d.variants is not None}
     if found:
@@ -348,7 +352,7 @@ def checked_contracts(config: ProveConfig, contracts: Contracts, outcomes: list[
         for name in outcome.stats.get("contracts", []):
             call_daif.setdefault(name, None)  # a call that returns nowhere still rests on its contract
     if checking.progress:
-        checking.progress(f"checking {len(call_daif)} contracts against their code")
+        checking.progress.note(f"CHECK   {len(call_daif)} contracts against their code")
     inputs = CheckInputs(list(config.files) + list(config.callees), dict(config.callee_missing), call_daif,
                          config.root, config.contract_depth, call_regs)
     checks = check_contracts(inputs, contracts, config.options, checking.index, checking.store)

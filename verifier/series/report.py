@@ -163,7 +163,7 @@ def _transition_lines(series: SeriesResult, markdown: bool) -> list[str]:
     return lines
 
 
-def _summary_lines(series: SeriesResult, fail_on: str) -> list[str]:
+def summary_lines(series: SeriesResult, fail_on: str) -> list[str]:
     lines = []
     groups: dict[tuple, list[str]] = {}
     for item in breaks_and_fixes(series):
@@ -212,7 +212,7 @@ def render_text(series: SeriesResult, fail_on: str) -> str:
     lines += ["", "transitions:" if transition_lines else "transitions: none"] + transition_lines
     if series.reference and differences(series):
         lines += ["", f"differences from {series.reference.commit.short}:"] + _difference_lines(series)
-    lines += ["", "summary:"] + [f"  {line}" for line in _summary_lines(series, fail_on)]
+    lines += ["", "summary:"] + [f"  {line}" for line in summary_lines(series, fail_on)]
     lines += ["", "assumptions (tip):"] + [f"  {a}" for a in series.commits[-1].report.assumptions]
     return "\n".join(lines) + "\n"
 
@@ -226,7 +226,7 @@ def render_markdown(series: SeriesResult, fail_on: str) -> str:
         lines.append(f"| {n} | `{entry.commit.short}` | {entry.commit.subject} | "
                      f"{'cached' if entry.cached else 'proved'} | {counts(entry)} |")
     lines += ["", "#### Transitions", ""] + (_transition_lines(series, markdown=True) or ["none"])
-    lines += ["", "#### Summary", ""] + [f"- {line}" for line in _summary_lines(series, fail_on)]
+    lines += ["", "#### Summary", ""] + [f"- {line}" for line in summary_lines(series, fail_on)]
     if series.reference and differences(series):
         lines += ["", "#### Differences", "", "```"] + _difference_lines(series) + ["```"]
     lines += ["", "<details><summary>Assumptions</summary>", ""]

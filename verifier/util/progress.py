@@ -1,0 +1,13 @@
+"""What a long run tells as it goes: notes, and stages of a known number of steps (so a reader sees counts and
+an estimate of the time left). The proof runs speak this protocol; `report.progress` draws it."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+
+class Progress(Protocol):
+    def note(self, text: str) -> None: ...
+    def start(self, stage: str, total: int) -> None: ...
+    def advance(self, text: str) -> None: ...
+    def close(self) -> None: ...
