@@ -303,18 +303,3 @@ def pseudo_nmi_config(version: str, defconfig: Path) -> Path:
         path.write_text(text)
     return path
 
-
-# A known gap, not a verdict: since a WARN()'s path is followed past its brk, 7.x's do_el0_softstep (software
-# step from EL0, EC 0x32) reaches, through send_user_sigtrap's WARN_ON(!user_mode(current_pt_regs())) path,
-# user_rewind_single_step's task_pt_regs(current), an address the engine cannot place: it does not know that
-# pointer is the exception's own frame (which would make the WARN path infeasible). Those results are UNKNOWN
-# with that reason; these tests accept exactly that one.
-SOFTSTEP_FROM_EL0 = 0x32
-
-
-def softstep_gap(result: dict) -> bool:
-    """The result is UNKNOWN for the known software-step gap above, and for nothing else."""
-    reason = result.get("reason") or ""
-    return (result["verdict"] == "UNKNOWN" and result.get("ec") == [SOFTSTEP_FROM_EL0]
-            and "cannot resolve" in reason and "arch/arm64/kernel/debug-monitors.c:" in reason
-            and ("user_rewind_single_step" in reason or "do_el0_softstep" in reason))

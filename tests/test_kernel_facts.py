@@ -47,7 +47,8 @@ def test_thread_flags_are_what_the_tree_defines(kernel_tree: Callable[[str], Pat
     for name, value in written.items():
         assert info.tif.get(name) == value, name
     assert info.tif["TIF_SINGLESTEP"] == 21
-    assert info.layout.keys() == {"TSK_TI_FLAGS", "S_PC", "S_PSTATE", "S_FRAME_SIZE"}
+    assert info.layout.keys() == {"TSK_TI_FLAGS", "S_PC", "S_PSTATE", "S_FRAME_SIZE", "TSK_STACK", "THREAD_SIZE"}
+    assert info.layout["THREAD_SIZE"] == 1 << 14  # defconfig: 4K pages, no KASAN
     assert info.version.startswith(version + ".")
     assert any("thread flags" in line and "probed" in line for line in info.derived)
 

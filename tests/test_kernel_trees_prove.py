@@ -8,7 +8,6 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
-from kernel_trees import softstep_gap
 
 from verifier.proof.run import replay_counterexample
 from verifier.spec.obligations import OBLIGATIONS
@@ -20,9 +19,9 @@ RULES = ("R1", "R2", "R3", "R4", "R5")
 
 
 def unknowns(report: dict) -> list[str]:
-    """The UNKNOWN results, but for the known software-step gap (kernel_trees.softstep_gap)."""
+    """The UNKNOWN results."""
     return [f"{r['property']} {r['vector']} {r['ec']}: {r['reason']}" for r in report["results"]
-            if r["verdict"] == "UNKNOWN" and not softstep_gap(r)]
+            if r["verdict"] == "UNKNOWN"]
 
 
 @pytest.mark.parametrize("version", ["5.10", "7.2", "7.3"])
@@ -88,14 +87,7 @@ def test_clang_builds_get_the_verdicts_of_gcc_builds(kernel_report: Callable[...
     assert any(line.startswith("build: compiler Debian clang version 19") for line in clang["assumptions"])
     assert any(line.startswith("build: compiler aarch64-linux-gnu-gcc") for line in gcc["assumptions"])
     assert not unknowns(clang), "\n".join(unknowns(clang))
-    # where one build meets the known software-step gap (kernel_trees.softstep_gap) the other may prove it:
-    # those classes are left out of the comparison, every other one must agree
-    gap = {(r["property"], r.get("rule"), r["vector"], ec) for report in (clang, gcc) for r in report["results"]
-           if softstep_gap(r) for ec in r["ec"]}
-    assert {v for v in verdicts_by_class(clang) if v[:4] not in gap} == \
-        {v for v in verdicts_by_class(gcc) if v[:4] not in gap}
-    assert all(v[4] in ("PROVED", "UNKNOWN") for v in verdicts_by_class(clang) | verdicts_by_class(gcc)
-               if v[:4] in gap)
+    assert verdicts_by_class(clang) == verdicts_by_class(gcc)
     for result in clang["results"]:
         if result["verdict"] == "VIOLATED":
             assert replay_counterexample(result["counterexample"]) is not None, (result["property"], result["vector"])

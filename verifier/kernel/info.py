@@ -22,7 +22,7 @@ CONTRACTS_DIR = PROOFS / "contracts"
 # Our layout names -> the asm-offsets.h names they come from (sizeof(struct pt_regs) was S_FRAME_SIZE up to
 # 5.13, PT_REGS_SIZE since).
 _OFFSETS = {"TSK_TI_FLAGS": ("TSK_TI_FLAGS",), "S_PC": ("S_PC",), "S_PSTATE": ("S_PSTATE",),
-            "S_FRAME_SIZE": ("PT_REGS_SIZE", "S_FRAME_SIZE")}
+            "S_FRAME_SIZE": ("PT_REGS_SIZE", "S_FRAME_SIZE"), "TSK_STACK": ("TSK_STACK",)}
 # The section KPTI maps a second time, at TRAMP_VALIAS (asm-offsets.h), for the return to user space.
 TRAMP_SECTION = ".entry.tramp.text"
 
@@ -147,6 +147,12 @@ def read_tif(build_dir: Path) -> dict[str, int]:
     return probe_values(build_dir, "linux/thread_info.h", r"TIF_\w+")
 
 
+def read_thread_size(build_dir: Path) -> int | None:
+    """THREAD_SIZE, the size of a task's kernel stack, as the tree's compiler evaluates <asm/memory.h> for this
+    configuration (the entry code's overflow check tests bit THREAD_SHIFT of the same definitions)."""
+    return probe_values(build_dir, "asm/memory.h", r"THREAD_SIZE").get("THREAD_SIZE")
+
+
 # The capability under which the kernel masks interrupts with ICC_PMR_EL1 (renamed in 6.3).
 PRIORITY_CAPABILITIES = ("ARM64_HAS_GIC_PRIO_MASKING", "ARM64_HAS_IRQ_PRIO_MASKING")
 PSEUDO_NMI_OPTION = "CONFIG_ARM64_PSEUDO_NMI"
@@ -222,6 +228,10 @@ def kernel_info(tree: Path, build_dir: Path) -> KernelInfo:
         tif = read_tif(build_dir)
         derived.append(f"thread flags ({len(tif)} TIF_* bits, TIF_SINGLESTEP={tif.get('TIF_SINGLESTEP')}): "
                        "<linux/thread_info.h> probed with entry-common.c's Kbuild command")
+        thread_size = read_thread_size(build_dir)
+        if thread_size is not None:
+            layout["THREAD_SIZE"] = thread_size
+            derived.append(f"THREAD_SIZE={thread_size}: <asm/memory.h> probed with entry-common.c's Kbuild command")
         priority, described = read_priority(tree, build_dir, caps, options)
         derived.append(described)
     else:

@@ -161,6 +161,10 @@ def build(slot: Slot, image: Image, contracts: Contracts, assumptions: list[Assu
         raise UserError("TSK_TI_FLAGS must be 8-byte aligned", contracts.path)
     initial = Initial(spsr, mdscr, esr, elr, task, flags, slot.from_el0, {})
     percpu_task = contracts.percpu_current
+    printed: list[str] = []
+    stack = task_stack(slot, contracts)
+    if stack is not None:
+        printed.append(stack[1])
 
     def initial_word(region: Region, word: int, epoch: int) -> z3.BitVecRef:
         if not region.bases:
@@ -170,6 +174,8 @@ def build(slot: Slot, image: Image, contracts: Contracts, assumptions: list[Assu
         if (epoch == 0 and slot.from_el0 and percpu_task and word == 0
                 and region == names.percpu_region(percpu_task)):
             return task  # this CPU's entry task is the current task
+        if stack is not None and word == stack[0] and region.bases == (names.CURRENT_TASK,):
+            return sp0 - contracts.layout["THREAD_SIZE"]  # in every epoch: no call moves a running task's stack
         return names.memory_word(region, word, epoch)
 
     memory = Memory(initial=initial_word)
@@ -194,7 +200,6 @@ def build(slot: Slot, image: Image, contracts: Contracts, assumptions: list[Assu
         fresh_sysreg=fresh_sysreg,
     )
     facts = architecture_facts(slot, spsr)
-    printed: list[str] = []
     priority = masking_for(contracts.build.priority, initial.caps)
     pmr = priority.initial_pmr(names.entry_value("icc_pmr_el1.priority", PMR_BITS))
     if pmr is not None:
@@ -211,6 +216,23 @@ def build(slot: Slot, image: Image, contracts: Contracts, assumptions: list[Assu
             raise UserError(f"assumption {assumption.id}: {err}", assumption.source) from None
         printed.append(f"{assumption.id}: {assumption.text} [{assumption.constraint}] ({assumption.source})")
     return SlotStart(initial, state, vectors + slot.offset, facts, printed, context, priority)
+
+
+def task_stack(slot: Slot, contracts: Contracts) -> tuple[int, str] | None:
+    """Where the current task's stack pointer (task_struct.stack) is, and the assumption that relates it to
+    SP_EL1 at the vector, for a slot taken from EL0 when the build gives TSK_STACK (asm-offsets.h) and
+    THREAD_SIZE (<asm/memory.h>) and the current task is known at entry (the contracts' per-CPU entry task).
+    A user task runs with SP_EL1 at the top of its kernel stack, where kernel_exit left it (`add sp, sp,
+    #PT_REGS_SIZE` past the frame it restored, first built by copy_thread() at task_pt_regs()): so the frame
+    kernel_entry builds is task_pt_regs(current), which C code reaches through current->stack."""
+    offset, size = contracts.layout.get("TSK_STACK"), contracts.layout.get("THREAD_SIZE")
+    if not slot.from_el0 or contracts.percpu_current is None or offset is None or size is None or offset & 7:
+        return None
+    text = (f"current-stack: from EL0, SP_EL1 at the vector is the top of the current task's kernel stack: "
+            f"current->stack (TSK_STACK={offset}) is SP_EL1 - THREAD_SIZE ({size}), so task_pt_regs(current) is "
+            "the frame kernel_entry builds; no call changes a running task's stack pointer "
+            "(kernel_exit leaves SP_EL1 there on every return to EL0; copy_thread() starts a task so)")
+    return offset, text
 
 
 def image_word(image: Image, address: int) -> z3.BitVecRef | None:
