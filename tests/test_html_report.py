@@ -26,14 +26,18 @@ DOCS = ROOT / "docs"
 
 
 class Page(HTMLParser):
-    """The elements the checks need: slot rows, cells with their links, sections, timeline lanes."""
+    """The elements the checks need: slot rows (a run's page) or commit rows (a series'), cells with their
+    status, transition mark and link, sections, timeline lanes with their states, failing steps."""
 
     def __init__(self) -> None:
         super().__init__()
         self.slots: list[str] = []
-        self.cells: list[dict[str, str]] = []  # status, href
+        self.commits: list[str] = []
+        self.cells: list[dict[str, str]] = []  # status, href, and on a series page: commit, transition
         self.sections: set[str] = set()
         self.rects: list[dict[str, str]] = []
+        self.lanes: dict[str, set[str]] = {}  # section -> its timeline's lanes
+        self.states: dict[tuple[str, str, str], str] = {}  # (section, lane, step) -> on / off
         self.failing: list[str] = []
         self._cell: dict[str, str] | None = None
         self._section = ""
@@ -46,8 +50,14 @@ class Page(HTMLParser):
                 self.references.append(a[key])
         if tag == "tr" and "data-slot" in a:
             self.slots.append(a["data-slot"])
+        elif tag == "tr" and "data-commit" in a:
+            self.commits.append(a["data-commit"])
         elif tag == "td" and "data-status" in a:
             self._cell = {"status": a["data-status"]}
+            if self.commits:
+                self._cell["commit"] = self.commits[-1]
+            if "data-transition" in a:
+                self._cell["transition"] = a["data-transition"]
             self.cells.append(self._cell)
         elif tag == "a" and self._cell is not None:
             self._cell["href"] = a.get("href", "")
@@ -56,6 +66,8 @@ class Page(HTMLParser):
             self.sections.add(a["id"])
         elif tag == "rect" and "data-lane" in a:
             self.rects.append({**a, "section": self._section})
+            self.lanes.setdefault(self._section, set()).add(a["data-lane"])
+            self.states[(self._section, a["data-lane"], a["data-step"])] = a["data-state"]
         elif tag == "rect" and "data-failing" in a:
             self.failing.append(f"{self._section} {a['data-failing']} {a['data-step']}")
 

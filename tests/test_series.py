@@ -9,12 +9,12 @@ import json
 import re
 import subprocess
 import xml.etree.ElementTree as ET
-from html.parser import HTMLParser
 from importlib import resources
 from pathlib import Path
 
 import jsonschema
 import pytest
+from test_html_report import Page
 
 from verifier.cli.main import main
 from verifier.kernel.snapshot import Snapshot, take
@@ -137,7 +137,7 @@ def test_html_page_of_a_series_leads_from_the_transition_to_the_timeline() -> No
                  commit(3, [proved()]))
     text = render_series_html(run, "any")
     assert not re.search(r"https?://|<link|<script src|@import", text), "a network reference"
-    page = SeriesPage()
+    page = Page()
     page.feed(text)
     assert page.commits == ["0" * 40] + [f"{n:040x}" for n in (1, 2, 3)]
     marks = {(c["commit"], c.get("transition")) for c in page.cells if c.get("transition")}
@@ -151,45 +151,6 @@ def test_html_page_of_a_series_leads_from_the_transition_to_the_timeline() -> No
     fixed = next(c for c in page.cells if c.get("transition") == "fixes")
     assert fixed["status"] == "closed"
     assert "breaks d-restored on el1h_irq: PROVED -&gt; VIOLATED" in text
-
-
-class SeriesPage(HTMLParser):
-    """A series page's rows (commits), its cells with their transition marks and links, sections, lanes."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.commits: list[str] = []
-        self.cells: list[dict[str, str]] = []
-        self.sections: set[str] = set()
-        self.lanes: dict[str, set[str]] = {}
-        self.states: dict[tuple[str, str, str], str] = {}  # (section, lane, step) -> on / off
-        self.failing: list[str] = []
-        self._cell: dict[str, str] | None = None
-        self._section = ""
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        a = {k: v or "" for k, v in attrs}
-        if tag == "tr" and "data-commit" in a:
-            self.commits.append(a["data-commit"])
-        elif tag == "td" and "data-status" in a:
-            self._cell = {"status": a["data-status"], "commit": self.commits[-1]}
-            if "data-transition" in a:
-                self._cell["transition"] = a["data-transition"]
-            self.cells.append(self._cell)
-        elif tag == "a" and self._cell is not None:
-            self._cell["href"] = a.get("href", "")
-        elif tag == "section" and "id" in a:
-            self._section = a["id"]
-            self.sections.add(a["id"])
-        elif tag == "rect" and "data-lane" in a:
-            self.lanes.setdefault(self._section, set()).add(a["data-lane"])
-            self.states[(self._section, a["data-lane"], a["data-step"])] = a["data-state"]
-        elif tag == "rect" and "data-failing" in a:
-            self.failing.append(f"{self._section} {a['data-failing']} {a['data-step']}")
-
-    def handle_endtag(self, tag: str) -> None:
-        if tag == "td":
-            self._cell = None
 
 
 def test_sarif_validates_against_the_official_schema_with_code_flows(tmp_path: Path) -> None:

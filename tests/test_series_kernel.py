@@ -20,8 +20,8 @@ from typing import Any
 import pytest
 import yaml
 from kernel_repos import commit_edits, git, user_repo
-from test_html_report import chromium
-from test_series import SeriesPage, sarif_validator
+from test_html_report import Page, chromium
+from test_series import sarif_validator
 
 from verifier.cli.main import main
 
@@ -149,7 +149,7 @@ def test_html_page_of_the_series_leads_to_the_counterexample(setting: dict[str, 
     assert status == first_run["status"]
     text = out.read_text()
     assert not re.search(r"https?://|<link|<script src|@import", text), "a network reference"
-    page = SeriesPage()
+    page = Page()
     page.feed(text)
     shas = setting["shas"]
     assert page.commits[1:] == [shas[k] for k in ("untouched", "break", "harmless", "fix")]
