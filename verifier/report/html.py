@@ -105,8 +105,8 @@ def timeline(cex: dict[str, Any]) -> str:
     failing = cex.get("failing", {})
     steps = compress_steps(cex.get("trace", []), failing)
     lanes = _lanes(steps)
-    width = LEFT + STEP_WIDTH * max(len(steps), 1) + 20
-    height = TOP + LANE_HEIGHT * len(lanes) + 190
+    width = LEFT + STEP_WIDTH * max(len(steps), 1) + 200  # the last slanted label runs right
+    height = TOP + LANE_HEIGHT * len(lanes) + 300  # room for the slanted labels
     out = [f'<svg class="timeline" width="{width}" height="{height}" '
            f'role="img" aria-label="masking along the path">']
     for row, (name, _, _) in enumerate(lanes):
@@ -130,8 +130,10 @@ def timeline(cex: dict[str, Any]) -> str:
             out.append(f'<rect x="{x - 1}" y="{TOP}" width="{STEP_WIDTH}" height="{len(lanes) * LANE_HEIGHT}" '
                        f'class="failing" data-failing="{html.escape(where)}" data-step="{column}"/>')
         gap = f" (+{skipped} lines)" if skipped else ""
+        # the label: the line, then the function (the inlined C function nested in it: `outer>inner`)
+        shown = f"{where} {function}" + (f">{inlined}" if inlined else "")
         out.append(f'<text transform="translate({x + 12},{y0 + 6}) rotate(60)" class="step">'
-                   f'<title>{label}: {insn}{gap}</title>{html.escape(where)}{gap}</text>')
+                   f'<title>{label}: {insn}{gap}</title>{html.escape(shown)}{gap}</text>')
     out.append("</svg>")
     return "\n".join(out)
 
