@@ -215,6 +215,19 @@ def test_merge_combines_shards_and_refuses_incomplete_sets() -> None:
         finish([one, shard_doc(2, 2, {"k0": ["el1h_fiq"]})])
 
 
+def test_merge_writes_the_series_page(tmp_path: Path) -> None:
+    shards = []
+    for index, slot in ((1, "el1h_irq"), (2, "el1h_fiq")):
+        shards.append(tmp_path / f"shard{index}.json")
+        shards[-1].write_text(json.dumps(shard_doc(index, 2, {"k0": [slot], "k1": [slot]})))
+    page_file = tmp_path / "series.html"
+    assert main(["merge", *map(str, shards), "--format", "html", "-o", str(page_file)]) == 0
+    page = Page()
+    page.feed(page_file.read_text())
+    assert len(page.commits) == 2 and {c["status"] for c in page.cells} == {"closed"}
+    assert main(["merge", *map(str, shards), "--format", "html"]) == 2  # a page needs -o FILE
+
+
 def test_merge_command_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     bad = tmp_path / "bad.json"
     bad.write_text('{"format": "something else"}')
