@@ -68,6 +68,10 @@ class Transition:
     def fixes(self) -> bool:
         return self.before not in GOOD and self.after in GOOD
 
+    @builtins.property
+    def verb(self) -> str:
+        return "breaks" if self.breaks else ("fixes" if self.fixes else "changes")
+
     def json(self) -> dict[str, Any]:
         return {"sha": self.sha, "property": self.property, "vector": self.vector, "ec": self.ec,
                 "from": self.before, "to": self.after}

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from verifier.report.html import ENVIRONMENT, LEGEND, STATUS_CLASS, STYLE, property_order, result_block, status_of
 from verifier.report.text import cell_text
 from verifier.series.diff import GOOD, Transition, cells, transitions
-from verifier.series.report import summary_lines
+from verifier.series.report import grouped, summary_lines
 from verifier.series.run import CommitReport, SeriesResult
 from verifier.spec.verdicts import Result, ec_label
 
@@ -36,14 +36,12 @@ class Change:
         return "fixes" if all(t.fixes for t in self.items) else "changes"
 
     def lines(self) -> list[str]:
-        grouped: dict[tuple, list[str]] = {}
-        for t in self.items:
-            verb = "breaks" if t.breaks else ("fixes" if t.fixes else "changes")
-            key = (verb, t.property, t.vector, t.before, t.after)
-            grouped.setdefault(key, []).append("" if t.ec is None else ec_label(t.ec))
-        return [f"{verb} {prop} on {vector}{' EC ' + ', '.join(ecs) if any(ecs) else ''}: "
-                f"{before or 'none'} -> {after or 'none'}"
-                for (verb, prop, vector, before, after), ecs in grouped.items()]
+        out = []
+        for t, ecs in grouped(self.items):
+            labels = ", ".join(ec_label(ec) for ec in ecs if ec is not None)
+            out.append(f"{t.verb} {t.property} on {t.vector}{' EC ' + labels if labels else ''}: "
+                       f"{t.before or 'none'} -> {t.after or 'none'}")
+        return out
 
 
 @dataclass

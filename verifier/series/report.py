@@ -41,7 +41,8 @@ def where(result: Result) -> str:
     return f"{failing['file']}:{failing['line']}: {failing['function']}: {failing.get('what', failing['insn'])}"
 
 
-def _grouped(items: list[Transition]) -> list[tuple[Transition, list[int | None]]]:
+def grouped(items: list[Transition]) -> list[tuple[Transition, list[int | None]]]:
+    """The transitions with the same commit, property, slot and verdicts as one, with their exception classes."""
     groups: dict[tuple, tuple[Transition, list[int | None]]] = {}
     for t in items:
         key = (t.sha, t.property, t.vector, t.before, t.after)
@@ -153,12 +154,11 @@ def _commit_line(n: int | str, entry: CommitReport, previous: CommitReport | Non
 def _transition_lines(series: SeriesResult, markdown: bool) -> list[str]:
     lines = []
     by_commit = {entry.commit.sha: cells(entry) for entry in series.commits}
-    for t, ecs in _grouped(transitions(series)):
-        verb = "breaks" if t.breaks else ("fixes" if t.fixes else "changes")
+    for t, ecs in grouped(transitions(series)):
         result = by_commit[t.sha].get((t.property, t.vector, ecs[0]))
         at = f" at {where(result)}" if result is not None and t.after not in GOOD and where(result) else ""
         sha = f"`{t.sha[:12]}`" if markdown else t.sha[:12]
-        lines.append(f"{'- ' if markdown else '  '}{sha} {verb} {t.property} on {t.vector}{_ecs(ecs)}: "
+        lines.append(f"{'- ' if markdown else '  '}{sha} {t.verb} {t.property} on {t.vector}{_ecs(ecs)}: "
                      f"{t.before or 'none'} -> {t.after or 'none'}{at}")
     return lines
 
